@@ -1,0 +1,59 @@
+/**
+ * Every error steward raises on purpose carries a stable code from this one
+ * registry. Codes never change meaning; messages say what to do next.
+ * docs/errors.md lists them all (a test keeps the two in step).
+ */
+export const ERROR_CODES = {
+  CONFIG_READ: 'the config file could not be read',
+  CONFIG_INVALID: 'the config file failed validation',
+  SECRET_READ: 'a secret file named in the config could not be read',
+  MANIFEST_INVALID: 'a manifest failed to parse or validate',
+  REVISION_REJECTED: 'a Git revision was rejected as a whole',
+  SOURCE_UNREACHABLE: 'the Git source could not be reached or read',
+  SOURCE_REF_NOT_FOUND: 'the configured branch or tag does not exist in the source',
+  PATH_ESCAPE: 'a File path leads outside the provider root',
+  FILE_NOT_REGULAR: 'a managed path exists but is not a regular file',
+  OBSERVE_FAILED: 'observed state could not be read',
+  APPLY_FAILED: 'a change could not be applied',
+  STATE_CORRUPT: 'a file in the state directory is corrupt',
+  STATE_LOCKED: 'another agent holds the state directory',
+  USAGE: 'the command line was not understood',
+  PROVIDER_NOT_CONFIGURED: 'a manifest needs a provider that the config does not set up',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class StewardError extends Error {
+  readonly code: ErrorCode;
+  /** Extra, non-secret facts for logs and API responses. */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'StewardError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** A problem found at a place in a file; rendered `file:line:col: message` (1-based). */
+export interface SourceProblem {
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+}
+
+export function formatProblem(p: SourceProblem): string {
+  return `${p.file}:${p.line}:${p.col}: ${p.message}`;
+}
+
+export function isStewardError(e: unknown, code?: ErrorCode): e is StewardError {
+  return e instanceof StewardError && (code === undefined || e.code === code);
+}
+
+/** The message of anything thrown, without stack or secrets beyond what the thrower put there. */
+export function errorMessage(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
