@@ -1,0 +1,265 @@
+/**
+ * The daemon: polls the source, schedules cycles, owns the persisted state.
+ *
+ * Triggers: level (every reconcile.interval) and edge (a new revision, or an
+ * explicit `trigger()` from the admin API or a push webhook). At most one
+ * cycle runs; triggers that arrive during it coalesce into ONE follow-up.
+ */
+import type { GuardrailConfig, Mode } from '../policies/types.js';
+import type { KindDefinition, Provider } from '../providers/types.js';
+import { errorMessage } from './errors.js';
+import type { AgentEvent, EventSink } from './events.js';
+import type { Logger } from './log.js';
+import { type CycleReport, Reconciler } from './reconciler.js';
+import type { DesiredStateSource, PollOutcome } from './source/source.js';
+import type { PersistedState, StateStore } from './state/types.js';
+
+export interface AgentOptions {
+  source: DesiredStateSource;
+  kinds: ReadonlyMap<string, KindDefinition>;
+  providers: ReadonlyMap<string, Provider>;
+  store: StateStore;
+  guardrails: GuardrailConfig;
+  initialMode: Mode;
+  sourceIntervalMs: number;
+  reconcileIntervalMs: number;
+  log: Logger;
+  clock?: () => number;
+  random?: () => number;
+  onEvent?: EventSink;
+}
+
+export class Agent {
+  private state: PersistedState | null = null;
+  private readonly reconciler: Reconciler;
+  private readonly clock: () => number;
+  private running: Promise<void> | null = null;
+  private pending = false;
+  private stopping = false;
+  private timers: NodeJS.Timeout[] = [];
+  private polling: Promise<PollOutcome> | null = null;
+  private sourceDown = false;
+  /** Set by freeze / observe requests: the cycle in flight starts no further action. */
+  private haltActions = false;
+  /** Serialises cycles and state changes: nothing may read-modify-write the state concurrently. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly listeners: EventSink[] = [];
+  /** The last completed cycle, and the number of cycles run. */
+  lastCycle: CycleReport | null = null;
+  cycles = 0;
+  /** When a cycle last completed on a good revision (readiness). */
+  lastGoodCycleAt: number | null = null;
+  lastCycleError: string | null = null;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.clock = opts.clock ?? Date.now;
+    if (opts.onEvent) this.listeners.push(opts.onEvent);
+    this.reconciler = new Reconciler({
+      kinds: opts.kinds,
+      providers: opts.providers,
+      store: opts.store,
+      guardrails: opts.guardrails,
+      initialMode: opts.initialMode,
+      clock: this.clock,
+      random: opts.random ?? Math.random,
+      log: opts.log,
+      emit: (e) => this.emit(e),
+    });
+  }
+
+  onEvent(sink: EventSink): void {
+    this.listeners.push(sink);
+  }
+
+  private emit(e: AgentEvent): void {
+    const level = e.type === 'resource_released' || e.type === 'revision_accepted' || e.type === 'source_recovered' ? 'info' : 'warn';
+    this.opts.log[level]({ event: e }, e.type);
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.opts.log.error({ err: errorMessage(err) }, 'event listener failed');
+      }
+    }
+  }
+
+  get source(): DesiredStateSource {
+    return this.opts.source;
+  }
+
+  /** The persisted state as of now (read-only view). */
+  get currentState(): Readonly<PersistedState> {
+    if (!this.state) throw new Error('agent not initialised');
+    return this.state;
+  }
+
+  get mode(): Mode {
+    return this.currentState.mode ?? this.opts.initialMode;
+  }
+
+  /** Loads the state (a corrupt one throws) and restores the last accepted revision. */
+  async init(): Promise<void> {
+    this.state = await this.opts.store.load();
+    const sha = this.state.revision?.sha;
+    if (sha && (await this.opts.source.restore(sha))) this.opts.log.info({ sha }, 'restored last accepted revision');
+  }
+
+  /** Starts polling and the level trigger; the first poll and cycle run at once. */
+  async start(): Promise<void> {
+    if (!this.state) await this.init();
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(fn, ms);
+      this.timers.push(t);
+    };
+    every(this.opts.sourceIntervalMs, () => void this.poll());
+    every(this.opts.reconcileIntervalMs, () => this.trigger('interval'));
+    const first = await this.poll();
+    if (first.kind !== 'accepted') this.trigger('start'); // accepted already triggered
+  }
+
+  /** Asks the source for news; a new good revision triggers a cycle. Concurrent calls share one poll. */
+  poll(): Promise<PollOutcome> {
+    if (this.polling) return this.polling;
+    this.polling = (async () => {
+      try {
+        const outcome = await this.opts.source.poll();
+        this.onPoll(outcome);
+        return outcome;
+      } finally {
+        this.polling = null;
+      }
+    })();
+    return this.polling;
+  }
+
+  private onPoll(o: PollOutcome): void {
+    if (o.kind === 'error') {
+      if (!this.sourceDown) this.emit({ type: 'source_unreachable', error: o.error.message, code: o.error.code });
+      this.sourceDown = true;
+      return;
+    }
+    if (this.sourceDown) {
+      this.sourceDown = false;
+      this.emit({ type: 'source_recovered', sha: o.kind === 'accepted' ? o.revision.sha : o.sha });
+    }
+    if (o.kind === 'rejected') this.emit({ type: 'revision_rejected', sha: o.sha, problems: o.problems });
+    if (o.kind === 'accepted') {
+      this.emit({ type: 'revision_accepted', sha: o.revision.sha, resources: o.revision.resources.length });
+      this.trigger('revision');
+    }
+  }
+
+  /** Requests a cycle. Returns a promise that settles when the cycle (or the one it coalesced into) is done. */
+  trigger(reason: string): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    if (this.running) {
+      this.pending = true;
+      return this.running;
+    }
+    this.opts.log.debug({ reason }, 'cycle triggered');
+    this.running = this.runCycles().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async runCycles(): Promise<void> {
+    do {
+      this.pending = false;
+      await this.runOneCycle();
+    } while (this.pending && !this.stopping);
+  }
+
+  /** Runs `fn` after every earlier state change or cycle has finished. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private runOneCycle(): Promise<void> {
+    return this.exclusive(() => this.cycleNow());
+  }
+
+  private async cycleNow(): Promise<void> {
+    this.haltActions = false;
+    const revision = this.opts.source.current;
+    if (!revision || !this.state) {
+      this.opts.log.warn('no good revision yet; nothing to reconcile');
+      return;
+    }
+    try {
+      const { state, report } = await this.reconciler.cycle(revision, this.state, () => this.stopping || this.haltActions);
+      this.state = state;
+      this.lastCycle = report;
+      this.cycles++;
+      this.lastGoodCycleAt = this.clock();
+      this.lastCycleError = null;
+      this.opts.log.info(
+        {
+          revision: report.revision.slice(0, 12),
+          mode: report.mode,
+          frozen: report.frozen,
+          managed: report.managed,
+          drifted: report.drifted,
+          applied: report.applied,
+          failed: report.failed,
+          held: report.held,
+          observeErrors: report.observeErrors,
+          durationMs: report.durationMs,
+        },
+        'cycle',
+      );
+    } catch (e) {
+      // Only persisting can fail here; reload so memory never runs ahead of disk.
+      this.lastCycleError = errorMessage(e);
+      this.opts.log.error({ err: this.lastCycleError }, 'cycle failed');
+      this.state = await this.opts.store.load().catch(() => this.state);
+    }
+  }
+
+  /** Waits for the cycle in flight (and its coalesced follow-up), if any. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** Changes state outside a cycle (freeze, mode, approvals): after the cycle in flight, persisted before it counts. */
+  update(fn: (s: PersistedState) => PersistedState): Promise<PersistedState> {
+    return this.exclusive(async () => {
+      const next = fn(this.currentState);
+      await this.opts.store.save(next);
+      this.state = next;
+      return next;
+    });
+  }
+
+  async setMode(mode: Mode, by: string): Promise<void> {
+    if (mode === 'observe') this.haltActions = true;
+    await this.update((s) => ({ ...s, mode }));
+    this.emit({ type: 'mode_changed', mode, by });
+  }
+
+  async freeze(reason: string, by: string): Promise<void> {
+    this.haltActions = true;
+    await this.update((s) => ({ ...s, freeze: { reason, by, since: this.clock() } }));
+    this.emit({ type: 'frozen', reason, by });
+  }
+
+  async unfreeze(by: string, approveRevision: string | null): Promise<void> {
+    await this.update((s) => ({
+      ...s,
+      freeze: null,
+      approvals: approveRevision && !s.approvals.includes(approveRevision) ? [...s.approvals, approveRevision].slice(-20) : s.approvals,
+    }));
+    this.emit({ type: 'unfrozen', by, approveRevision });
+  }
+
+  /** Graceful stop: no new cycle or action starts; the action in flight finishes; state is flushed. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.running;
+    await this.polling?.catch(() => undefined);
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * Reading desired state from Git with isomorphic-git, without a work tree.
+ *
+ * Remote (smart HTTP/S): each poll asks for the remote ref first (one GET of
+ * info/refs) and fetches — shallow, single branch — only when it moved.
+ * Local repository: read in place (isomorphic-git cannot fetch from a path).
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import git from 'isomorphic-git';
+import { errorMessage, StewardError } from '../errors.js';
+import type { ManifestFile } from '../manifest.js';
+import { isManifestPath } from '../manifest.js';
+import { countingHttp, type HttpCounters } from './http-client.js';
+
+export interface GitSourceOptions {
+  url: string;
+  kind: 'http' | 'local';
+  ref: string;
+  path: string;
+  auth: { username: string; password: string } | null;
+  /** Where a remote's objects are cached (inside the state dir). */
+  cacheDir: string;
+}
+
+/** Files bigger than this are rejected as manifests (a guard against a pushed blob). */
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+export interface ReadResult {
+  files: ManifestFile[];
+  /** Problems that make the revision invalid regardless of YAML (missing folder, bad encoding, too large). */
+  problems: Array<{ file: string; message: string }>;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Redacts credentials from anything that might be logged. */
+function redact(message: string, secret: string | undefined): string {
+  return secret ? message.split(secret).join('***') : message;
+}
+
+export class GitRepository {
+  readonly counters: HttpCounters = { requests: 0, packRequests: 0, bytesIn: 0 };
+  private readonly http = countingHttp(this.counters);
+  private readonly cache: object = {};
+  private gitdir: string | null = null;
+  private readonly headers: Record<string, string>;
+
+  constructor(private readonly opts: GitSourceOptions) {
+    this.headers = { 'user-agent': 'steward' };
+    if (opts.auth) {
+      // Sent up front, so the credentials never depend on a 401 round trip.
+      const token = Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64');
+      this.headers['authorization'] = `Basic ${token}`;
+    }
+  }
+
+  /** A clear, secret-free error for anything that went wrong talking to the source. */
+  private unreachable(e: unknown, what: string): StewardError {
+    if (e instanceof StewardError) return e;
+    const status = (e as { data?: { statusCode?: number } }).data?.statusCode;
+    let hint = '';
+    if (status === 401 || status === 403) hint = ' (authentication failed: check source.auth)';
+    else if (status === 404) hint = ' (repository not found: check source.url)';
+    const msg = redact(errorMessage(e), this.opts.auth?.password);
+    return new StewardError('SOURCE_UNREACHABLE', `${what} ${this.opts.url} failed: ${msg}${hint}`, { status }, { cause: undefined });
+  }
+
+  private async localGitdir(): Promise<string> {
+    if (this.gitdir) return this.gitdir;
+    const dotGit = join(this.opts.url, '.git');
+    if (fs.existsSync(join(dotGit, 'HEAD'))) this.gitdir = dotGit;
+    else if (fs.existsSync(join(this.opts.url, 'HEAD')) && fs.existsSync(join(this.opts.url, 'objects'))) this.gitdir = this.opts.url;
+    else
+      throw new StewardError(
+        'SOURCE_UNREACHABLE',
+        `source.url ${this.opts.url} is not a Git repository (no .git/ and not a bare repository)`,
+      );
+    return this.gitdir;
+  }
+
+  private async cacheGitdir(): Promise<string> {
+    if (this.gitdir) return this.gitdir;
+    const id = createHash('sha256').update(this.opts.url).digest('hex').slice(0, 16);
+    const dir = join(this.opts.cacheDir, id);
+    if (!fs.existsSync(join(dir, 'HEAD'))) {
+      await fs.promises.mkdir(dir, { recursive: true });
+      await git.init({ fs, gitdir: dir, bare: true, defaultBranch: 'steward' });
+      // isomorphic-git's fetch needs a remote with a refspec to record what it fetched.
+      await git.addRemote({ fs, gitdir: dir, remote: 'origin', url: this.opts.url, force: true });
+    }
+    this.gitdir = dir;
+    return dir;
+  }
+
+  private candidates(): string[] {
+    const r = this.opts.ref;
+    return r.startsWith('refs/') ? [r] : [`refs/heads/${r}`, `refs/tags/${r}`];
+  }
+
+  /** The commit the configured ref points at now (remote: one info/refs request, no pack). */
+  async resolve(): Promise<{ sha: string; fullRef: string }> {
+    if (this.opts.kind === 'local') {
+      const gitdir = await this.localGitdir();
+      for (const ref of this.candidates()) {
+        try {
+          const oid = await git.resolveRef({ fs, gitdir, ref });
+          return { sha: await this.peel(gitdir, oid), fullRef: ref };
+        } catch {}
+      }
+      throw new StewardError('SOURCE_REF_NOT_FOUND', `ref "${this.opts.ref}" not found in ${this.opts.url}; check source.ref`);
+    }
+    let refs: Awaited<ReturnType<typeof git.listServerRefs>>;
+    try {
+      refs = await git.listServerRefs({ http: this.http, url: this.opts.url, headers: this.headers, protocolVersion: 1, peelTags: true });
+    } catch (e) {
+      throw this.unreachable(e, 'asking for refs of');
+    }
+    for (const ref of this.candidates()) {
+      const hit = refs.find((r) => r.ref === ref);
+      if (hit) return { sha: hit.peeled ?? hit.oid, fullRef: ref };
+    }
+    throw new StewardError('SOURCE_REF_NOT_FOUND', `ref "${this.opts.ref}" not found at ${this.opts.url}; check source.ref`);
+  }
+
+  private async peel(gitdir: string, oid: string): Promise<string> {
+    let cur = oid;
+    for (let i = 0; i < 10; i++) {
+      const o = await git.readObject({ fs, gitdir, oid: cur, cache: this.cache });
+      if (o.type !== 'tag') return cur;
+      cur = (o.object as { object: string }).object;
+    }
+    return cur;
+  }
+
+  private async hasCommit(gitdir: string, sha: string): Promise<boolean> {
+    try {
+      await git.readCommit({ fs, gitdir, oid: sha, cache: this.cache });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Makes sure the commit is available locally (remote: shallow single-branch fetch, only if missing). */
+  async ensure(sha: string, fullRef: string): Promise<void> {
+    if (this.opts.kind === 'local') return;
+    const gitdir = await this.cacheGitdir();
+    if (await this.hasCommit(gitdir, sha)) return;
+    try {
+      await git.fetch({
+        fs,
+        http: this.http,
+        gitdir,
+        cache: this.cache,
+        url: this.opts.url,
+        ref: `refs/remotes/origin/${fullRef.replace(/^refs\/(heads|tags)\//, '')}`,
+        remoteRef: fullRef,
+        singleBranch: true,
+        depth: 1,
+        tags: false,
+        headers: this.headers,
+      });
+    } catch (e) {
+      throw this.unreachable(e, 'fetching');
+    }
+    if (!(await this.hasCommit(gitdir, sha)))
+      throw new StewardError('SOURCE_UNREACHABLE', `fetched ${fullRef} from ${this.opts.url} but commit ${sha} is not in it (the ref moved); will retry`);
+  }
+
+  /** Reads every manifest under source.path at the commit, straight from the object store. */
+  async readManifests(sha: string): Promise<ReadResult> {
+    const gitdir = this.opts.kind === 'local' ? await this.localGitdir() : await this.cacheGitdir();
+    const dir = this.opts.path === '.' ? '' : this.opts.path;
+    const problems: ReadResult['problems'] = [];
+    const blobs: Array<{ path: string; oid: string }> = [];
+    let root: Awaited<ReturnType<typeof git.readTree>>;
+    try {
+      root = await git.readTree({ fs, gitdir, oid: sha, filepath: dir || undefined, cache: this.cache });
+    } catch (e) {
+      const missing = (e as { code?: string }).code === 'NotFoundError';
+      if (missing) return { files: [], problems: [{ file: dir || '.', message: `source.path "${dir}" does not exist at ${sha.slice(0, 12)}` }] };
+      throw this.unreachable(e, 'reading');
+    }
+    const walk = async (tree: typeof root.tree, prefix: string): Promise<void> => {
+      for (const entry of tree) {
+        const p = prefix ? `${prefix}/${entry.path}` : entry.path;
+        if (entry.type === 'tree') {
+          const sub = await git.readTree({ fs, gitdir, oid: entry.oid, cache: this.cache });
+          await walk(sub.tree, p);
+        } else if (entry.type === 'blob' && isManifestPath(p, '')) blobs.push({ path: p, oid: entry.oid });
+      }
+    };
+    await walk(root.tree, dir);
+    const files: ManifestFile[] = [];
+    for (const b of blobs) {
+      const { blob } = await git.readBlob({ fs, gitdir, oid: b.oid, cache: this.cache });
+      if (blob.byteLength > MAX_MANIFEST_BYTES) {
+        problems.push({ file: b.path, message: `file is ${blob.byteLength} bytes; manifests are limited to ${MAX_MANIFEST_BYTES}` });
+        continue;
+      }
+      try {
+        files.push({ file: b.path, text: decoder.decode(blob) });
+      } catch {
+        problems.push({ file: b.path, message: 'file is not valid UTF-8' });
+      }
+    }
+    return { files, problems };
+  }
+}

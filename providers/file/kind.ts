@@ -1,0 +1,101 @@
+/**
+ * `kind: File` — a regular file under `providers.file.root`.
+ *
+ *   spec: { path: etc/motd, content: "hello\n", mode: "0644", ensure: present }
+ *
+ * `path` is the identity (relative to the root, never leaving it). Owned
+ * fields are `ensure` (always), and `content` / `mode` when Git sets them.
+ * Observed "missing" reads as `{ensure: absent}`, so creating and deleting are
+ * ordinary drift on `/spec/ensure`.
+ */
+import { posix } from 'node:path';
+import { describeType, isPlainObject, unknownKeys } from '../spec-check.js';
+import type { DesiredResource, KindDefinition, OwnedDoc, SpecProblem } from '../types.js';
+
+export interface FileSpec {
+  path: string;
+  content?: string;
+  mode?: string;
+  ensure: 'present' | 'absent';
+}
+
+const FIELDS = ['path', 'content', 'mode', 'ensure'] as const;
+const MODE_RE = /^0?[0-7]{3}$/;
+
+/** Why a relative path is unsafe or unclear, or null when it is fine. */
+export function checkRelativePath(p: string): string | null {
+  if (p.length === 0) return 'must not be empty';
+  if (p.includes('\0')) return 'must not contain NUL';
+  if (p.includes('\\')) return 'must use "/" as separator (backslash found)';
+  if (p.startsWith('/')) return 'must be relative to providers.file.root, not absolute';
+  if (p.split('/').includes('..')) return 'must not contain ".." (it would leave providers.file.root)';
+  const norm = posix.normalize(p);
+  if (norm === '.' || p.endsWith('/')) return 'must name a file, not a directory';
+  if (norm !== p) return `is not in normal form; write "${norm}"`;
+  return null;
+}
+
+/** Canonical 4-digit octal mode string. */
+export function normalizeMode(mode: string): string {
+  return mode.padStart(4, '0');
+}
+
+function validate(spec: unknown): SpecProblem[] {
+  if (!isPlainObject(spec)) return [{ path: ['spec'], message: `spec must be a mapping, got ${describeType(spec)}` }];
+  const problems = unknownKeys(spec, FIELDS, ['spec']);
+  const { path, content, mode, ensure } = spec;
+  if (path === undefined) problems.push({ path: ['spec'], message: 'spec.path is required' });
+  else if (typeof path !== 'string') problems.push({ path: ['spec', 'path'], message: `spec.path must be a string, got ${describeType(path)}` });
+  else {
+    const why = checkRelativePath(path);
+    if (why) problems.push({ path: ['spec', 'path'], message: `spec.path "${path}" ${why}` });
+  }
+  if (content !== undefined && typeof content !== 'string')
+    problems.push({ path: ['spec', 'content'], message: `spec.content must be a string, got ${describeType(content)}` });
+  if (mode !== undefined) {
+    if (typeof mode === 'number')
+      problems.push({
+        path: ['spec', 'mode'],
+        message: `spec.mode must be a quoted octal string such as "0644" (YAML reads an unquoted ${mode} as a decimal number)`,
+      });
+    else if (typeof mode !== 'string' || !MODE_RE.test(mode))
+      problems.push({ path: ['spec', 'mode'], message: `spec.mode must be an octal string such as "0644", got ${describeType(mode)}` });
+  }
+  if (ensure !== undefined && ensure !== 'present' && ensure !== 'absent')
+    problems.push({ path: ['spec', 'ensure'], message: `spec.ensure must be "present" or "absent", got ${describeType(ensure)}` });
+  if (ensure === 'absent')
+    for (const f of ['content', 'mode'] as const)
+      if (spec[f] !== undefined) problems.push({ path: ['spec', f], message: `spec.${f} makes no sense with ensure: absent` });
+  return problems;
+}
+
+function toDesired(spec: Readonly<Record<string, unknown>>): OwnedDoc {
+  if (spec['ensure'] === 'absent') return { spec: { ensure: 'absent' } };
+  const out: Record<string, unknown> = { ensure: 'present' };
+  if (typeof spec['content'] === 'string') out['content'] = spec['content'];
+  if (typeof spec['mode'] === 'string') out['mode'] = normalizeMode(spec['mode']);
+  return { spec: out };
+}
+
+function validateAll(resources: readonly DesiredResource[]) {
+  const seen = new Map<string, string>();
+  const out: Array<{ key: string; path: Array<string | number>; message: string }> = [];
+  for (const r of resources) {
+    if (r.kind !== 'File') continue;
+    const p = r.spec['path'] as string;
+    const first = seen.get(p);
+    if (first) out.push({ key: r.key, path: ['spec', 'path'], message: `spec.path "${p}" is already managed by ${first}` });
+    else seen.set(p, `${r.key} (${r.origin})`);
+  }
+  return out;
+}
+
+export const fileKind: KindDefinition = {
+  kind: 'File',
+  provider: 'file',
+  validate,
+  toDesired,
+  removable: () => false,
+  disruptive: [],
+  validateAll,
+};

@@ -1,0 +1,31 @@
+/** Small helpers for validating a manifest's `spec` and reporting by path. */
+import type { PathSegment } from '../agent/yaml.js';
+import { FORBIDDEN_KEYS } from '../agent/yaml.js';
+import type { SpecProblem } from './types.js';
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+/** Reports keys that are not in `allowed` (with a hint for near misses). */
+export function unknownKeys(obj: Record<string, unknown>, allowed: readonly string[], at: PathSegment[]): SpecProblem[] {
+  const out: SpecProblem[] = [];
+  for (const k of Object.keys(obj)) {
+    if (FORBIDDEN_KEYS.has(k)) out.push({ path: [...at, k], message: `key "${k}" is not allowed` });
+    else if (!allowed.includes(k)) {
+      const hint = allowed.find((a) => a.toLowerCase() === k.toLowerCase());
+      out.push({
+        path: [...at, k],
+        message: `unknown field "${[...at, k].join('.')}"${hint ? ` (did you mean "${hint}"?)` : ''}; allowed: ${allowed.join(', ')}`,
+      });
+    }
+  }
+  return out;
+}
+
+export function describeType(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (v instanceof Date) return 'a timestamp';
+  return typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
+}
