@@ -1,0 +1,179 @@
+/**
+ * The guardrail decision of one cycle: which drifted resources the agent may
+ * act on now, and why every other one is held.
+ *
+ * Protects against everything SPEC §2 lists, combined in one pure function of
+ * (drift, persisted state, config, now) so that the loop stays thin and every
+ * combination can be tested with tables. No I/O, no clock, no randomness.
+ *
+ * Steps, in order; each drift leaves at the first step that holds it:
+ *
+ *  a. field policy — split each patch into revert and report operations; a
+ *     drift with nothing to revert is held `report-only` and never counts as
+ *     "would change";
+ *  b. mass drift — if too many resources would change and the revision is not
+ *     approved: hold all `mass-drift` and ask for a freeze (or, when a freeze
+ *     is already in force, hold them `frozen`); checked whatever the mode, so a
+ *     bad revision seen in observe mode is still frozen out;
+ *  c. gate — frozen → `frozen`; observe mode → `observe`;
+ *  d. soak — a revision still soaking → `soak`;
+ *  e. backoff — a resource whose backoff has not elapsed → `backoff`;
+ *  f. cap — oldest drift first (record `firstSeen`, else `now`), ties by key,
+ *     up to `maxActionsPerCycle`; the rest → `cap`;
+ *  g. rate limit — one token per selected resource; those beyond the granted
+ *     tokens → `rate-limit` (oldest-first order kept).
+ *
+ * An approved revision (`approveRevision`) bypasses step b only.
+ * Every drift appears exactly once in `act` ∪ `hold`.
+ */
+import type { Operation } from 'fast-json-patch';
+import { inBackoff } from './backoff.js';
+import { selectWithinCap } from './cap.js';
+import { classifyPatch } from './field-policy.js';
+import { gate } from './gate.js';
+import { checkMassDrift, type MassDriftVerdict } from './mass-drift.js';
+import { refill, take } from './rate-limit.js';
+import type {
+  Drift,
+  FieldPolicy,
+  Freeze,
+  GuardrailConfig,
+  Mode,
+  ResourceRecord,
+  TokenBucket,
+} from './types.js';
+
+export type DecideDrift = Drift & { resourcePolicy?: FieldPolicy | undefined; disruptive: readonly string[] };
+
+export interface DecideInput {
+  now: number;
+  mode: Mode;
+  freeze: Freeze | null;
+  /** `approved`: exempt from the mass-drift halt via `approveRevision`; `soaking`: from `soakStep`. */
+  revision: { sha: string; approved: boolean; soaking: boolean };
+  /** Number of managed resources in the revision. */
+  managed: number;
+  drift: ReadonlyArray<DecideDrift>;
+  /** Per-resource records, by drift key. */
+  records: ReadonlyMap<string, ResourceRecord>;
+  bucket: TokenBucket | null;
+  config: GuardrailConfig;
+}
+
+export type HoldReason =
+  | 'frozen'
+  | 'observe'
+  | 'soak'
+  | 'report-only'
+  | 'backoff'
+  | 'rate-limit'
+  | 'cap'
+  | 'mass-drift';
+
+export interface ActDecision {
+  drift: Drift;
+  /** The operations to apply: revert operations only. */
+  ops: Operation[];
+  /** The operations of this drift that are only reported (not applied). */
+  reportOps: Operation[];
+}
+
+export interface HoldDecision {
+  drift: Drift;
+  reason: HoldReason;
+  /** The operations of this drift that field policy reports only. */
+  reportOps: Operation[];
+}
+
+export interface DecideOutput {
+  /** In the order to apply: oldest drift first. */
+  act: ActDecision[];
+  hold: HoldDecision[];
+  /** Set when mass drift trips on an unapproved revision and no freeze was in force: persist it and alert. */
+  freeze: { reason: string } | null;
+  /** The mass-drift check as computed, even when exempt (approved) or already frozen: for status and metrics. */
+  massDrift: MassDriftVerdict;
+  /** The bucket to persist: refilled to `now`, minus the tokens taken. */
+  bucket: TokenBucket;
+}
+
+interface Candidate {
+  key: string;
+  firstSeen: number;
+  drift: Drift;
+  ops: Operation[];
+  reportOps: Operation[];
+}
+
+/** Decides one cycle. Pure: inputs are not modified. */
+export function decide(input: DecideInput): DecideOutput {
+  const hold: HoldDecision[] = [];
+  const holdAll = (items: readonly Candidate[], reason: HoldReason): void => {
+    for (const c of items) hold.push({ drift: c.drift, reason, reportOps: c.reportOps });
+  };
+  const refilled = refill(input.bucket, input.now, input.config.rateLimit);
+
+  // a. field policy
+  const all = input.drift.map((d) => toCandidate(d, input));
+  holdAll(
+    all.filter((c) => c.ops.length === 0),
+    'report-only',
+  );
+  const candidates = all.filter((c) => c.ops.length > 0);
+
+  // b. mass drift
+  const massDrift = checkMassDrift({
+    wouldChange: candidates.length,
+    managed: input.managed,
+    config: input.config.massDrift,
+  });
+  const stop = (reason: HoldReason, freeze: { reason: string } | null): DecideOutput => {
+    holdAll(candidates, reason);
+    return { act: [], hold, freeze, massDrift, bucket: refilled };
+  };
+  if (massDrift.trip && !input.revision.approved) {
+    return input.freeze === null ? stop('mass-drift', { reason: massDrift.reason }) : stop('frozen', null);
+  }
+
+  // c. freeze / observe
+  const gated = gate({ mode: input.mode, freeze: input.freeze });
+  if (!gated.act) return stop(gated.reason, null);
+
+  // d. soak
+  if (input.revision.soaking) return stop('soak', null);
+
+  // e. backoff
+  const backingOff = candidates.filter((c) => isBackingOff(c, input));
+  holdAll(backingOff, 'backoff');
+  const ready = candidates.filter((c) => !backingOff.includes(c));
+
+  // f. cap
+  const { selected, deferred } = selectWithinCap(ready, input.config.maxActionsPerCycle);
+  holdAll(deferred, 'cap');
+
+  // g. rate limit
+  const taken = take(refilled, selected.length);
+  holdAll(selected.slice(taken.granted), 'rate-limit');
+  const act = selected
+    .slice(0, taken.granted)
+    .map((c) => ({ drift: c.drift, ops: c.ops, reportOps: c.reportOps }));
+  return { act, hold, freeze: null, massDrift, bucket: taken.bucket };
+}
+
+function toCandidate(d: DecideDrift, input: DecideInput): Candidate {
+  const { resourcePolicy, disruptive, ...drift } = d;
+  const split = classifyPatch({
+    kind: d.kind,
+    patch: d.patch,
+    resourcePolicy,
+    kindDisruptive: disruptive,
+    config: input.config.fieldPolicy,
+  });
+  const firstSeen = input.records.get(d.key)?.firstSeen ?? input.now;
+  return { key: d.key, firstSeen, drift, ops: split.revert, reportOps: split.report };
+}
+
+function isBackingOff(c: Candidate, input: DecideInput): boolean {
+  const record = input.records.get(c.key);
+  return record !== undefined && inBackoff(record, input.now);
+}
