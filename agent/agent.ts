@@ -72,7 +72,10 @@ export class Agent {
   }
 
   private emit(e: AgentEvent): void {
-    const level = e.type === 'resource_released' || e.type === 'revision_accepted' || e.type === 'source_recovered' ? 'info' : 'warn';
+    const level =
+      e.type === 'resource_released' || e.type === 'revision_accepted' || e.type === 'source_recovered'
+        ? 'info'
+        : 'warn';
     this.opts.log[level]({ event: e }, e.type);
     for (const l of this.listeners) {
       try {
@@ -101,7 +104,8 @@ export class Agent {
   async init(): Promise<void> {
     this.state = await this.opts.store.load();
     const sha = this.state.revision?.sha;
-    if (sha && (await this.opts.source.restore(sha))) this.opts.log.info({ sha }, 'restored last accepted revision');
+    if (sha && (await this.opts.source.restore(sha)))
+      this.opts.log.info({ sha }, 'restored last accepted revision');
   }
 
   /** Starts polling and the level trigger; the first poll and cycle run at once. */
@@ -111,13 +115,22 @@ export class Agent {
       const t = setInterval(fn, ms);
       this.timers.push(t);
     };
-    every(this.opts.sourceIntervalMs, () => void this.poll());
-    every(this.opts.reconcileIntervalMs, () => this.trigger('interval'));
-    const first = await this.poll();
-    if (first.kind !== 'accepted') this.trigger('start'); // accepted already triggered
+    every(this.opts.sourceIntervalMs, () => void this.refresh(false));
+    every(this.opts.reconcileIntervalMs, () => void this.trigger('interval'));
+    await this.poll();
+    void this.trigger('start');
   }
 
-  /** Asks the source for news; a new good revision triggers a cycle. Concurrent calls share one poll. */
+  /**
+   * Polls the source now and runs a cycle if a new good revision arrived
+   * (or always, with `force`: a push webhook or POST /v1/reconcile).
+   */
+  async refresh(force: boolean): Promise<void> {
+    const o = await this.poll();
+    if (force || o.kind === 'accepted') await this.trigger(force ? 'requested' : 'revision');
+  }
+
+  /** Asks the source for news (no cycle). Concurrent calls share one poll. */
   poll(): Promise<PollOutcome> {
     if (this.polling) return this.polling;
     this.polling = (async () => {
@@ -134,7 +147,8 @@ export class Agent {
 
   private onPoll(o: PollOutcome): void {
     if (o.kind === 'error') {
-      if (!this.sourceDown) this.emit({ type: 'source_unreachable', error: o.error.message, code: o.error.code });
+      if (!this.sourceDown)
+        this.emit({ type: 'source_unreachable', error: o.error.message, code: o.error.code });
       this.sourceDown = true;
       return;
     }
@@ -143,10 +157,8 @@ export class Agent {
       this.emit({ type: 'source_recovered', sha: o.kind === 'accepted' ? o.revision.sha : o.sha });
     }
     if (o.kind === 'rejected') this.emit({ type: 'revision_rejected', sha: o.sha, problems: o.problems });
-    if (o.kind === 'accepted') {
+    if (o.kind === 'accepted')
       this.emit({ type: 'revision_accepted', sha: o.revision.sha, resources: o.revision.resources.length });
-      this.trigger('revision');
-    }
   }
 
   /** Requests a cycle. Returns a promise that settles when the cycle (or the one it coalesced into) is done. */
@@ -189,7 +201,11 @@ export class Agent {
       return;
     }
     try {
-      const { state, report } = await this.reconciler.cycle(revision, this.state, () => this.stopping || this.haltActions);
+      const { state, report } = await this.reconciler.cycle(
+        revision,
+        this.state,
+        () => this.stopping || this.haltActions,
+      );
       this.state = state;
       this.lastCycle = report;
       this.cycles++;
@@ -249,7 +265,10 @@ export class Agent {
     await this.update((s) => ({
       ...s,
       freeze: null,
-      approvals: approveRevision && !s.approvals.includes(approveRevision) ? [...s.approvals, approveRevision].slice(-20) : s.approvals,
+      approvals:
+        approveRevision && !s.approvals.includes(approveRevision)
+          ? [...s.approvals, approveRevision].slice(-20)
+          : s.approvals,
     }));
     this.emit({ type: 'unfrozen', by, approveRevision });
   }

@@ -14,13 +14,19 @@ export function buildSource(config: Config, cacheDir = join(config.state.dir, 'g
     kind: config.source.kind,
     ref: config.source.ref,
     path: config.source.path,
-    auth: config.source.auth ? { username: config.source.auth.username, password: config.source.auth.password } : null,
+    auth: config.source.auth
+      ? { username: config.source.auth.username, password: config.source.auth.password }
+      : null,
     cacheDir,
   });
   return new DesiredStateSource(repo, KINDS, Date.now);
 }
 
-export function buildAgent(config: Config, log: Logger, overrides: { clock?: () => number; random?: () => number } = {}): Agent {
+export function buildAgent(
+  config: Config,
+  log: Logger,
+  overrides: { clock?: () => number; random?: () => number } = {},
+): Agent {
   return new Agent({
     source: buildSource(config),
     kinds: KINDS,

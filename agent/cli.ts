@@ -45,7 +45,13 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Args {
-  const args: Args = { command: undefined, positional: [], config: env['STEWARD_CONFIG'] ?? 'steward.yaml', json: false, dir: undefined };
+  const args: Args = {
+    command: undefined,
+    positional: [],
+    config: env['STEWARD_CONFIG'] ?? 'steward.yaml',
+    json: false,
+    dir: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -73,7 +79,8 @@ async function collectManifests(root: string): Promise<ManifestFile[]> {
     for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = join(dir, e.name);
       if (e.isDirectory() && !e.name.startsWith('.')) await walk(p);
-      else if (e.isFile() && /\.ya?ml$/i.test(e.name)) out.push({ file: relative(process.cwd(), p) || p, text: await readFile(p, 'utf8') });
+      else if (e.isFile() && /\.ya?ml$/i.test(e.name))
+        out.push({ file: relative(process.cwd(), p) || p, text: await readFile(p, 'utf8') });
     }
   };
   await walk(root);
@@ -109,20 +116,48 @@ async function cmdPlan(args: Args, io: Io): Promise<number> {
     if (poll.kind === 'error') throw poll.error;
     if (poll.kind === 'rejected') {
       for (const p of poll.problems) io.err(formatProblem(p));
-      throw new StewardError('REVISION_REJECTED', `revision ${poll.sha.slice(0, 12)} is invalid (${poll.problems.length} problem(s))`);
+      throw new StewardError(
+        'REVISION_REJECTED',
+        `revision ${poll.sha.slice(0, 12)} is invalid (${poll.problems.length} problem(s))`,
+      );
     }
     const revision = source.current!;
     const state = await new FileStateStore(config.state.dir).load();
-    const d = await detect(revision.resources, KINDS, buildProviders(config), (k) => state.resources[k]?.lastApplied as OwnedDoc | undefined);
-    const drift = d.drift.map((x) => ({ kind: x.resource.kind, name: x.resource.name, id: x.id, patch: x.patch }));
-    const errors = d.errors.map((x) => ({ kind: x.resource.kind, name: x.resource.name, id: x.id, code: x.code, error: x.error }));
+    const d = await detect(
+      revision.resources,
+      KINDS,
+      buildProviders(config),
+      (k) => state.resources[k]?.lastApplied as OwnedDoc | undefined,
+    );
+    const drift = d.drift.map((x) => ({
+      kind: x.resource.kind,
+      name: x.resource.name,
+      id: x.id,
+      patch: x.patch,
+    }));
+    const errors = d.errors.map((x) => ({
+      kind: x.resource.kind,
+      name: x.resource.name,
+      id: x.id,
+      code: x.code,
+      error: x.error,
+    }));
     if (args.json) {
-      io.out(JSON.stringify({ revision: revision.sha, managed: d.managed, drifted: drift.length, drift, errors }, null, 2));
+      io.out(
+        JSON.stringify(
+          { revision: revision.sha, managed: d.managed, drifted: drift.length, drift, errors },
+          null,
+          2,
+        ),
+      );
     } else {
-      io.out(`revision ${revision.sha.slice(0, 12)}: ${d.managed} managed, ${drift.length} drifted, ${errors.length} unreadable`);
+      io.out(
+        `revision ${revision.sha.slice(0, 12)}: ${d.managed} managed, ${drift.length} drifted, ${errors.length} unreadable`,
+      );
       for (const x of drift) {
         io.out(`\n~ ${x.kind}/${x.name}${x.id ? ` (${x.id})` : ''}`);
-        for (const op of x.patch) io.out(`    ${op.op.padEnd(7)} ${op.path}${'value' in op ? ` = ${JSON.stringify(op.value)}` : ''}`);
+        for (const op of x.patch)
+          io.out(`    ${op.op.padEnd(7)} ${op.path}${'value' in op ? ` = ${JSON.stringify(op.value)}` : ''}`);
       }
       for (const x of errors) io.out(`\n! ${x.kind}/${x.name}: ${x.error}`);
     }
@@ -145,7 +180,14 @@ export async function runAgent(config: Config): Promise<number> {
     throw e;
   }
   log.info(
-    { config: config.file, source: config.source.kind === 'http' ? config.source.url.replace(/\/\/[^@/]*@/, '//') : config.source.url, ref: config.source.ref, mode: agent.mode, stateDir: config.state.dir },
+    {
+      config: config.file,
+      source:
+        config.source.kind === 'http' ? config.source.url.replace(/\/\/[^@/]*@/, '//') : config.source.url,
+      ref: config.source.ref,
+      mode: agent.mode,
+      stateDir: config.state.dir,
+    },
     'steward started',
   );
   const stopped = new Promise<string>((resolve) => {
@@ -165,7 +207,11 @@ async function cmdRun(args: Args): Promise<number> {
   return runAgent(await loadConfig(args.config));
 }
 
-export async function main(argv: readonly string[], io: Io = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io: Io = stdio,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   try {
     const args = parseArgs(argv, env);
     switch (args.command) {
@@ -199,4 +245,3 @@ export async function main(argv: readonly string[], io: Io = stdio, env: NodeJS.
     return 1;
   }
 }
-

@@ -4,7 +4,13 @@
  */
 import type { Operation } from 'fast-json-patch';
 import { providerFor } from '../providers/registry.js';
-import type { DesiredResource, KindDefinition, ObserveResult, OwnedDoc, Provider } from '../providers/types.js';
+import type {
+  DesiredResource,
+  KindDefinition,
+  ObserveResult,
+  OwnedDoc,
+  Provider,
+} from '../providers/types.js';
 import { diffOwned } from './diff.js';
 import { errorMessage, isStewardError } from './errors.js';
 
@@ -49,16 +55,28 @@ async function observeAll(
   }
   const parts = await Promise.all(
     [...groups].map(async ([p, rs]): Promise<Observed[]> => {
-      if (typeof p === 'string') return rs.map((resource) => ({ resource, result: { status: 'error', id: null, error: p, code: 'PROVIDER_NOT_CONFIGURED' } }));
+      if (typeof p === 'string')
+        return rs.map((resource) => ({
+          resource,
+          result: { status: 'error', id: null, error: p, code: 'PROVIDER_NOT_CONFIGURED' },
+        }));
       try {
         const results = await p.observe(rs);
         return rs.map((resource) => ({
           resource,
-          result: results.get(resource.key) ?? { status: 'error', id: null, error: 'provider returned no observation', code: 'OBSERVE_FAILED' },
+          result: results.get(resource.key) ?? {
+            status: 'error',
+            id: null,
+            error: 'provider returned no observation',
+            code: 'OBSERVE_FAILED',
+          },
         }));
       } catch (e) {
         const code = isStewardError(e) ? e.code : 'OBSERVE_FAILED';
-        return rs.map((resource) => ({ resource, result: { status: 'error', id: null, error: errorMessage(e), code } }));
+        return rs.map((resource) => ({
+          resource,
+          result: { status: 'error', id: null, error: errorMessage(e), code },
+        }));
       }
     }),
   );
@@ -78,7 +96,12 @@ export async function detect(
       out.errors.push({ resource, id: result.id, code: result.code, error: result.error });
       continue;
     }
-    const patch = diffOwned(kinds.get(resource.kind)!, resource.desired, result.doc, lastApplied(resource.key));
+    const patch = diffOwned(
+      kinds.get(resource.kind)!,
+      resource.desired,
+      result.doc,
+      lastApplied(resource.key),
+    );
     if (patch.length === 0) out.converged.push(resource);
     else out.drift.push({ resource, id: result.id, patch, observed: result.doc });
   }

@@ -40,7 +40,14 @@ function projectOnto(desired: Obj, observed: unknown): Obj {
  * no longer desired, and that the kind says may be removed — so the diff
  * emits a `remove` for them.
  */
-function addRemovals(last: Obj, desired: Obj | undefined, observed: unknown, out: Obj, pointer: string, kind: KindDefinition): void {
+function addRemovals(
+  last: Obj,
+  desired: Obj | undefined,
+  observed: unknown,
+  out: Obj,
+  pointer: string,
+  kind: KindDefinition,
+): void {
   if (!isObj(observed)) return;
   for (const k of Object.keys(last)) {
     const p = `${pointer}/${esc(k)}`;
@@ -58,7 +65,12 @@ function addRemovals(last: Obj, desired: Obj | undefined, observed: unknown, out
 }
 
 /** The JSON Patch that turns observed into desired on owned fields; empty when converged. */
-export function diffOwned(kind: KindDefinition, desired: OwnedDoc, observed: OwnedDoc, lastApplied?: OwnedDoc): Operation[] {
+export function diffOwned(
+  kind: KindDefinition,
+  desired: OwnedDoc,
+  observed: OwnedDoc,
+  lastApplied?: OwnedDoc,
+): Operation[] {
   const projected = projectOnto(desired, observed);
   if (lastApplied) addRemovals(lastApplied, desired, observed, projected, '', kind);
   return jsonpatch.compare(projected, desired);

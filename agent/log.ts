@@ -11,7 +11,10 @@ export function createLogger(level: LogLevel = 'info'): Logger {
       base: { name: 'steward' },
       timestamp: pino.stdTimeFunctions.isoTime,
       // Belt and braces: these never belong in a log line, whatever a caller passes.
-      redact: { paths: ['password', 'token', 'secret', '*.password', '*.token', '*.secret', 'headers.authorization'], censor: '***' },
+      redact: {
+        paths: ['password', 'token', 'secret', '*.password', '*.token', '*.secret', 'headers.authorization'],
+        censor: '***',
+      },
       formatters: { level: (label) => ({ level: label }) },
     },
     pino.destination({ fd: 2, sync: true }),

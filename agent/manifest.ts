@@ -28,47 +28,73 @@ interface Located {
   file: string;
 }
 
-function at(file: string, doc: YamlDocument, path: PathSegment[], message: string): SourceProblem {
-  const { line, col } = doc.locate(path);
+function at(
+  file: string,
+  doc: YamlDocument,
+  path: PathSegment[],
+  message: string,
+  atKey = false,
+): SourceProblem {
+  const { line, col } = doc.locate(path, { value: !atKey });
   return { file, line, col, message };
 }
 
 function checkEnvelope(
   value: Record<string, unknown>,
   kinds: ReadonlyMap<string, KindDefinition>,
-): Array<{ path: PathSegment[]; message: string }> {
+): Array<{ path: PathSegment[]; message: string; atKey?: boolean }> {
   const problems = unknownKeys(value, TOP_KEYS, []);
   const { apiVersion, kind, metadata, policy } = value;
   if (apiVersion !== API_VERSION)
-    problems.push({ path: apiVersion === undefined ? [] : ['apiVersion'], message: `apiVersion must be "${API_VERSION}", got ${describeType(apiVersion)}` });
+    problems.push({
+      path: apiVersion === undefined ? [] : ['apiVersion'],
+      message: `apiVersion must be "${API_VERSION}", got ${describeType(apiVersion)}`,
+    });
   if (typeof kind !== 'string')
-    problems.push({ path: kind === undefined ? [] : ['kind'], message: `kind is required and must be a string, got ${describeType(kind)}` });
+    problems.push({
+      path: kind === undefined ? [] : ['kind'],
+      message: `kind is required and must be a string, got ${describeType(kind)}`,
+    });
   else if (!kinds.has(kind))
-    problems.push({ path: ['kind'], message: `unknown kind "${kind}"; known kinds: ${[...kinds.keys()].join(', ')}` });
-  if (!isPlainObject(metadata)) problems.push({ path: metadata === undefined ? [] : ['metadata'], message: 'metadata.name is required' });
+    problems.push({
+      path: ['kind'],
+      message: `unknown kind "${kind}"; known kinds: ${[...kinds.keys()].join(', ')}`,
+    });
+  if (!isPlainObject(metadata))
+    problems.push({ path: metadata === undefined ? [] : ['metadata'], message: 'metadata.name is required' });
   else {
     problems.push(...unknownKeys(metadata, ['name', 'labels', 'annotations'], ['metadata']));
     const name = metadata['name'];
-    if (typeof name !== 'string' || !NAME_RE.test(name))
+    if (name === undefined) problems.push({ path: ['metadata'], message: 'metadata.name is required' });
+    else if (typeof name !== 'string' || !NAME_RE.test(name))
       problems.push({
-        path: name === undefined ? ['metadata'] : ['metadata', 'name'],
+        path: ['metadata', 'name'],
         message: `metadata.name must be 1-253 letters, digits, ".", "_" or "-", starting and ending with a letter or digit; got ${describeType(name)}`,
       });
   }
   if (value['spec'] === undefined) problems.push({ path: [], message: 'spec is required' });
   if (policy !== undefined) {
-    if (!isPlainObject(policy)) problems.push({ path: ['policy'], message: 'policy must be a mapping such as { onDrift: report }' });
+    if (!isPlainObject(policy))
+      problems.push({ path: ['policy'], message: 'policy must be a mapping such as { onDrift: report }' });
     else {
       problems.push(...unknownKeys(policy, ['onDrift'], ['policy']));
       if (policy['onDrift'] !== undefined && policy['onDrift'] !== 'revert' && policy['onDrift'] !== 'report')
-        problems.push({ path: ['policy', 'onDrift'], message: `policy.onDrift must be "revert" or "report", got ${describeType(policy['onDrift'])}` });
+        problems.push({
+          path: ['policy', 'onDrift'],
+          message: `policy.onDrift must be "revert" or "report", got ${describeType(policy['onDrift'])}`,
+        });
     }
   }
   return problems;
 }
 
 /** Parses one file into validated resources and problems. */
-function parseFile(f: ManifestFile, kinds: ReadonlyMap<string, KindDefinition>, problems: SourceProblem[], out: Located[]): void {
+function parseFile(
+  f: ManifestFile,
+  kinds: ReadonlyMap<string, KindDefinition>,
+  problems: SourceProblem[],
+  out: Located[],
+): void {
   const parsed = parseYaml(f.text, f.file);
   if (!parsed.ok) {
     problems.push(parsed.problem);
@@ -77,37 +103,63 @@ function parseFile(f: ManifestFile, kinds: ReadonlyMap<string, KindDefinition>, 
   for (const doc of parsed.docs) {
     if (doc.value === null || doc.value === undefined) continue; // empty document, e.g. a trailing `---`
     if (!isPlainObject(doc.value)) {
-      problems.push({ file: f.file, ...doc.start, message: `a manifest must be a mapping, got ${describeType(doc.value)}` });
+      problems.push({
+        file: f.file,
+        ...doc.start,
+        message: `a manifest must be a mapping, got ${describeType(doc.value)}`,
+      });
       continue;
     }
     const value = doc.value;
     const envelope = checkEnvelope(value, kinds);
     const kind = typeof value['kind'] === 'string' ? kinds.get(value['kind']) : undefined;
     const specProblems = kind ? kind.validate(value['spec']) : [];
-    for (const p of [...envelope, ...specProblems]) problems.push(at(f.file, doc, p.path, p.message));
+    for (const p of [...envelope, ...specProblems])
+      problems.push(at(f.file, doc, p.path, p.message, p.atKey));
     if (envelope.length > 0 || specProblems.length > 0 || !kind) continue;
     const name = (value['metadata'] as Record<string, unknown>)['name'] as string;
     const spec = value['spec'] as Record<string, unknown>;
-    const onDrift = (value['policy'] as Record<string, unknown> | undefined)?.['onDrift'] as 'revert' | 'report' | undefined;
+    const onDrift = (value['policy'] as Record<string, unknown> | undefined)?.['onDrift'] as
+      | 'revert'
+      | 'report'
+      | undefined;
     const origin = `${f.file}:${doc.start.line}:${doc.start.col}`;
-    const resource: DesiredResource = { key: `${kind.kind}/${name}`, kind: kind.kind, name, spec, desired: kind.toDesired(spec), origin };
+    const resource: DesiredResource = {
+      key: `${kind.kind}/${name}`,
+      kind: kind.kind,
+      name,
+      spec,
+      desired: kind.toDesired(spec),
+      origin,
+    };
     if (onDrift) resource.onDrift = onDrift;
     out.push({ resource, doc, file: f.file });
   }
 }
 
 /** Parses and validates a whole revision. Files are processed in path order so errors are stable. */
-export function parseRevision(files: readonly ManifestFile[], kinds: ReadonlyMap<string, KindDefinition>): RevisionParse {
+export function parseRevision(
+  files: readonly ManifestFile[],
+  kinds: ReadonlyMap<string, KindDefinition>,
+): RevisionParse {
   const problems: SourceProblem[] = [];
   const located: Located[] = [];
-  for (const f of [...files].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))) parseFile(f, kinds, problems, located);
+  for (const f of [...files].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0)))
+    parseFile(f, kinds, problems, located);
 
   const byKey = new Map<string, Located>();
   const unique: Located[] = [];
   for (const l of located) {
     const first = byKey.get(l.resource.key);
     if (first) {
-      problems.push(at(l.file, l.doc, ['metadata', 'name'], `duplicate ${l.resource.key}: already defined at ${first.resource.origin}`));
+      problems.push(
+        at(
+          l.file,
+          l.doc,
+          ['metadata', 'name'],
+          `duplicate ${l.resource.key}: already defined at ${first.resource.origin}`,
+        ),
+      );
       continue;
     }
     byKey.set(l.resource.key, l);
@@ -120,7 +172,9 @@ export function parseRevision(files: readonly ManifestFile[], kinds: ReadonlyMap
       if (l) problems.push(at(l.file, l.doc, p.path, p.message));
     }
   }
-  problems.sort((a, b) => (a.file !== b.file ? (a.file < b.file ? -1 : 1) : a.line - b.line || a.col - b.col));
+  problems.sort((a, b) =>
+    a.file !== b.file ? (a.file < b.file ? -1 : 1) : a.line - b.line || a.col - b.col,
+  );
   return problems.length === 0 ? { ok: true, resources } : { ok: false, problems, resources };
 }
 

@@ -35,7 +35,8 @@ async function ensureRepo(repoDir: string, fleetSrc: string): Promise<boolean> {
   await mkdir(repoDir, { recursive: true });
   await git.init({ fs, dir: repoDir, defaultBranch: 'main' });
   await cp(fleetSrc, join(repoDir, 'fleet'), { recursive: true });
-  for (const f of await listFiles(join(repoDir, 'fleet'))) await git.add({ fs, dir: repoDir, filepath: join('fleet', f) });
+  for (const f of await listFiles(join(repoDir, 'fleet')))
+    await git.add({ fs, dir: repoDir, filepath: join('fleet', f) });
   await git.commit({
     fs,
     dir: repoDir,

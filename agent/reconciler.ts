@@ -76,7 +76,11 @@ export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
 
   /** Runs one cycle on `revision`, given the state loaded before; returns the new state and a report. */
-  async cycle(revision: Revision, state: PersistedState, shouldStop: () => boolean): Promise<{ state: PersistedState; report: CycleReport }> {
+  async cycle(
+    revision: Revision,
+    state: PersistedState,
+    shouldStop: () => boolean,
+  ): Promise<{ state: PersistedState; report: CycleReport }> {
     const { deps } = this;
     const started = deps.clock();
     const mode = state.mode ?? deps.initialMode;
@@ -85,7 +89,12 @@ export class Reconciler {
     const convCfg = { alertAfterCycles: cfg.nonConvergence.alertAfterCycles, backoff: cfg.backoff };
 
     // 1. Detect (fresh observe + owned-field diff).
-    const detection = await detect(revision.resources, deps.kinds, deps.providers, (k) => records.get(k)?.lastApplied as OwnedDoc | undefined);
+    const detection = await detect(
+      revision.resources,
+      deps.kinds,
+      deps.providers,
+      (k) => records.get(k)?.lastApplied as OwnedDoc | undefined,
+    );
     const now = deps.clock();
 
     // 2. Fold the observation into each record BEFORE deciding, so a backoff it schedules holds the resource now.
@@ -101,7 +110,13 @@ export class Reconciler {
       if (rec.verifyPending) {
         const step = trackConvergence(rec, { kind: 'still-drifted-after-act' }, convCfg, now, deps.random);
         records.set(d.resource.key, { ...step.record, verifyPending: false });
-        if (step.transition === 'stuck') deps.emit({ type: 'resource_stuck', key: d.resource.key, id: d.id, attempts: step.record.attempts });
+        if (step.transition === 'stuck')
+          deps.emit({
+            type: 'resource_stuck',
+            key: d.resource.key,
+            id: d.id,
+            attempts: step.record.attempts,
+          });
       } else records.set(d.resource.key, markDrifted(rec, now));
     }
 
@@ -121,7 +136,11 @@ export class Reconciler {
       now,
       mode,
       freeze: state.freeze,
-      revision: { sha: revision.sha, approved: state.approvals.includes(revision.sha), soaking: soak.soaking },
+      revision: {
+        sha: revision.sha,
+        approved: state.approvals.includes(revision.sha),
+        soaking: soak.soaking,
+      },
       managed: detection.managed,
       drift: decideDrift,
       records,
@@ -147,9 +166,19 @@ export class Reconciler {
       const ok = outcome.outcome === 'applied';
       if (ok) applied++;
       else failed++;
-      const step = trackConvergence(rec, { kind: ok ? 'acted-ok' : 'acted-failed' }, convCfg, deps.clock(), deps.random);
-      records.set(key, ok ? { ...step.record, verifyPending: true, lastApplied: action.resource.desired } : step.record);
-      if (step.transition === 'stuck') deps.emit({ type: 'resource_stuck', key, id: outcome.id, attempts: step.record.attempts });
+      const step = trackConvergence(
+        rec,
+        { kind: ok ? 'acted-ok' : 'acted-failed' },
+        convCfg,
+        deps.clock(),
+        deps.random,
+      );
+      records.set(
+        key,
+        ok ? { ...step.record, verifyPending: true, lastApplied: action.resource.desired } : step.record,
+      );
+      if (step.transition === 'stuck')
+        deps.emit({ type: 'resource_stuck', key, id: outcome.id, attempts: step.record.attempts });
       audit.push({
         at: new Date(deps.clock()).toISOString(),
         revision: revision.sha,
@@ -161,7 +190,11 @@ export class Reconciler {
         ...(outcome.outcome === 'failed' ? { error: outcome.error } : {}),
         durationMs,
       });
-      if (!ok) deps.log.warn({ resource: key, id: outcome.id, code: outcome.code, error: outcome.error }, 'apply failed');
+      if (!ok)
+        deps.log.warn(
+          { resource: key, id: outcome.id, code: outcome.code, error: outcome.error },
+          'apply failed',
+        );
       else deps.log.info({ resource: key, id: outcome.id, patch: action.ops }, 'applied');
     }
 
@@ -180,7 +213,10 @@ export class Reconciler {
       freeze,
       soak: soak.state,
       bucket: decision.bucket,
-      revision: { sha: revision.sha, acceptedAt: state.revision?.sha === revision.sha ? state.revision.acceptedAt : revision.fetchedAt },
+      revision: {
+        sha: revision.sha,
+        acceptedAt: state.revision?.sha === revision.sha ? state.revision.acceptedAt : revision.fetchedAt,
+      },
       resources: Object.fromEntries(records),
     };
     await deps.store.save(next);
@@ -204,10 +240,31 @@ export class Reconciler {
       drift: detection.drift.map((d) => {
         const rec = records.get(d.resource.key) ?? emptyRecord();
         const h = holdByKey.get(d.resource.key) ?? null;
-        const st: DriftState = rec.stuck ? 'stuck' : h === 'backoff' ? 'backoff' : h === 'report-only' ? 'report-only' : 'drifted';
-        return { kind: d.resource.kind, name: d.resource.name, id: d.id, patch: d.patch, firstSeen: iso(rec.firstSeen), attempts: rec.attempts, state: st, held: h };
+        const st: DriftState = rec.stuck
+          ? 'stuck'
+          : h === 'backoff'
+            ? 'backoff'
+            : h === 'report-only'
+              ? 'report-only'
+              : 'drifted';
+        return {
+          kind: d.resource.kind,
+          name: d.resource.name,
+          id: d.id,
+          patch: d.patch,
+          firstSeen: iso(rec.firstSeen),
+          attempts: rec.attempts,
+          state: st,
+          held: h,
+        };
       }),
-      errors: detection.errors.map((e) => ({ kind: e.resource.kind, name: e.resource.name, id: e.id, code: e.code, error: e.error })),
+      errors: detection.errors.map((e) => ({
+        kind: e.resource.kind,
+        name: e.resource.name,
+        id: e.id,
+        code: e.code,
+        error: e.error,
+      })),
     };
     return { state: next, report };
   }

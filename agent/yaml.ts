@@ -3,7 +3,14 @@
  * we walk it once to remember where every mapping key and sequence item
  * starts, so that validation errors can name file:line:col for any path.
  */
-import { constructFromEvents, type Event, EVENT_ID, getScalarValue, parseEvents, YAMLException } from 'js-yaml';
+import {
+  constructFromEvents,
+  type Event,
+  EVENT_ID,
+  getScalarValue,
+  parseEvents,
+  YAMLException,
+} from 'js-yaml';
 import type { SourceProblem } from './errors.js';
 
 export type PathSegment = string | number;
@@ -20,8 +27,12 @@ export interface YamlDocument {
   index: number;
   /** Where the document's root node starts. */
   start: Position;
-  /** Where a path is written: the key of a mapping entry, or the start of a sequence item. */
-  locate(path: readonly PathSegment[]): Position;
+  /**
+   * Where a path is written: the key of a mapping entry, or the start of a
+   * sequence item; with `value`, where its value starts. Falls back to the
+   * nearest ancestor that exists.
+   */
+  locate(path: readonly PathSegment[], opts?: { value?: boolean }): Position;
 }
 
 export type YamlResult = { ok: true; docs: YamlDocument[] } | { ok: false; problem: SourceProblem };
@@ -63,12 +74,16 @@ function eventStart(e: Event): number {
 }
 
 /** Records the start offset of every path in each document. */
-function indexPositions(events: Event[], source: string): Array<{ start: number; offsets: Map<string, number> }> {
+function indexPositions(
+  events: Event[],
+  source: string,
+): Array<{ start: number; offsets: Map<string, number>; values: Map<string, number> }> {
   type Frame =
     | { kind: 'map'; path: PathSegment[]; expectKey: boolean; pendingKey: string | null }
     | { kind: 'seq'; path: PathSegment[]; next: number };
-  const docs: Array<{ start: number; offsets: Map<string, number> }> = [];
+  const docs: Array<{ start: number; offsets: Map<string, number>; values: Map<string, number> }> = [];
   let offsets = new Map<string, number>();
+  let values = new Map<string, number>();
   let docStart = -1;
   const stack: Frame[] = [];
 
@@ -87,6 +102,7 @@ function indexPositions(events: Event[], source: string): Array<{ start: number;
     if (top.expectKey) return null; // this node is a key
     const p = [...top.path, top.pendingKey ?? ''];
     top.expectKey = true;
+    if (!values.has(key(p))) values.set(key(p), start);
     return p;
   };
 
@@ -94,6 +110,7 @@ function indexPositions(events: Event[], source: string): Array<{ start: number;
     switch (e.type) {
       case EVENT_ID.DOCUMENT:
         offsets = new Map();
+        values = new Map();
         docStart = -1;
         stack.length = 0;
         break;
@@ -104,11 +121,19 @@ function indexPositions(events: Event[], source: string): Array<{ start: number;
           // complex key: not used by manifests; treat as an opaque key
           top.expectKey = false;
           top.pendingKey = '?';
-          stack.push(e.type === EVENT_ID.MAPPING ? { kind: 'map', path: ['?'], expectKey: true, pendingKey: null } : { kind: 'seq', path: ['?'], next: 0 });
+          stack.push(
+            e.type === EVENT_ID.MAPPING
+              ? { kind: 'map', path: ['?'], expectKey: true, pendingKey: null }
+              : { kind: 'seq', path: ['?'], next: 0 },
+          );
           break;
         }
         const path = place(eventStart(e)) ?? [];
-        stack.push(e.type === EVENT_ID.MAPPING ? { kind: 'map', path, expectKey: true, pendingKey: null } : { kind: 'seq', path, next: 0 });
+        stack.push(
+          e.type === EVENT_ID.MAPPING
+            ? { kind: 'map', path, expectKey: true, pendingKey: null }
+            : { kind: 'seq', path, next: 0 },
+        );
         break;
       }
       case EVENT_ID.SCALAR:
@@ -127,7 +152,7 @@ function indexPositions(events: Event[], source: string): Array<{ start: number;
       }
       case EVENT_ID.POP:
         if (stack.length > 0) stack.pop();
-        else docs.push({ start: docStart < 0 ? 0 : docStart, offsets });
+        else docs.push({ start: Math.max(docStart, 0), offsets, values });
         break;
     }
   }
@@ -136,7 +161,8 @@ function indexPositions(events: Event[], source: string): Array<{ start: number;
 
 function problemFromException(e: unknown, file: string): SourceProblem {
   if (e instanceof YAMLException && e.mark) {
-    const reason = (e as YAMLException & { reason?: string }).reason ?? e.message.split('\n')[0] ?? 'invalid YAML';
+    const reason =
+      (e as YAMLException & { reason?: string }).reason ?? e.message.split('\n')[0] ?? 'invalid YAML';
     return { file, line: e.mark.line + 1, col: e.mark.column + 1, message: `invalid YAML: ${reason}` };
   }
   return { file, line: 1, col: 1, message: `invalid YAML: ${e instanceof Error ? e.message : String(e)}` };
@@ -155,16 +181,24 @@ export function parseYaml(text: string, file: string): YamlResult {
   const lines = new LineIndex(text);
   const positions = indexPositions(events, text);
   const docs: YamlDocument[] = values.map((value, index) => {
-    const pos = positions[index] ?? { start: 0, offsets: new Map<string, number>() };
+    const pos = positions[index] ?? {
+      start: 0,
+      offsets: new Map<string, number>(),
+      values: new Map<string, number>(),
+    };
     return {
       value,
       index,
       start: lines.at(pos.start),
-      locate(path) {
+      locate(path, opts) {
+        if (opts?.value) {
+          const off = pos.values.get(key(path));
+          if (off !== undefined && off >= 0) return lines.at(off);
+        }
         // Walk up to the nearest recorded ancestor.
         for (let n = path.length; n > 0; n--) {
           const off = pos.offsets.get(key(path.slice(0, n)));
-          if (off !== undefined) return lines.at(off);
+          if (off !== undefined && off >= 0) return lines.at(off); // -1: an empty node has no position
         }
         return lines.at(pos.start);
       },

@@ -8,15 +8,21 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** Reports keys that are not in `allowed` (with a hint for near misses). */
-export function unknownKeys(obj: Record<string, unknown>, allowed: readonly string[], at: PathSegment[]): SpecProblem[] {
+export function unknownKeys(
+  obj: Record<string, unknown>,
+  allowed: readonly string[],
+  at: PathSegment[],
+): SpecProblem[] {
   const out: SpecProblem[] = [];
   for (const k of Object.keys(obj)) {
-    if (FORBIDDEN_KEYS.has(k)) out.push({ path: [...at, k], message: `key "${k}" is not allowed` });
+    if (FORBIDDEN_KEYS.has(k))
+      out.push({ path: [...at, k], message: `key "${k}" is not allowed`, atKey: true });
     else if (!allowed.includes(k)) {
       const hint = allowed.find((a) => a.toLowerCase() === k.toLowerCase());
       out.push({
         path: [...at, k],
         message: `unknown field "${[...at, k].join('.')}"${hint ? ` (did you mean "${hint}"?)` : ''}; allowed: ${allowed.join(', ')}`,
+        atKey: true,
       });
     }
   }
@@ -24,6 +30,7 @@ export function unknownKeys(obj: Record<string, unknown>, allowed: readonly stri
 }
 
 export function describeType(v: unknown): string {
+  if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (v instanceof Date) return 'a timestamp';

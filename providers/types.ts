@@ -13,6 +13,8 @@ export type OwnedDoc = { spec: Record<string, unknown> };
 export interface SpecProblem {
   path: PathSegment[];
   message: string;
+  /** Point at the key itself (unknown keys) rather than at its value. */
+  atKey?: boolean;
 }
 
 /** A desired resource as read from Git, validated. */
@@ -67,7 +69,9 @@ export interface KindDefinition {
   /** Pointers (`/spec/…`) whose change disrupts the resource: `report` unless configured otherwise. */
   disruptive: readonly string[];
   /** Cross-resource checks over the whole revision (e.g. two Files on one path). */
-  validateAll?(resources: readonly DesiredResource[]): Array<{ key: string; path: PathSegment[]; message: string }>;
+  validateAll?(
+    resources: readonly DesiredResource[],
+  ): Array<{ key: string; path: PathSegment[]; message: string }>;
 }
 
 export interface Provider {

@@ -64,14 +64,20 @@ export class GitRepository {
     if (status === 401 || status === 403) hint = ' (authentication failed: check source.auth)';
     else if (status === 404) hint = ' (repository not found: check source.url)';
     const msg = redact(errorMessage(e), this.opts.auth?.password);
-    return new StewardError('SOURCE_UNREACHABLE', `${what} ${this.opts.url} failed: ${msg}${hint}`, { status }, { cause: undefined });
+    return new StewardError(
+      'SOURCE_UNREACHABLE',
+      `${what} ${this.opts.url} failed: ${msg}${hint}`,
+      { status },
+      { cause: undefined },
+    );
   }
 
   private async localGitdir(): Promise<string> {
     if (this.gitdir) return this.gitdir;
     const dotGit = join(this.opts.url, '.git');
     if (fs.existsSync(join(dotGit, 'HEAD'))) this.gitdir = dotGit;
-    else if (fs.existsSync(join(this.opts.url, 'HEAD')) && fs.existsSync(join(this.opts.url, 'objects'))) this.gitdir = this.opts.url;
+    else if (fs.existsSync(join(this.opts.url, 'HEAD')) && fs.existsSync(join(this.opts.url, 'objects')))
+      this.gitdir = this.opts.url;
     else
       throw new StewardError(
         'SOURCE_UNREACHABLE',
@@ -109,11 +115,20 @@ export class GitRepository {
           return { sha: await this.peel(gitdir, oid), fullRef: ref };
         } catch {}
       }
-      throw new StewardError('SOURCE_REF_NOT_FOUND', `ref "${this.opts.ref}" not found in ${this.opts.url}; check source.ref`);
+      throw new StewardError(
+        'SOURCE_REF_NOT_FOUND',
+        `ref "${this.opts.ref}" not found in ${this.opts.url}; check source.ref`,
+      );
     }
     let refs: Awaited<ReturnType<typeof git.listServerRefs>>;
     try {
-      refs = await git.listServerRefs({ http: this.http, url: this.opts.url, headers: this.headers, protocolVersion: 1, peelTags: true });
+      refs = await git.listServerRefs({
+        http: this.http,
+        url: this.opts.url,
+        headers: this.headers,
+        protocolVersion: 1,
+        peelTags: true,
+      });
     } catch (e) {
       throw this.unreachable(e, 'asking for refs of');
     }
@@ -121,7 +136,10 @@ export class GitRepository {
       const hit = refs.find((r) => r.ref === ref);
       if (hit) return { sha: hit.peeled ?? hit.oid, fullRef: ref };
     }
-    throw new StewardError('SOURCE_REF_NOT_FOUND', `ref "${this.opts.ref}" not found at ${this.opts.url}; check source.ref`);
+    throw new StewardError(
+      'SOURCE_REF_NOT_FOUND',
+      `ref "${this.opts.ref}" not found at ${this.opts.url}; check source.ref`,
+    );
   }
 
   private async peel(gitdir: string, oid: string): Promise<string> {
@@ -166,7 +184,10 @@ export class GitRepository {
       throw this.unreachable(e, 'fetching');
     }
     if (!(await this.hasCommit(gitdir, sha)))
-      throw new StewardError('SOURCE_UNREACHABLE', `fetched ${fullRef} from ${this.opts.url} but commit ${sha} is not in it (the ref moved); will retry`);
+      throw new StewardError(
+        'SOURCE_UNREACHABLE',
+        `fetched ${fullRef} from ${this.opts.url} but commit ${sha} is not in it (the ref moved); will retry`,
+      );
   }
 
   /** Reads every manifest under source.path at the commit, straight from the object store. */
@@ -180,7 +201,13 @@ export class GitRepository {
       root = await git.readTree({ fs, gitdir, oid: sha, filepath: dir || undefined, cache: this.cache });
     } catch (e) {
       const missing = (e as { code?: string }).code === 'NotFoundError';
-      if (missing) return { files: [], problems: [{ file: dir || '.', message: `source.path "${dir}" does not exist at ${sha.slice(0, 12)}` }] };
+      if (missing)
+        return {
+          files: [],
+          problems: [
+            { file: dir || '.', message: `source.path "${dir}" does not exist at ${sha.slice(0, 12)}` },
+          ],
+        };
       throw this.unreachable(e, 'reading');
     }
     const walk = async (tree: typeof root.tree, prefix: string): Promise<void> => {
@@ -197,7 +224,10 @@ export class GitRepository {
     for (const b of blobs) {
       const { blob } = await git.readBlob({ fs, gitdir, oid: b.oid, cache: this.cache });
       if (blob.byteLength > MAX_MANIFEST_BYTES) {
-        problems.push({ file: b.path, message: `file is ${blob.byteLength} bytes; manifests are limited to ${MAX_MANIFEST_BYTES}` });
+        problems.push({
+          file: b.path,
+          message: `file is ${blob.byteLength} bytes; manifests are limited to ${MAX_MANIFEST_BYTES}`,
+        });
         continue;
       }
       try {

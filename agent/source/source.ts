@@ -33,10 +33,15 @@ export class DesiredStateSource {
   ) {}
 
   /** Parses the revision at `sha` (already available locally). */
-  private async load(sha: string): Promise<{ ok: true; revision: Revision } | { ok: false; problems: SourceProblem[] }> {
+  private async load(
+    sha: string,
+  ): Promise<{ ok: true; revision: Revision } | { ok: false; problems: SourceProblem[] }> {
     const read = await this.repo.readManifests(sha);
     const parsed = parseRevision(read.files, this.kinds);
-    const problems = [...read.problems.map((p) => ({ file: p.file, line: 1, col: 1, message: p.message })), ...(parsed.ok ? [] : parsed.problems)];
+    const problems = [
+      ...read.problems.map((p) => ({ file: p.file, line: 1, col: 1, message: p.message })),
+      ...(parsed.ok ? [] : parsed.problems),
+    ];
     if (problems.length > 0) return { ok: false, problems };
     return { ok: true, revision: { sha, fetchedAt: this.clock(), resources: parsed.resources } };
   }
@@ -71,7 +76,9 @@ export class DesiredStateSource {
       this.rejected = null;
       return { kind: 'accepted', revision: r.revision };
     } catch (e) {
-      const error = isStewardError(e) ? e : new StewardError('SOURCE_UNREACHABLE', `reading the source failed: ${(e as Error)?.message ?? e}`);
+      const error = isStewardError(e)
+        ? e
+        : new StewardError('SOURCE_UNREACHABLE', `reading the source failed: ${(e as Error)?.message ?? e}`);
       this.lastError = error;
       return { kind: 'error', error };
     }

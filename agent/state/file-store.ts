@@ -11,7 +11,13 @@ import { mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
 import { StewardError } from '../errors.js';
-import { type AuditRead, type AuditRecord, freshState, type PersistedState, type StateStore } from './types.js';
+import {
+  type AuditRead,
+  type AuditRecord,
+  freshState,
+  type PersistedState,
+  type StateStore,
+} from './types.js';
 
 const STATE_FILE = 'state.json';
 const AUDIT_FILE = 'audit.log';
@@ -71,7 +77,8 @@ export class FileStateStore implements StateStore {
     } catch (e) {
       throw corrupt(`not valid JSON: ${(e as Error).message}`);
     }
-    if (env?.format !== 'steward-state' || typeof env.sha256 !== 'string') throw corrupt('not a steward state file');
+    if (env?.format !== 'steward-state' || typeof env.sha256 !== 'string')
+      throw corrupt('not a steward state file');
     if (digest(JSON.stringify(env.state)) !== env.sha256) throw corrupt('checksum mismatch');
     if (!checkShape(env.state)) throw corrupt('unexpected shape');
     return { ...freshState(), ...env.state };
@@ -124,7 +131,10 @@ export class FileStateStore implements StateStore {
       try {
         records.push(JSON.parse(line) as AuditRecord);
       } catch {
-        skipped.push({ line: i + 1, reason: i === last ? 'torn last line (a write was interrupted)' : 'not valid JSON' });
+        skipped.push({
+          line: i + 1,
+          reason: i === last ? 'torn last line (a write was interrupted)' : 'not valid JSON',
+        });
       }
     }
     records.reverse();

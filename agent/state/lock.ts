@@ -43,5 +43,8 @@ export async function acquireLock(dir: string): Promise<Lock> {
       await unlink(path).catch(() => undefined); // stale: its owner is gone
     }
   }
-  throw new StewardError('STATE_LOCKED', `could not take the lock ${path}; remove it if no steward is running`);
+  throw new StewardError(
+    'STATE_LOCKED',
+    `could not take the lock ${path}; remove it if no steward is running`,
+  );
 }

@@ -50,5 +50,14 @@ export interface StateStore {
 }
 
 export function freshState(): PersistedState {
-  return { version: 1, mode: null, freeze: null, approvals: [], revision: null, soak: null, bucket: null, resources: {} };
+  return {
+    version: 1,
+    mode: null,
+    freeze: null,
+    approvals: [],
+    revision: null,
+    soak: null,
+    bucket: null,
+    resources: {},
+  };
 }

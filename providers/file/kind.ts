@@ -41,17 +41,25 @@ export function normalizeMode(mode: string): string {
 }
 
 function validate(spec: unknown): SpecProblem[] {
-  if (!isPlainObject(spec)) return [{ path: ['spec'], message: `spec must be a mapping, got ${describeType(spec)}` }];
+  if (!isPlainObject(spec))
+    return [{ path: ['spec'], message: `spec must be a mapping, got ${describeType(spec)}` }];
   const problems = unknownKeys(spec, FIELDS, ['spec']);
   const { path, content, mode, ensure } = spec;
   if (path === undefined) problems.push({ path: ['spec'], message: 'spec.path is required' });
-  else if (typeof path !== 'string') problems.push({ path: ['spec', 'path'], message: `spec.path must be a string, got ${describeType(path)}` });
+  else if (typeof path !== 'string')
+    problems.push({
+      path: ['spec', 'path'],
+      message: `spec.path must be a string, got ${describeType(path)}`,
+    });
   else {
     const why = checkRelativePath(path);
     if (why) problems.push({ path: ['spec', 'path'], message: `spec.path "${path}" ${why}` });
   }
   if (content !== undefined && typeof content !== 'string')
-    problems.push({ path: ['spec', 'content'], message: `spec.content must be a string, got ${describeType(content)}` });
+    problems.push({
+      path: ['spec', 'content'],
+      message: `spec.content must be a string, got ${describeType(content)}`,
+    });
   if (mode !== undefined) {
     if (typeof mode === 'number')
       problems.push({
@@ -59,13 +67,20 @@ function validate(spec: unknown): SpecProblem[] {
         message: `spec.mode must be a quoted octal string such as "0644" (YAML reads an unquoted ${mode} as a decimal number)`,
       });
     else if (typeof mode !== 'string' || !MODE_RE.test(mode))
-      problems.push({ path: ['spec', 'mode'], message: `spec.mode must be an octal string such as "0644", got ${describeType(mode)}` });
+      problems.push({
+        path: ['spec', 'mode'],
+        message: `spec.mode must be an octal string such as "0644", got ${describeType(mode)}`,
+      });
   }
   if (ensure !== undefined && ensure !== 'present' && ensure !== 'absent')
-    problems.push({ path: ['spec', 'ensure'], message: `spec.ensure must be "present" or "absent", got ${describeType(ensure)}` });
+    problems.push({
+      path: ['spec', 'ensure'],
+      message: `spec.ensure must be "present" or "absent", got ${describeType(ensure)}`,
+    });
   if (ensure === 'absent')
     for (const f of ['content', 'mode'] as const)
-      if (spec[f] !== undefined) problems.push({ path: ['spec', f], message: `spec.${f} makes no sense with ensure: absent` });
+      if (spec[f] !== undefined)
+        problems.push({ path: ['spec', f], message: `spec.${f} makes no sense with ensure: absent` });
   return problems;
 }
 
@@ -84,7 +99,12 @@ function validateAll(resources: readonly DesiredResource[]) {
     if (r.kind !== 'File') continue;
     const p = r.spec['path'] as string;
     const first = seen.get(p);
-    if (first) out.push({ key: r.key, path: ['spec', 'path'], message: `spec.path "${p}" is already managed by ${first}` });
+    if (first)
+      out.push({
+        key: r.key,
+        path: ['spec', 'path'],
+        message: `spec.path "${p}" is already managed by ${first}`,
+      });
     else seen.set(p, `${r.key} (${r.origin})`);
   }
   return out;

@@ -68,9 +68,17 @@ export async function ensureParents(rootReal: string, abs: string, rel: string):
     if (st.isSymbolicLink()) {
       const real = await realpath(cur);
       if (!inside(rootReal, real))
-        throw new StewardError('PATH_ESCAPE', `path "${rel}" leads outside providers.file.root through a symlink`, { path: rel });
+        throw new StewardError(
+          'PATH_ESCAPE',
+          `path "${rel}" leads outside providers.file.root through a symlink`,
+          { path: rel },
+        );
     } else if (!st.isDirectory()) {
-      throw new StewardError('FILE_NOT_REGULAR', `cannot create "${rel}": "${relative(rootReal, cur)}" is not a directory`, { path: rel });
+      throw new StewardError(
+        'FILE_NOT_REGULAR',
+        `cannot create "${rel}": "${relative(rootReal, cur)}" is not a directory`,
+        { path: rel },
+      );
     }
   }
 }

@@ -6,7 +6,14 @@ import { chmod, lstat, readFile, realpath, unlink } from 'node:fs/promises';
 import { writeFileAtomic } from '../../agent/atomic-file.js';
 import { mapLimit } from '../../agent/concurrency.js';
 import { errorMessage, StewardError } from '../../agent/errors.js';
-import type { ApplyAction, ApplyOutcome, DesiredResource, ObserveResult, OwnedDoc, Provider } from '../types.js';
+import type {
+  ApplyAction,
+  ApplyOutcome,
+  DesiredResource,
+  ObserveResult,
+  OwnedDoc,
+  Provider,
+} from '../types.js';
 import { fileKind } from './kind.js';
 import { ensureParents, resolveInside } from './paths.js';
 
@@ -47,11 +54,19 @@ export class FileProvider implements Provider {
     try {
       root = await this.realRoot();
     } catch (e) {
-      for (const r of resources) out.set(r.key, { status: 'error', id: r.spec['path'] as string, error: errorMessage(e), code: errCode(e) });
+      for (const r of resources)
+        out.set(r.key, {
+          status: 'error',
+          id: r.spec['path'] as string,
+          error: errorMessage(e),
+          code: errCode(e),
+        });
       return out;
     }
-    const results = await mapLimit(resources, PARALLEL, (r) => this.observeOne(root, r.spec['path'] as string));
-    resources.forEach((r, i) => out.set(r.key, results[i]!));
+    const results = await mapLimit(resources, PARALLEL, (r) =>
+      this.observeOne(root, r.spec['path'] as string),
+    );
+    for (const [i, r] of resources.entries()) out.set(r.key, results[i]!);
     return out;
   }
 
@@ -63,12 +78,20 @@ export class FileProvider implements Provider {
         st = await lstat(abs);
       } catch (e) {
         const c = errCode(e);
-        if (c === 'ENOENT' || c === 'ENOTDIR') return { status: 'absent', id: rel, doc: { spec: { ensure: 'absent' } } };
+        if (c === 'ENOENT' || c === 'ENOTDIR')
+          return { status: 'absent', id: rel, doc: { spec: { ensure: 'absent' } } };
         throw e;
       }
       if (st.isSymbolicLink())
-        throw new StewardError('FILE_NOT_REGULAR', `"${rel}" is a symlink; steward manages regular files only`, { path: rel });
-      if (!st.isFile()) throw new StewardError('FILE_NOT_REGULAR', `"${rel}" exists but is not a regular file`, { path: rel });
+        throw new StewardError(
+          'FILE_NOT_REGULAR',
+          `"${rel}" is a symlink; steward manages regular files only`,
+          { path: rel },
+        );
+      if (!st.isFile())
+        throw new StewardError('FILE_NOT_REGULAR', `"${rel}" exists but is not a regular file`, {
+          path: rel,
+        });
       const content = await readFile(abs, 'utf8');
       const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
       return { status: 'present', id: rel, doc: { spec: { ensure: 'present', content, mode } } };
@@ -85,10 +108,22 @@ export class FileProvider implements Provider {
       const t0 = performance.now();
       try {
         await this.applyOne(a, rel);
-        out.push({ key: a.resource.key, id: rel, outcome: 'applied', durationMs: Math.round(performance.now() - t0) });
+        out.push({
+          key: a.resource.key,
+          id: rel,
+          outcome: 'applied',
+          durationMs: Math.round(performance.now() - t0),
+        });
       } catch (e) {
         const durationMs = Math.round(performance.now() - t0);
-        out.push({ key: a.resource.key, id: rel, outcome: 'failed', error: errorMessage(e), code: errCode(e), durationMs });
+        out.push({
+          key: a.resource.key,
+          id: rel,
+          outcome: 'failed',
+          error: errorMessage(e),
+          code: errCode(e),
+          durationMs,
+        });
       }
     }
     return out;
@@ -102,22 +137,30 @@ export class FileProvider implements Provider {
     if (desired['ensure'] === 'absent') {
       if (!touched.has('ensure')) return;
       const st = await lstat(abs).catch(() => null);
-      if (st && !st.isFile()) throw new StewardError('FILE_NOT_REGULAR', `refusing to delete "${rel}": not a regular file`);
+      if (st && !st.isFile())
+        throw new StewardError('FILE_NOT_REGULAR', `refusing to delete "${rel}": not a regular file`);
       if (st) await unlink(abs);
       return;
     }
     const observed: OwnedDoc['spec'] = a.observed.spec;
-    const mode = touched.has('mode') ? (desired['mode'] as string) : ((observed['mode'] ?? desired['mode'] ?? '0644') as string);
+    const mode = touched.has('mode')
+      ? (desired['mode'] as string)
+      : ((observed['mode'] ?? desired['mode'] ?? '0644') as string);
     const modeBits = Number.parseInt(mode, 8);
     if (touched.has('ensure') || touched.has('content')) {
-      const content = (touched.has('content') || observed['content'] === undefined ? desired['content'] : observed['content']) ?? '';
+      const content =
+        (touched.has('content') || observed['content'] === undefined
+          ? desired['content']
+          : observed['content']) ?? '';
       const st = await lstat(abs).catch(() => null);
-      if (st && !st.isFile()) throw new StewardError('FILE_NOT_REGULAR', `refusing to replace "${rel}": not a regular file`);
+      if (st && !st.isFile())
+        throw new StewardError('FILE_NOT_REGULAR', `refusing to replace "${rel}": not a regular file`);
       await ensureParents(root, abs, rel);
       await writeFileAtomic(abs, content as string, modeBits);
     } else if (touched.has('mode')) {
       const st = await lstat(abs);
-      if (!st.isFile()) throw new StewardError('FILE_NOT_REGULAR', `refusing to chmod "${rel}": not a regular file`);
+      if (!st.isFile())
+        throw new StewardError('FILE_NOT_REGULAR', `refusing to chmod "${rel}": not a regular file`);
       await chmod(abs, modeBits);
     }
   }
