@@ -70,6 +70,8 @@ export interface ReconcilerDeps {
   emit: EventSink;
 }
 
+const sameDoc = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
 export class Reconciler {
@@ -107,7 +109,9 @@ export class Reconciler {
     }
     for (const d of detection.drift) {
       const rec = records.get(d.resource.key) ?? emptyRecord();
-      if (rec.verifyPending) {
+      // Still drifted after a successful apply of the SAME desired state: it did not stick (another actor
+      // fights us, or the provider ignored it). Drift towards a changed desired state is new drift.
+      if (rec.verifyPending && sameDoc(rec.lastApplied, d.resource.desired)) {
         const step = trackConvergence(rec, { kind: 'still-drifted-after-act' }, convCfg, now, deps.random);
         records.set(d.resource.key, { ...step.record, verifyPending: false });
         if (step.transition === 'stuck')
