@@ -45,7 +45,12 @@ test('plan: exit 0 without drift, 2 with drift (and a stable --json), 1 on error
   const drift = await run(['plan', '-c', h.configPath, '--json']);
   assert.equal(drift.code, 2);
   assert.deepEqual(JSON.parse(drift.out).drift, [
-    { kind: 'File', name: 'motd', id: 'etc/motd', patch: [{ op: 'replace', path: '/spec/content', value: 'hello\n' }] },
+    {
+      kind: 'File',
+      name: 'motd',
+      id: 'etc/motd',
+      patch: [{ op: 'replace', path: '/spec/content', value: 'hello\n' }],
+    },
   ]);
   assert.equal(await readFile(join(h.root, 'etc/motd'), 'utf8'), 'edited\n');
 
@@ -84,10 +89,19 @@ test('validate: exit 0 for the examples, 1 with file:line:col lines for bad ones
   const bad = await run(['validate', dir]);
   assert.equal(bad.code, 1);
   const lines = bad.out.split('\n');
-  assert.ok(lines.every((l) => /^[^:]+:\d+:\d+: .+/.test(l)), bad.out);
+  assert.ok(
+    lines.every((l) => /^[^:]+:\d+:\d+: .+/.test(l)),
+    bad.out,
+  );
   assert.ok(lines.some((l) => /c\.yaml:2:1: invalid YAML/.test(l)));
-  assert.ok(lines.some((l) => /sub\/b\.yml:3:19: duplicate File\/motd: already defined at .*a\.yaml:1:1/.test(l)), bad.out);
-  assert.ok(lines.some((l) => /sub\/b\.yml:6:7: unknown kind "Nope"/.test(l)), bad.out);
+  assert.ok(
+    lines.some((l) => /sub\/b\.yml:3:19: duplicate File\/motd: already defined at .*a\.yaml:1:1/.test(l)),
+    bad.out,
+  );
+  assert.ok(
+    lines.some((l) => /sub\/b\.yml:6:7: unknown kind "Nope"/.test(l)),
+    bad.out,
+  );
 });
 
 test('a config with an unknown key is refused with file:line:col, before anything runs', async (t) => {
@@ -112,7 +126,9 @@ test('usage errors and version', async () => {
 
 test('the built bin runs (what `npm ci` produces)', async () => {
   const out = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, ['bin/steward.js', 'version'], (e, stdout, stderr) => (e ? reject(new Error(stderr)) : resolve(stdout))),
+    execFile(process.execPath, ['bin/steward.js', 'version'], (e, stdout, stderr) =>
+      e ? reject(new Error(stderr)) : resolve(stdout),
+    ),
   );
   assert.match(out, /^steward \d+\.\d+\.\d+/);
 });

@@ -14,7 +14,10 @@ import { type Harness, makeHarness } from '../helpers/harness.js';
 const file = (name: string, path: string, content: string, extra = '') =>
   `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${name} }\nspec: { path: ${path}, content: ${JSON.stringify(content)}${extra} }\n`;
 
-async function setup(t: { after: (fn: () => Promise<void>) => void }, opts: { mode?: 'observe' | 'enforce'; guardrails?: string } = {}) {
+async function setup(
+  t: { after: (fn: () => Promise<void>) => void },
+  opts: { mode?: 'observe' | 'enforce'; guardrails?: string } = {},
+) {
   const base = await mkdtemp(join(tmpdir(), 'steward-e2e-'));
   const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
   const h = await makeHarness({ sourceUrl: repo.workDir, ...opts });
@@ -35,7 +38,10 @@ async function commitFleet(repo: TestRepo, files: Record<string, string>, msg = 
 
 test('a hand-edited managed file is reverted; an unmanaged file is never touched', async (t) => {
   const { repo, h } = await setup(t);
-  await commitFleet(repo, { 'a.yaml': file('a', 'etc/a.conf', 'A\n', ', mode: "0640"'), 'b.yaml': file('b', 'etc/b.conf', 'B\n') });
+  await commitFleet(repo, {
+    'a.yaml': file('a', 'etc/a.conf', 'A\n', ', mode: "0640"'),
+    'b.yaml': file('b', 'etc/b.conf', 'B\n'),
+  });
   await mkdir(join(h.root, 'etc'), { recursive: true });
   await writeFile(join(h.root, 'etc/unmanaged.conf'), 'mine\n');
   const unmanagedBefore = await stat(join(h.root, 'etc/unmanaged.conf'));
@@ -64,7 +70,10 @@ test('a hand-edited managed file is reverted; an unmanaged file is never touched
   assert.equal(unmanagedAfter.ino, unmanagedBefore.ino);
 
   const audit = await readFile(join(h.stateDir, 'audit.log'), 'utf8');
-  const records = audit.trim().split('\n').map((l) => JSON.parse(l) as { name: string; outcome: string; patch: unknown[] });
+  const records = audit
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { name: string; outcome: string; patch: unknown[] });
   assert.deepEqual(
     records.map((r) => `${r.name}:${r.outcome}`),
     ['a:applied', 'b:applied', 'a:applied'],
@@ -96,14 +105,15 @@ test('ensure: absent deletes the file; a manifest removed from Git releases the 
   const { repo, h } = await setup(t);
   await commitFleet(repo, { 'a.yaml': file('a', 'a.conf', 'A\n'), 'b.yaml': file('b', 'b.conf', 'B\n') });
   await h.cycle();
-  await repo.write('fleet/a.yaml', 'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a.conf, ensure: absent }\n');
+  await repo.write(
+    'fleet/a.yaml',
+    'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a.conf, ensure: absent }\n',
+  );
   await repo.remove('fleet/b.yaml');
   await repo.commit('delete a, release b');
   const r = await h.cycle();
   assert.equal(r.managed, 1);
-  assert.deepEqual(r.drift[0]!.patch, [
-    { op: 'replace', path: '/spec/ensure', value: 'absent' },
-  ]);
+  assert.deepEqual(r.drift[0]!.patch, [{ op: 'replace', path: '/spec/ensure', value: 'absent' }]);
   await assert.rejects(stat(join(h.root, 'a.conf')), { code: 'ENOENT' });
   assert.equal(await read(h, 'b.conf'), 'B\n', 'released, not deleted');
   assert.deepEqual(
@@ -170,7 +180,10 @@ test('unsafe paths on disk: a symlinked folder leading outside the root is refus
   assert.equal(r.applied, 1, 'only the safe file');
   const codes = Object.fromEntries(r.errors.map((e) => [e.name, e.code]));
   assert.deepEqual(codes, { a: 'PATH_ESCAPE', b: 'PATH_ESCAPE', c: 'FILE_NOT_REGULAR' });
-  assert.match(r.errors.find((e) => e.name === 'a')!.error, /outside providers\.file\.root through a symlink/);
+  assert.match(
+    r.errors.find((e) => e.name === 'a')!.error,
+    /outside providers\.file\.root through a symlink/,
+  );
   assert.equal(await readFile(join(outside, 'secret'), 'utf8'), 'outside\n');
   await assert.rejects(stat(join(outside, 'new.conf')), { code: 'ENOENT' });
   assert.equal(await read(h, 'ok.conf'), 'fine\n');
@@ -200,12 +213,18 @@ test('a failing apply is audited as failed, the rest of the cycle goes on', asyn
   const { repo, h } = await setup(t);
   // a.conf's parent is a file, so creating it fails; b.conf is fine.
   await writeFile(join(h.root, 'blocker'), 'x');
-  await commitFleet(repo, { 'a.yaml': file('a', 'blocker/a.conf', 'A\n'), 'b.yaml': file('b', 'b.conf', 'B\n') });
+  await commitFleet(repo, {
+    'a.yaml': file('a', 'blocker/a.conf', 'A\n'),
+    'b.yaml': file('b', 'b.conf', 'B\n'),
+  });
   const r = await h.cycle();
   assert.equal(r.failed, 1);
   assert.equal(r.applied, 1);
   assert.equal(await read(h, 'b.conf'), 'B\n');
-  const audit = (await readFile(join(h.stateDir, 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const audit = (await readFile(join(h.stateDir, 'audit.log'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const failed = audit.find((a) => a['name'] === 'a')!;
   assert.equal(failed['outcome'], 'failed');
   assert.equal(typeof failed['error'], 'string');
@@ -224,11 +243,17 @@ describe('a bad revision in a local repository', () => {
 
   test('is rejected as a whole with every error, and the last good revision stays in force', async () => {
     const { repo, h } = ctx;
-    const good = await commitFleet(repo, { 'a.yaml': file('a', 'a.conf', 'A\n'), 'b.yaml': file('b', 'b.conf', 'B\n') });
+    const good = await commitFleet(repo, {
+      'a.yaml': file('a', 'a.conf', 'A\n'),
+      'b.yaml': file('b', 'b.conf', 'B\n'),
+    });
     await h.cycle();
     await h.cycle();
     await repo.write('fleet/a.yaml', file('a', 'a.conf', 'CHANGED\n'));
-    await repo.write('fleet/b.yaml', 'apiVersion: steward/v1\nkind: File\nmetadata: { name: b }\nspec: { path: ../../etc/passwd }\n');
+    await repo.write(
+      'fleet/b.yaml',
+      'apiVersion: steward/v1\nkind: File\nmetadata: { name: b }\nspec: { path: ../../etc/passwd }\n',
+    );
     await repo.write('fleet/c.yaml', 'kind: [\n');
     const bad = await repo.commit('bad');
     const poll = await h.poll();
