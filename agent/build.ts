@@ -8,7 +8,11 @@ import { GitRepository } from './source/git.js';
 import { DesiredStateSource } from './source/source.js';
 import { FileStateStore } from './state/file-store.js';
 
-export function buildSource(config: Config, cacheDir = join(config.state.dir, 'git')): DesiredStateSource {
+export function buildSource(
+  config: Config,
+  cacheDir = join(config.state.dir, 'git'),
+  clock: () => number = Date.now,
+): DesiredStateSource {
   const repo = new GitRepository({
     url: config.source.url,
     kind: config.source.kind,
@@ -19,7 +23,7 @@ export function buildSource(config: Config, cacheDir = join(config.state.dir, 'g
       : null,
     cacheDir,
   });
-  return new DesiredStateSource(repo, KINDS, Date.now);
+  return new DesiredStateSource(repo, KINDS, clock);
 }
 
 export function buildAgent(
@@ -28,7 +32,7 @@ export function buildAgent(
   overrides: { clock?: () => number; random?: () => number } = {},
 ): Agent {
   return new Agent({
-    source: buildSource(config),
+    source: buildSource(config, undefined, overrides.clock),
     kinds: KINDS,
     providers: buildProviders(config),
     store: new FileStateStore(config.state.dir),

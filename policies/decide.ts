@@ -145,7 +145,8 @@ export function decide(input: DecideInput): DecideOutput {
   // e. backoff
   const backingOff = candidates.filter((c) => isBackingOff(c, input));
   holdAll(backingOff, 'backoff');
-  const ready = candidates.filter((c) => !backingOff.includes(c));
+  const backingOffSet = new Set(backingOff);
+  const ready = candidates.filter((c) => !backingOffSet.has(c));
 
   // f. cap
   const { selected, deferred } = selectWithinCap(ready, input.config.maxActionsPerCycle);

@@ -65,7 +65,11 @@ export class DesiredStateSource {
     try {
       const { sha, fullRef } = await this.repo.resolve();
       this.lastError = null;
-      if (sha === this.current?.sha || sha === this.rejected?.sha) return { kind: 'unchanged', sha };
+      if (sha === this.current?.sha) {
+        this.rejected = null; // the branch went back to the good revision: nothing is rejected any more
+        return { kind: 'unchanged', sha };
+      }
+      if (sha === this.rejected?.sha) return { kind: 'unchanged', sha };
       await this.repo.ensure(sha, fullRef);
       const r = await this.load(sha);
       if (!r.ok) {

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import type { AgentEvent } from '../../agent/events.js';
 import type { PollOutcome } from '../../agent/source/source.js';
-import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { createTestRepo, git, type TestRepo } from '../helpers/git-repo.js';
 import { type GitServer, startGitServer } from '../helpers/git-server.js';
 import { type Harness, makeHarness } from '../helpers/harness.js';
 
@@ -78,9 +78,13 @@ async function setup(t: TestContext, opts: SetupOptions = {}): Promise<Fixture> 
 
 const read = (h: Harness, p: string): Promise<string> => readFile(join(h.root, p), 'utf8');
 const handEdit = (h: Harness, p: string, text: string): Promise<void> => writeFile(join(h.root, p), text);
-const count = (h: Harness, type: AgentEvent['type']): number => h.events.filter((e) => e.type === type).length;
+const count = (h: Harness, type: AgentEvent['type']): number =>
+  h.events.filter((e) => e.type === type).length;
 
-function assertAccepted(o: PollOutcome, sha: string): asserts o is Extract<PollOutcome, { kind: 'accepted' }> {
+function assertAccepted(
+  o: PollOutcome,
+  sha: string,
+): asserts o is Extract<PollOutcome, { kind: 'accepted' }> {
   assert.equal(o.kind, 'accepted', `expected accepted, got ${JSON.stringify(o)}`);
   if (o.kind === 'accepted') assert.equal(o.revision.sha, sha);
 }
@@ -117,7 +121,11 @@ test('first poll accepts the revision and a cycle creates the files', async (t) 
   });
   const o = await f.h.poll();
   assertAccepted(o, f.first);
-  assert.deepEqual(o.revision.resources.map((r) => r.key).sort(), ['File/app-conf', 'File/issue', 'File/motd']);
+  assert.deepEqual(o.revision.resources.map((r) => r.key).sort(), [
+    'File/app-conf',
+    'File/issue',
+    'File/motd',
+  ]);
   assert.equal(count(f.h, 'revision_accepted'), 1);
   assert.ok(f.server.packRequests() >= 1, 'the first revision was downloaded');
 
@@ -207,7 +215,10 @@ interface BrokenCase {
 const BROKEN: BrokenCase[] = [
   {
     name: 'malformed YAML',
-    files: { 'fleet/motd.yaml': 'apiVersion: steward/v1\nkind: File\nmetadata:\n  name: motd\n spec: { path: etc/motd }\n' },
+    files: {
+      'fleet/motd.yaml':
+        'apiVersion: steward/v1\nkind: File\nmetadata:\n  name: motd\n spec: { path: etc/motd }\n',
+    },
     problems: [{ file: 'fleet/motd.yaml', line: 5, col: 2, message: /invalid YAML: bad indentation/ }],
   },
   {
@@ -224,7 +235,14 @@ const BROKEN: BrokenCase[] = [
       'fleet/motd.yaml': fileManifest('motd', 'etc/motd', 'hello\n'),
       'fleet/z-more.yaml': `# another motd\n${fileManifest('motd', 'etc/motd2', 'dup\n')}`,
     },
-    problems: [{ file: 'fleet/z-more.yaml', line: 4, col: 19, message: /duplicate File\/motd: already defined at fleet\/motd\.yaml:1:1/ }],
+    problems: [
+      {
+        file: 'fleet/z-more.yaml',
+        line: 4,
+        col: 19,
+        message: /duplicate File\/motd: already defined at fleet\/motd\.yaml:1:1/,
+      },
+    ],
   },
 ];
 
@@ -243,7 +261,11 @@ for (const c of BROKEN) {
     c.problems.forEach((want, i) => {
       const got = o.problems[i];
       assert.ok(got);
-      assert.deepEqual({ file: got.file, line: got.line, col: got.col }, { file: want.file, line: want.line, col: want.col }, got.message);
+      assert.deepEqual(
+        { file: got.file, line: got.line, col: got.col },
+        { file: want.file, line: want.line, col: want.col },
+        got.message,
+      );
       assert.match(got.message, want.message);
     });
     assert.equal(count(f.h, 'revision_rejected'), 1);
@@ -379,10 +401,7 @@ test('only *.yaml / *.yml under source.path are read, nested folders included', 
   });
   const o = await f.h.poll();
   assertAccepted(o, f.first);
-  assert.deepEqual(
-    o.revision.resources.map((r) => r.key).sort(),
-    ['File/motd', 'File/site', 'File/upper'],
-  );
+  assert.deepEqual(o.revision.resources.map((r) => r.key).sort(), ['File/motd', 'File/site', 'File/upper']);
   assert.equal(o.revision.resources.find((r) => r.name === 'site')?.origin, 'fleet/web/deep/site.yml:1:1');
   await f.h.cycle();
   assert.equal(await read(f.h, 'etc/motd'), 'hello\n');
@@ -402,7 +421,10 @@ test('after a restart with a bad commit pushed while down, the last good revisio
   await firstCycle(f);
   await f.h.agent.stop();
 
-  await f.repo.write('fleet/motd.yaml', 'apiVersion: steward/v1\nkind: File\nmetadata: { name: motd\nspec: {}\n');
+  await f.repo.write(
+    'fleet/motd.yaml',
+    'apiVersion: steward/v1\nkind: File\nmetadata: { name: motd\nspec: {}\n',
+  );
   const bad = await f.repo.commitAndPush('broken while down');
   await handEdit(f.h, 'etc/motd', 'hacked\n');
 
@@ -419,4 +441,58 @@ test('after a restart with a bad commit pushed while down, the last good revisio
   assert.equal(f.h.agent.source.current?.sha, f.first);
   // Restored from the local cache: the old revision was not downloaded again.
   assert.equal(f.server.packRequests(), 1);
+});
+
+test('a new revision right after an apply is applied in the next cycle, not held as "did not stick"', async (t) => {
+  const f = await setup(t);
+  assertAccepted(await f.h.poll(), f.first);
+  assert.equal((await f.h.cycle()).applied, 1);
+  // No verifying cycle in between: the resource is still "verify pending".
+  await f.repo.write('fleet/motd.yaml', fileManifest('motd', 'etc/motd', 'right away\n'));
+  const second = await f.repo.commitAndPush('right away');
+  const report = await f.h.cycle();
+  assert.equal(report.revision, second);
+  assert.equal(report.applied, 1, JSON.stringify(report.drift));
+  assert.equal(await read(f.h, 'etc/motd'), 'right away\n');
+});
+
+test('a commit that removes source.path altogether is rejected, never read as "manage nothing"', async (t) => {
+  const f = await setup(t);
+  await firstCycle(f);
+  await f.repo.remove('fleet');
+  await f.repo.write('README.md', 'moved everything\n');
+  const gone = await f.repo.commitAndPush('remove fleet');
+  const o = await f.h.poll();
+  assertRejected(o);
+  assert.equal(o.sha, gone);
+  assert.deepEqual(
+    o.problems.map((p) => ({ file: p.file, line: p.line, col: p.col })),
+    [{ file: 'fleet', line: 1, col: 1 }],
+  );
+  assert.match(o.problems[0]?.message ?? '', /source\.path "fleet" does not exist/);
+  await handEdit(f.h, 'etc/motd', 'hacked\n');
+  const report = await f.h.cycle();
+  assert.equal(report.revision, f.first);
+  assert.equal(report.managed, 1);
+  assert.equal(await read(f.h, 'etc/motd'), 'hello\n');
+});
+
+test('when the remote goes back to the good revision after a rejection, the rejection is cleared', async (t) => {
+  const f = await setup(t);
+  await firstCycle(f);
+  await f.repo.write('fleet/motd.yaml', 'kind: [\n');
+  const bad = await f.repo.commitAndPush('broken');
+  assertRejected(await f.h.poll());
+  assert.equal(f.h.agent.source.rejected?.sha, bad);
+  // Someone force-pushes the branch back to the good commit.
+  await git(f.repo.workDir, ['reset', '--quiet', '--hard', f.first]);
+  await git(f.repo.workDir, ['push', '--quiet', '--force', 'origin', 'HEAD:refs/heads/main']);
+  assert.deepEqual(await f.h.poll(), { kind: 'unchanged', sha: f.first });
+  assert.equal(f.h.agent.source.rejected, null, 'the remote no longer has a rejected revision');
+});
+
+test("a revision's fetchedAt comes from the agent's clock", async (t) => {
+  const f = await setup(t);
+  assertAccepted(await f.h.poll(), f.first);
+  assert.equal(f.h.agent.source.current?.fetchedAt, f.h.clock.now);
 });
