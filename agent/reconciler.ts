@@ -159,12 +159,25 @@ export class Reconciler {
       await deps.store.save({ ...state, freeze });
     }
 
-    // 4. Apply what the guardrails allow, provider by provider, in decided order.
-    const outcomes = await this.apply(decision.act, byKey, shouldStop);
-    const audit: AuditRecord[] = [];
+    // 4. Apply what the guardrails allow, provider by provider, in decided order. Each outcome is
+    //    audited (fsynced) as soon as the provider reports it, so a crash loses at most the one in flight.
+    const toAudit = (action: ApplyAction, outcome: ApplyOutcome, durationMs: number): AuditRecord => ({
+      at: new Date(deps.clock()).toISOString(),
+      revision: revision.sha,
+      kind: action.resource.kind,
+      name: action.resource.name,
+      id: outcome.id,
+      patch: action.ops,
+      outcome: outcome.outcome,
+      ...(outcome.outcome === 'failed' ? { error: outcome.error } : {}),
+      durationMs,
+    });
+    const outcomes = await this.apply(decision.act, byKey, shouldStop, (a, o, ms) =>
+      deps.store.appendAudit([toAudit(a, o, ms)]),
+    );
     let applied = 0;
     let failed = 0;
-    for (const { action, outcome, durationMs } of outcomes) {
+    for (const { action, outcome } of outcomes) {
       const key = action.resource.key;
       const rec = records.get(key) ?? emptyRecord();
       const ok = outcome.outcome === 'applied';
@@ -183,17 +196,6 @@ export class Reconciler {
       );
       if (step.transition === 'stuck')
         deps.emit({ type: 'resource_stuck', key, id: outcome.id, attempts: step.record.attempts });
-      audit.push({
-        at: new Date(deps.clock()).toISOString(),
-        revision: revision.sha,
-        kind: action.resource.kind,
-        name: action.resource.name,
-        id: outcome.id,
-        patch: action.ops,
-        outcome: outcome.outcome,
-        ...(outcome.outcome === 'failed' ? { error: outcome.error } : {}),
-        durationMs,
-      });
       if (!ok)
         deps.log.warn(
           { resource: key, id: outcome.id, code: outcome.code, error: outcome.error },
@@ -210,8 +212,7 @@ export class Reconciler {
       deps.emit({ type: 'resource_released', key });
     }
 
-    // 6. Record: audit first (what was done), then the state that depends on it.
-    await deps.store.appendAudit(audit);
+    // 6. Record the state (the audit is already written).
     const next: PersistedState = {
       ...state,
       freeze,
@@ -273,12 +274,16 @@ export class Reconciler {
     return { state: next, report };
   }
 
-  /** Applies the decided actions, grouped by provider, preserving order; stops starting new ones on shutdown. */
+  /**
+   * Applies the decided actions, grouped by provider, preserving order; starts no new one on shutdown.
+   * `audit` is awaited for every outcome as soon as it is known (once per outcome, whichever path reports it).
+   */
   private async apply(
     acts: ReadonlyArray<{ drift: { key: string }; ops: Operation[] }>,
     byKey: ReadonlyMap<string, DetectedDrift>,
     shouldStop: () => boolean,
-  ): Promise<Array<{ action: ApplyAction; outcome: ApplyOutcome; durationMs: number }>> {
+    audit: (action: ApplyAction, outcome: ApplyOutcome, durationMs: number) => Promise<void>,
+  ): Promise<Array<{ action: ApplyAction; outcome: ApplyOutcome }>> {
     const groups = new Map<Provider, ApplyAction[]>();
     for (const a of acts) {
       const d = byKey.get(a.drift.key)!;
@@ -287,16 +292,28 @@ export class Reconciler {
       g.push({ resource: d.resource, ops: a.ops, observed: d.observed });
       groups.set(provider, g);
     }
-    const out: Array<{ action: ApplyAction; outcome: ApplyOutcome; durationMs: number }> = [];
+    const out: Array<{ action: ApplyAction; outcome: ApplyOutcome }> = [];
     for (const [provider, actions] of groups) {
       if (shouldStop()) break;
-      const t0 = this.deps.clock();
-      const outcomes = await provider.apply(actions, shouldStop);
-      const per = outcomes.length > 0 ? Math.round((this.deps.clock() - t0) / outcomes.length) : 0;
       const byResource = new Map(actions.map((a) => [a.resource.key, a]));
+      const audited = new Set<string>();
+      const t0 = this.deps.clock();
+      const record = async (o: ApplyOutcome, fallbackMs: number): Promise<void> => {
+        const action = byResource.get(o.key);
+        if (!action || audited.has(o.key)) return;
+        audited.add(o.key);
+        await audit(action, o, o.durationMs ?? fallbackMs);
+      };
+      const outcomes = await provider.apply(actions, {
+        shouldStop,
+        onOutcome: (o) => record(o, this.deps.clock() - t0),
+      });
+      const per = outcomes.length > 0 ? Math.round((this.deps.clock() - t0) / outcomes.length) : 0;
       for (const o of outcomes) {
         const action = byResource.get(o.key);
-        if (action) out.push({ action, outcome: o, durationMs: o.durationMs ?? per });
+        if (!action) continue;
+        await record(o, per); // providers that did not report as they went
+        out.push({ action, outcome: o });
       }
     }
     return out;

@@ -52,6 +52,11 @@ export type ApplyOutcome =
   | { key: string; id: string | null; outcome: 'applied'; durationMs?: number }
   | { key: string; id: string | null; outcome: 'failed'; error: string; code: string; durationMs?: number };
 
+export interface ApplyControl {
+  shouldStop(): boolean;
+  onOutcome(outcome: ApplyOutcome): Promise<void>;
+}
+
 export interface KindDefinition {
   kind: string;
   /** The provider that serves this kind (a key of `providers` in the config). */
@@ -80,8 +85,10 @@ export interface Provider {
   /** Reads observed state fresh for every resource; never throws for one resource's failure. */
   observe(resources: readonly DesiredResource[]): Promise<Map<string, ObserveResult>>;
   /**
-   * Applies actions. Returns one outcome per action. Must check `shouldStop()`
-   * between actions and start no new one once it returns true.
+   * Applies actions; returns one outcome per action started. Must check
+   * `ctl.shouldStop()` before each action (or batch) and start no new one
+   * once it returns true, and should await `ctl.onOutcome` as soon as each
+   * outcome is known, so the audit log is written while the cycle runs.
    */
-  apply(actions: readonly ApplyAction[], shouldStop: () => boolean): Promise<ApplyOutcome[]>;
+  apply(actions: readonly ApplyAction[], ctl: ApplyControl): Promise<ApplyOutcome[]>;
 }

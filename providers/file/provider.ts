@@ -8,6 +8,7 @@ import { mapLimit } from '../../agent/concurrency.js';
 import { errorMessage, StewardError } from '../../agent/errors.js';
 import type {
   ApplyAction,
+  ApplyControl,
   ApplyOutcome,
   DesiredResource,
   ObserveResult,
@@ -100,10 +101,10 @@ export class FileProvider implements Provider {
     }
   }
 
-  async apply(actions: readonly ApplyAction[], shouldStop: () => boolean): Promise<ApplyOutcome[]> {
+  async apply(actions: readonly ApplyAction[], ctl: ApplyControl): Promise<ApplyOutcome[]> {
     const out: ApplyOutcome[] = [];
     for (const a of actions) {
-      if (shouldStop()) break;
+      if (ctl.shouldStop()) break;
       const rel = a.resource.spec['path'] as string;
       const t0 = performance.now();
       try {
@@ -125,6 +126,7 @@ export class FileProvider implements Provider {
           durationMs,
         });
       }
+      await ctl.onOutcome(out[out.length - 1]!); // audited before the next action starts
     }
     return out;
   }
