@@ -35,15 +35,20 @@ export class Agent {
   private readonly clock: () => number;
   private running: Promise<void> | null = null;
   private pending = false;
-  private stopping = false;
+  private stopRequested = false;
   private timers: NodeJS.Timeout[] = [];
   private polling: Promise<PollOutcome> | null = null;
+  private readonly refreshing = new Set<Promise<void>>();
   private sourceDown = false;
   /** Set by freeze / observe requests: the cycle in flight starts no further action. */
   private haltActions = false;
   /** Serialises cycles and state changes: nothing may read-modify-write the state concurrently. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly listeners: EventSink[] = [];
+  private readonly cycleListeners: Array<(r: CycleReport) => void> = [];
+  private readonly pollListeners: Array<(o: PollOutcome) => void> = [];
+  /** When the cycle in flight started (null while idle): a wedged loop shows in /healthz. */
+  cycleStartedAt: number | null = null;
   /** The last completed cycle, and the number of cycles run. */
   lastCycle: CycleReport | null = null;
   cycles = 0;
@@ -69,6 +74,30 @@ export class Agent {
 
   onEvent(sink: EventSink): void {
     this.listeners.push(sink);
+  }
+
+  /** Called after every completed cycle (metrics). */
+  onCycle(fn: (r: CycleReport) => void): void {
+    this.cycleListeners.push(fn);
+  }
+
+  /** Called after every poll, not only on transitions (metrics). */
+  onPollOutcome(fn: (o: PollOutcome) => void): void {
+    this.pollListeners.push(fn);
+  }
+
+  private notify<T>(fns: Array<(x: T) => void>, x: T): void {
+    for (const f of fns) {
+      try {
+        f(x);
+      } catch (err) {
+        this.opts.log.error({ err: errorMessage(err) }, 'listener failed');
+      }
+    }
+  }
+
+  get stopping(): boolean {
+    return this.stopRequested;
   }
 
   private emit(e: AgentEvent): void {
@@ -125,9 +154,14 @@ export class Agent {
    * Polls the source now and runs a cycle if a new good revision arrived
    * (or always, with `force`: a push webhook or POST /v1/reconcile).
    */
-  async refresh(force: boolean): Promise<void> {
-    const o = await this.poll();
-    if (force || o.kind === 'accepted') await this.trigger(force ? 'requested' : 'revision');
+  refresh(force: boolean): Promise<void> {
+    const p = (async () => {
+      const o = await this.poll();
+      if (force || o.kind === 'accepted') await this.trigger(force ? 'requested' : 'revision');
+    })();
+    this.refreshing.add(p);
+    void p.finally(() => this.refreshing.delete(p)).catch(() => undefined);
+    return p;
   }
 
   /** Asks the source for news (no cycle). Concurrent calls share one poll. */
@@ -137,6 +171,7 @@ export class Agent {
       try {
         const outcome = await this.opts.source.poll();
         this.onPoll(outcome);
+        this.notify(this.pollListeners, outcome);
         return outcome;
       } finally {
         this.polling = null;
@@ -163,7 +198,7 @@ export class Agent {
 
   /** Requests a cycle. Returns a promise that settles when the cycle (or the one it coalesced into) is done. */
   trigger(reason: string): Promise<void> {
-    if (this.stopping) return Promise.resolve();
+    if (this.stopRequested) return Promise.resolve();
     if (this.running) {
       this.pending = true;
       return this.running;
@@ -179,7 +214,7 @@ export class Agent {
     do {
       this.pending = false;
       await this.runOneCycle();
-    } while (this.pending && !this.stopping);
+    } while (this.pending && !this.stopRequested);
   }
 
   /** Runs `fn` after every earlier state change or cycle has finished. */
@@ -200,17 +235,19 @@ export class Agent {
       this.opts.log.warn('no good revision yet; nothing to reconcile');
       return;
     }
+    this.cycleStartedAt = this.clock();
     try {
       const { state, report } = await this.reconciler.cycle(
         revision,
         this.state,
-        () => this.stopping || this.haltActions,
+        () => this.stopRequested || this.haltActions,
       );
       this.state = state;
       this.lastCycle = report;
       this.cycles++;
       this.lastGoodCycleAt = this.clock();
       this.lastCycleError = null;
+      this.notify(this.cycleListeners, report);
       this.opts.log.info(
         {
           revision: report.revision.slice(0, 12),
@@ -231,12 +268,16 @@ export class Agent {
       this.lastCycleError = errorMessage(e);
       this.opts.log.error({ err: this.lastCycleError }, 'cycle failed');
       this.state = await this.opts.store.load().catch(() => this.state);
+    } finally {
+      this.cycleStartedAt = null;
     }
   }
 
-  /** Waits for the cycle in flight (and its coalesced follow-up), if any. */
+  /** Waits until no poll, requested refresh or cycle (with its coalesced follow-up) is in flight. */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.running || this.polling || this.refreshing.size > 0) {
+      await Promise.allSettled([this.running, this.polling, ...this.refreshing]);
+    }
   }
 
   /** Changes state outside a cycle (freeze, mode, approvals): after the cycle in flight, persisted before it counts. */
@@ -273,9 +314,14 @@ export class Agent {
     this.emit({ type: 'unfrozen', by, approveRevision });
   }
 
+  /** The audit log, newest first. */
+  readAudit(limit: number) {
+    return this.opts.store.readAudit(limit);
+  }
+
   /** Graceful stop: no new cycle or action starts; the action in flight finishes; state is flushed. */
   async stop(): Promise<void> {
-    this.stopping = true;
+    this.stopRequested = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.running;

@@ -8,14 +8,14 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { KINDS, buildProviders } from '../providers/registry.js';
 import type { OwnedDoc } from '../providers/types.js';
-import { buildAgent, buildSource } from './build.js';
+import { buildSource } from './build.js';
+import { startDaemon } from './daemon.js';
 import { type Config, loadConfig } from './config.js';
 import { detect } from './detect.js';
 import { errorMessage, formatProblem, isStewardError, StewardError } from './errors.js';
 import { createLogger } from './log.js';
 import { parseRevision, type ManifestFile } from './manifest.js';
 import { FileStateStore } from './state/file-store.js';
-import { acquireLock } from './state/lock.js';
 import { VERSION } from './version.js';
 
 const USAGE = `usage: steward <command> [options]
@@ -171,34 +171,13 @@ async function cmdPlan(args: Args, io: Io): Promise<number> {
 /** Runs the agent until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runAgent(config: Config): Promise<number> {
   const log = createLogger(config.log.level);
-  const lock = await acquireLock(config.state.dir);
-  const agent = buildAgent(config, log);
-  try {
-    await agent.init();
-  } catch (e) {
-    await lock.release();
-    throw e;
-  }
-  log.info(
-    {
-      config: config.file,
-      source:
-        config.source.kind === 'http' ? config.source.url.replace(/\/\/[^@/]*@/, '//') : config.source.url,
-      ref: config.source.ref,
-      mode: agent.mode,
-      stateDir: config.state.dir,
-    },
-    'steward started',
-  );
-  const stopped = new Promise<string>((resolve) => {
+  const daemon = await startDaemon(config, { log });
+  const signal = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  await agent.start();
-  const signal = await stopped;
   log.info({ signal }, 'stopping: finishing the action in flight');
-  await agent.stop();
-  await lock.release();
+  await daemon.stop();
   log.info('stopped');
   return 0;
 }

@@ -56,6 +56,12 @@ export interface CycleReport {
   held: Partial<Record<HoldReason, number>>;
   drift: DriftReport[];
   errors: Array<{ kind: string; name: string; id: string | null; code: string; error: string }>;
+  /** Apply outcomes by kind, for metrics. */
+  outcomes: Array<{ kind: string; outcome: 'applied' | 'failed' }>;
+  /** For each resource that converged this cycle after drifting: seconds since its drift was first seen. */
+  convergedAfterSeconds: number[];
+  /** Resources with an open resource_stuck alert. */
+  stuck: number;
 }
 
 export interface ReconcilerDeps {
@@ -100,8 +106,19 @@ export class Reconciler {
     const now = deps.clock();
 
     // 2. Fold the observation into each record BEFORE deciding, so a backoff it schedules holds the resource now.
+    const convergedAfterSeconds: number[] = [];
     for (const r of detection.converged) {
       const rec = records.get(r.key) ?? emptyRecord();
+      // Already converged on this very desired state: nothing to record (the common case; keeps big fleets cheap).
+      if (
+        rec.lastApplied === r.desired &&
+        rec.firstSeen === undefined &&
+        !rec.verifyPending &&
+        rec.attempts === 0 &&
+        !rec.stuck
+      )
+        continue;
+      if (rec.firstSeen !== undefined) convergedAfterSeconds.push(Math.max(0, (now - rec.firstSeen) / 1000));
       const step = trackConvergence(rec, { kind: 'converged' }, convCfg, now, deps.random);
       // Converged on fields Git sets: those fields are owned from now on (three-way base).
       records.set(r.key, { ...step.record, verifyPending: false, lastApplied: r.desired });
@@ -263,6 +280,9 @@ export class Reconciler {
           held: h,
         };
       }),
+      outcomes: outcomes.map((o) => ({ kind: o.action.resource.kind, outcome: o.outcome.outcome })),
+      convergedAfterSeconds,
+      stuck: [...records.values()].filter((r) => r.stuck).length,
       errors: detection.errors.map((e) => ({
         kind: e.resource.kind,
         name: e.resource.name,

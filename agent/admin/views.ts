@@ -1,0 +1,61 @@
+/** What the admin API shows: plain data built from the agent, no secrets. */
+import type { Agent } from '../agent.js';
+import { formatProblem } from '../errors.js';
+
+const iso = (ms: number | null | undefined): string | null =>
+  ms === null || ms === undefined ? null : new Date(ms).toISOString();
+
+export function statusView(agent: Agent) {
+  const s = agent.currentState;
+  const src = agent.source;
+  const c = agent.lastCycle;
+  return {
+    mode: agent.mode,
+    freeze: {
+      frozen: s.freeze !== null,
+      reason: s.freeze?.reason ?? null,
+      by: s.freeze?.by ?? null,
+      since: iso(s.freeze?.since),
+    },
+    revision: {
+      sha: src.current?.sha ?? null,
+      fetchedAt: iso(src.current?.fetchedAt),
+      resources: src.current?.resources.length ?? 0,
+      approved: src.current ? s.approvals.includes(src.current.sha) : false,
+      rejected: src.rejected
+        ? {
+            sha: src.rejected.sha,
+            at: iso(src.rejected.at),
+            problems: src.rejected.problems.map(formatProblem),
+          }
+        : null,
+    },
+    source: { error: src.lastError ? { code: src.lastError.code, message: src.lastError.message } : null },
+    lastCycle: c
+      ? {
+          startedAt: c.startedAt,
+          durationMs: c.durationMs,
+          revision: c.revision,
+          managed: c.managed,
+          drifted: c.drifted,
+          applied: c.applied,
+          failed: c.failed,
+          held: c.held,
+          observeErrors: c.observeErrors,
+          soaking: c.soaking,
+          stuck: c.stuck,
+        }
+      : null,
+    cycles: agent.cycles,
+  };
+}
+
+export function driftView(agent: Agent) {
+  const c = agent.lastCycle;
+  return {
+    revision: c?.revision ?? null,
+    at: c?.startedAt ?? null,
+    drift: c?.drift ?? [],
+    errors: c?.errors ?? [],
+  };
+}

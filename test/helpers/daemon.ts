@@ -1,0 +1,91 @@
+/**
+ * A whole daemon (agent + admin API on a real loopback socket) in a temp
+ * directory, for end-to-end tests that talk HTTP to it.
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../agent/config.js';
+import { type Daemon, startDaemon } from '../../agent/daemon.js';
+import { silentLogger } from '../../agent/log.js';
+
+export interface DaemonHarness {
+  dir: string;
+  root: string;
+  stateDir: string;
+  daemon: Daemon;
+  url: string;
+  token: string;
+  webhookSecret: string;
+  /** fetch against the admin API; `auth: false` sends no token, a string sends that one. */
+  req(
+    method: string,
+    path: string,
+    opts?: { body?: unknown; raw?: string; auth?: boolean | string; headers?: Record<string, string> },
+  ): Promise<{ status: number; json: unknown; text: string; headers: Headers }>;
+  stop(): Promise<void>;
+}
+
+export interface DaemonHarnessOptions {
+  sourceUrl: string;
+  guardrails?: string;
+  mode?: 'observe' | 'enforce';
+  sourceInterval?: string;
+  reconcileInterval?: string;
+  extra?: string;
+  manual?: boolean;
+}
+
+export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<DaemonHarness> {
+  const dir = await mkdtemp(join(tmpdir(), 'steward-d-'));
+  const root = join(dir, 'managed');
+  await mkdir(root);
+  const webhookSecret = 'webhook-secret-for-tests';
+  await writeFile(join(dir, 'webhook-secret'), `${webhookSecret}\n`, { mode: 0o600 });
+  const lines = [
+    `source: { url: ${JSON.stringify(opts.sourceUrl)}, ref: main, path: fleet, interval: ${opts.sourceInterval ?? '1h'} }`,
+    'providers: { file: { root: managed } }',
+    `reconcile: { interval: ${opts.reconcileInterval ?? '1h'}, mode: ${opts.mode ?? 'enforce'} }`,
+    'guardrails:',
+    ...(opts.guardrails ?? 'soak: { observeCycles: 0 }').split('\n').map((l) => `  ${l}`),
+    'admin: { listen: "127.0.0.1:0", webhookSecretFile: webhook-secret }',
+    'state: { dir: state }',
+    'log: { level: error }',
+  ];
+  if (opts.extra) lines.push(opts.extra);
+  const configPath = join(dir, 'steward.yaml');
+  await writeFile(configPath, `${lines.join('\n')}\n`);
+  const config = await loadConfig(configPath);
+  const daemon = await startDaemon(config, { log: silentLogger, manual: opts.manual ?? false });
+  const token = (await readFile(config.admin.tokenFile, 'utf8')).trim();
+  const url = daemon.admin.url;
+  return {
+    dir,
+    root,
+    stateDir: config.state.dir,
+    daemon,
+    url,
+    token,
+    webhookSecret,
+    async req(method, path, o = {}) {
+      const headers: Record<string, string> = { ...(o.headers ?? {}) };
+      const auth = o.auth ?? true;
+      if (auth !== false) headers['authorization'] = `Bearer ${typeof auth === 'string' ? auth : token}`;
+      let body: string | undefined;
+      if (o.raw !== undefined) body = o.raw;
+      else if (o.body !== undefined) body = JSON.stringify(o.body);
+      if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
+      const res = await fetch(`${url}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+      const text = await res.text();
+      let json: unknown = null;
+      try {
+        json = JSON.parse(text);
+      } catch {}
+      return { status: res.status, json, text, headers: res.headers };
+    },
+    async stop() {
+      await daemon.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
