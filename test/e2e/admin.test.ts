@@ -185,7 +185,7 @@ test('/openapi.json documents every route; /metrics is Prometheus text', async (
     ['/healthz', 'get'],
     ['/readyz', 'get'],
     ['/metrics', 'get'],
-  ])
+  ] as const)
     assert.ok(doc.paths[path]?.[method], `${method} ${path}`);
   const m = await d.req('GET', '/metrics', { auth: false });
   assert.equal(m.status, 200);
