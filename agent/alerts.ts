@@ -113,6 +113,8 @@ export const DEFAULT_RETRY: Readonly<RetryOptions> = Object.freeze({
   maxMs: 30_000,
 });
 export const DEFAULT_QUEUE_LIMIT = 100;
+/** The longest delay setTimeout takes (about 24.8 days). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 /** A `revision_rejected` alert lists at most this many problems (details.problemCount has the total). */
 export const MAX_PROBLEMS = 50;
 
@@ -566,16 +568,19 @@ export class Alerter {
     }
   }
 
-  /** Resolves when every queue is empty and nothing is in flight, or after `timeoutMs` (default: no limit). */
+  /**
+   * Resolves when every queue is empty and nothing is in flight, or after
+   * `timeoutMs` (default: no limit). While it waits, it keeps the process
+   * alive (the backoff timers alone do not), so `await drain()` in a shutdown
+   * path does not end early.
+   */
   async drain(timeoutMs?: number): Promise<void> {
     const empty = (async () => {
       while (this.workers.some((w) => w.busy)) await Promise.all(this.workers.map((w) => w.idle()));
     })();
-    if (timeoutMs === undefined) return empty;
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
-      timer.unref();
+      timer = setTimeout(resolve, Math.min(timeoutMs ?? MAX_TIMEOUT_MS, MAX_TIMEOUT_MS));
     });
     try {
       await Promise.race([empty, expired]);
