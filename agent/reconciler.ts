@@ -128,7 +128,13 @@ export class Reconciler {
       const rec = records.get(d.resource.key) ?? emptyRecord();
       // Still drifted after a successful apply of the SAME desired state: it did not stick (another actor
       // fights us, or the provider ignored it). Drift towards a changed desired state is new drift.
-      if (rec.verifyPending && sameDoc(rec.lastApplied, d.resource.desired)) {
+      const settleMs = deps.kinds.get(d.resource.kind)?.settleMs ?? 0;
+      const settling = rec.verifyPending && rec.appliedAt !== undefined && now - rec.appliedAt < settleMs;
+      if (settling) {
+        // Eventually consistent APIs: right after an apply the old value may still be read back. Within the
+        // kind's settle window that is not "did not stick"; the resource is held (nextAttemptAt) until then.
+        records.set(d.resource.key, markDrifted(rec, now));
+      } else if (rec.verifyPending && sameDoc(rec.lastApplied, d.resource.desired)) {
         const step = trackConvergence(rec, { kind: 'still-drifted-after-act' }, convCfg, now, deps.random);
         records.set(d.resource.key, { ...step.record, verifyPending: false });
         if (step.transition === 'stuck')
@@ -207,9 +213,21 @@ export class Reconciler {
         deps.clock(),
         deps.random,
       );
+      const settleMs = deps.kinds.get(action.resource.kind)?.settleMs ?? 0;
+      const at = deps.clock();
       records.set(
         key,
-        ok ? { ...step.record, verifyPending: true, lastApplied: action.resource.desired } : step.record,
+        ok
+          ? {
+              ...step.record,
+              verifyPending: true,
+              appliedAt: at,
+              lastApplied: action.resource.desired,
+              ...(settleMs > 0
+                ? { nextAttemptAt: Math.max(step.record.nextAttemptAt ?? 0, at + settleMs) }
+                : {}),
+            }
+          : step.record,
       );
       if (step.transition === 'stuck')
         deps.emit({ type: 'resource_stuck', key, id: outcome.id, attempts: step.record.attempts });

@@ -39,6 +39,8 @@ export interface ResourceRecord {
    * an extra, un-backed-off apply.
    */
   verifyPending?: boolean;
+  /** When the last successful apply happened (for the kind's settle window). */
+  appliedAt?: number;
 }
 
 export interface Freeze {

@@ -73,6 +73,12 @@ export interface KindDefinition {
   removable(path: string): boolean;
   /** Pointers (`/spec/…`) whose change disrupts the resource: `report` unless configured otherwise. */
   disruptive: readonly string[];
+  /**
+   * Eventual consistency: for this long after a successful apply, reading the
+   * old value back is not "did not stick", and the resource is not acted on
+   * again. 0 or unset for read-your-writes providers (files).
+   */
+  settleMs?: number;
   /** Cross-resource checks over the whole revision (e.g. two Files on one path). */
   validateAll?(
     resources: readonly DesiredResource[],
