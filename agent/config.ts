@@ -54,6 +54,7 @@ export const ALERT_EVENTS: readonly string[] = Object.freeze([
   'resource_stuck',
   'resource_recovered',
   'revision_rejected',
+  'revision_recovered',
   'source_unreachable',
   'source_recovered',
 ]);

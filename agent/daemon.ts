@@ -4,17 +4,20 @@
  * both use it.
  */
 import { type AdminServer, startAdminServer } from './admin/server.js';
+import { Alerter, type OpenAlert } from './alerts.js';
 import type { Agent } from './agent.js';
 import { buildAgent } from './build.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import { MASS_DRIFT_ACTOR } from './reconciler.js';
 import { acquireLock, type Lock } from './state/lock.js';
 
 export interface Daemon {
   agent: Agent;
   admin: AdminServer;
   metrics: Metrics;
+  alerter: Alerter;
   /** Graceful: no new action starts, the one in flight finishes, state is flushed, the API closes. */
   stop(): Promise<void>;
 }
@@ -59,6 +62,18 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       )
         control();
     });
+    const freeze = a.currentState.freeze;
+    const initiallyOpen: OpenAlert[] = freeze
+      ? [{ event: freeze.by === MASS_DRIFT_ACTOR ? 'mass_drift_frozen' : 'frozen' }]
+      : [];
+    const alerter = new Alerter({
+      receivers: config.alerts,
+      log,
+      onOutcome: (event, outcome) => metrics.alerts.inc({ event, outcome }),
+      revision: () => a.source.current?.sha ?? null,
+      initiallyOpen,
+    });
+    a.onEvent((e) => alerter.handle(e));
     admin = await startAdminServer({ agent: a, config, metrics, log });
     log.info(
       {
@@ -78,9 +93,12 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       agent: a,
       admin: server,
       metrics,
+      alerter,
       async stop() {
         await a.stop();
         await server.close();
+        await alerter.drain(5_000); // queued alerts get a moment to leave
+        await alerter.close();
         await lock.release();
       },
     };

@@ -76,6 +76,9 @@ export interface ReconcilerDeps {
   emit: EventSink;
 }
 
+/** `freeze.by` of a freeze set by the mass-drift halt. */
+export const MASS_DRIFT_ACTOR = 'steward (mass-drift halt)';
+
 const sameDoc = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -176,7 +179,7 @@ export class Reconciler {
     });
     let freeze = state.freeze;
     if (decision.freeze) {
-      freeze = { reason: decision.freeze.reason, by: 'steward (mass-drift halt)', since: now };
+      freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now };
       deps.emit({ type: 'mass_drift_frozen', reason: decision.freeze.reason, sha: revision.sha });
       // Persist the freeze before anything else happens: it must survive a crash right after.
       await deps.store.save({ ...state, freeze });
