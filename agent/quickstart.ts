@@ -4,6 +4,7 @@
  * a directory of managed files and a config, then runs the agent on them.
  */
 import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { cp, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join, relative, resolve } from 'node:path';
@@ -53,6 +54,9 @@ export async function quickstart(dir: string, io: { err: (s: string) => void }):
   const created = await ensureRepo(join(root, 'desired'), join(src, 'fleet'));
   const configPath = join(root, 'steward.yaml');
   if (!fs.existsSync(configPath)) await writeFile(configPath, fs.readFileSync(join(src, 'steward.yaml')));
+  const hookSecret = join(root, 'webhook-secret');
+  if (!fs.existsSync(hookSecret))
+    await writeFile(hookSecret, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
   const rel = relative(process.cwd(), root) || '.';
   io.err(
     [
@@ -66,6 +70,7 @@ export async function quickstart(dir: string, io: { err: (s: string) => void }):
       `  echo "hand edit" >> ${rel}/managed/etc/motd     # reverted within ~5 s`,
       `  sed -i 's/workers = 4/workers = 8/' ${rel}/desired/fleet/app/app.yaml && git -C ${rel}/desired commit -am "more workers"`,
       `  node bin/steward.js plan -c ${rel}/steward.yaml # what differs now (exit 2 = drift)`,
+      `  curl -s -H "Authorization: Bearer $(cat ${rel}/state/admin-token)" http://127.0.0.1:7420/v1/status`,
       'Stop with Ctrl-C.',
       '',
     ].join('\n'),

@@ -4,97 +4,36 @@
  * Real agent processes (the CLI), a real local Git repository.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FileStateStore } from '../../agent/state/file-store.js';
 import { freshState } from '../../agent/state/types.js';
-import { createTestRepo } from '../helpers/git-repo.js';
+import {
+  countFiles,
+  killAllAgents,
+  startAgentProcess as startAgent,
+  until,
+  writeBigFleet,
+} from '../helpers/agent-process.js';
 
 const N = 1000;
 const name = (i: number) => `r${String(i).padStart(4, '0')}`;
 
-const children = new Set<ChildProcess>();
-
-function startAgent(config: string): {
-  child: ChildProcess;
-  exited: Promise<number | null>;
-  stderr: () => string;
-} {
-  let err = '';
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'test/helpers/cli-entry.ts', 'run', '-c', config],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  children.add(child);
-  const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
-      children.delete(child);
-      resolve(code);
-    }),
-  );
-  return { child, exited, stderr: () => err };
-}
-
-/** Polls `check` every few ms until it returns true (bounded). */
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
-const countFiles = async (dir: string) =>
-  (await readdir(dir).catch(() => [])).filter((f) => f.endsWith('.conf')).length;
-
 test('kill -9 mid-cycle, restart: state loads, mode kept, audit readable, nothing applied twice', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'steward-crash-'));
   t.after(async () => {
-    for (const c of children) c.kill('SIGKILL'); // never leave an agent behind, even when an assertion failed
+    killAllAgents(); // never leave an agent behind, even when an assertion failed
     await rm(base, { recursive: true, force: true });
   });
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  for (let f = 0; f < N / 100; f++) {
-    const docs = Array.from({ length: 100 }, (_, j) => {
-      const n = name(f * 100 + j);
-      return `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${n} }\nspec: { path: f/${n}.conf, content: "${n}\\n" }\n`;
-    });
-    await repo.write(`fleet/part${f}.yaml`, docs.join('---\n'));
-  }
-  await repo.commit('1000 files');
-  const managed = join(base, 'managed');
-  const stateDir = join(base, 'state');
-  await mkdir(managed);
-  const config = join(base, 'steward.yaml');
-  await writeFile(
-    config,
-    [
-      `source: { url: ${JSON.stringify(repo.workDir)}, path: fleet, interval: 1h }`,
-      'providers: { file: { root: managed } }',
-      'reconcile: { interval: 1h, mode: observe }', // the persisted mode (enforce) must win
-      'guardrails:',
-      '  maxActionsPerCycle: 5000',
-      '  massDrift: { maxDrifted: 100000, maxDriftedPercent: 100, minManaged: 5 }',
-      '  rateLimit: { actionsPerMinute: 100000, burst: 100000 }',
-      '  soak: { observeCycles: 0 }',
-      'state: { dir: state }',
-      'log: { level: warn }',
-    ].join('\n'),
-  );
+  // The config says observe; the persisted mode (enforce) must win.
+  const { managed, stateDir, config } = await writeBigFleet(base, N, 'observe');
   const store = new FileStateStore(stateDir);
   await store.save({ ...freshState(), mode: 'enforce' });
 
   // Run 1: killed once a few files are written, long before the 1000th.
-  const first = startAgent(config);
+  const first = startAgent(['run', '-c', config]);
   await until(
     async () => (await countFiles(join(managed, 'f'))) >= 20,
     `the first applies (${first.stderr()})`,
@@ -114,7 +53,7 @@ test('kill -9 mid-cycle, restart: state loads, mode kept, audit readable, nothin
   assert.equal(afterKill.mode, 'enforce');
 
   // Run 2: converges the rest, then a graceful stop.
-  const second = startAgent(config);
+  const second = startAgent(['run', '-c', config]);
   await until(async () => (await countFiles(join(managed, 'f'))) === N, 'all files', 60_000);
   await until(
     async () => (await store.readAudit(0)).records.length >= N - 1,
