@@ -1,8 +1,9 @@
 /** Wires an agent (or a one-shot detector) from a validated config. */
 import { join } from 'node:path';
-import type { Config } from './config.js';
-import { KINDS, buildProviders } from '../providers/registry.js';
+import { buildProviders, KINDS, type ProviderHooks } from '../providers/registry.js';
+import type { Provider } from '../providers/types.js';
 import { Agent } from './agent.js';
+import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { GitRepository } from './source/git.js';
 import { DesiredStateSource } from './source/source.js';
@@ -26,21 +27,26 @@ export function buildSource(
   return new DesiredStateSource(repo, KINDS, clock);
 }
 
-export function buildAgent(
-  config: Config,
-  log: Logger,
-  overrides: { clock?: () => number; random?: () => number } = {},
-): Agent {
+export interface BuildOverrides extends ProviderHooks {
+  clock?: () => number;
+  random?: () => number;
+  /** Use these providers instead of building them from the config (tests: count calls, inject faults). */
+  providers?: ReadonlyMap<string, Provider>;
+}
+
+export function buildAgent(config: Config, log: Logger, overrides: BuildOverrides = {}): Agent {
+  const { clock, random, providers, onProviderRequest } = overrides;
   return new Agent({
-    source: buildSource(config, undefined, overrides.clock),
+    source: buildSource(config, undefined, clock),
     kinds: KINDS,
-    providers: buildProviders(config),
+    providers: providers ?? buildProviders(config, onProviderRequest ? { onProviderRequest } : {}),
     store: new FileStateStore(config.state.dir),
     guardrails: config.guardrails,
     initialMode: config.reconcile.mode,
     sourceIntervalMs: config.source.intervalMs,
     reconcileIntervalMs: config.reconcile.intervalMs,
     log,
-    ...overrides,
+    ...(clock ? { clock } : {}),
+    ...(random ? { random } : {}),
   });
 }

@@ -36,12 +36,13 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   let agent: Agent | undefined;
   let admin: AdminServer | undefined;
   try {
+    const metrics = new Metrics();
     agent = buildAgent(config, log, {
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.random ? { random: opts.random } : {}),
+      onProviderRequest: (provider, operation) => metrics.providerRequests.inc({ provider, operation }),
     });
     await agent.init();
-    const metrics = new Metrics();
     const a = agent;
     const control = () =>
       metrics.setControl({ frozen: a.currentState.freeze !== null, observe: a.mode === 'observe' });

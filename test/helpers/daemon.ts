@@ -34,6 +34,8 @@ export interface DaemonHarnessOptions {
   reconcileInterval?: string;
   extra?: string;
   manual?: boolean;
+  /** Extra entries under `providers:` besides `file`. */
+  providersYaml?: string;
 }
 
 export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<DaemonHarness> {
@@ -44,7 +46,9 @@ export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<Da
   await writeFile(join(dir, 'webhook-secret'), `${webhookSecret}\n`, { mode: 0o600 });
   const lines = [
     `source: { url: ${JSON.stringify(opts.sourceUrl)}, ref: main, path: fleet, interval: ${opts.sourceInterval ?? '1h'} }`,
-    'providers: { file: { root: managed } }',
+    'providers:',
+    '  file: { root: managed }',
+    ...(opts.providersYaml ? [`  ${opts.providersYaml}`] : []),
     `reconcile: { interval: ${opts.reconcileInterval ?? '1h'}, mode: ${opts.mode ?? 'enforce'} }`,
     'guardrails:',
     ...(opts.guardrails ?? 'soak: { observeCycles: 0 }').split('\n').map((l) => `  ${l}`),

@@ -14,6 +14,7 @@ import { silentLogger } from '../../agent/log.js';
 import type { CycleReport } from '../../agent/reconciler.js';
 import type { PollOutcome } from '../../agent/source/source.js';
 import { seededRandom } from '../../policies/backoff.js';
+import type { Provider } from '../../providers/types.js';
 
 export interface Harness {
   dir: string;
@@ -42,6 +43,13 @@ export interface HarnessOptions {
   sourcePath?: string;
   sourceAuth?: { username: string; password: string };
   extra?: string;
+  /** Extra entries under `providers:` besides `file` (e.g. `aws-ec2: { region: us-east-1, endpoint: … }`). */
+  providersYaml?: string;
+  /**
+   * Builds the providers instead of `buildProviders(config)` — to hold on to a
+   * provider (count its API calls, inject faults). Called again on restart.
+   */
+  providers?: (config: Config) => ReadonlyMap<string, Provider>;
 }
 
 export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
@@ -66,6 +74,10 @@ export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
   lines.push(
     'providers:',
     '  file: { root: managed }',
+    ...(opts.providersYaml ?? '')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => `  ${l}`),
     'reconcile:',
     '  interval: 1h',
     `  mode: ${opts.mode ?? 'enforce'}`,
@@ -80,7 +92,11 @@ export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
   const clock = { now: Date.UTC(2026, 0, 1) };
   const events: AgentEvent[] = [];
   const make = (): Agent => {
-    const a = buildAgent(config, silentLogger, { clock: () => clock.now, random: seededRandom(42) });
+    const a = buildAgent(config, silentLogger, {
+      clock: () => clock.now,
+      random: seededRandom(42),
+      ...(opts.providers ? { providers: opts.providers(config) } : {}),
+    });
     a.onEvent((e) => events.push(e));
     return a;
   };
