@@ -28,7 +28,6 @@ import { parseRevision } from '../agent/manifest.js';
 import type { DetectedDrift } from '../agent/detect.js';
 import { silentLogger } from '../agent/log.js';
 import { Reconciler } from '../agent/reconciler.js';
-import type { PersistedState, StateStore } from '../agent/state/types.js';
 import { type DecideInput, type DecideOutput, decide } from '../policies/decide.js';
 import { seededRandom } from '../policies/backoff.js';
 import { emptyRecord, markDrifted, trackConvergence } from '../policies/non-convergence.js';
@@ -36,7 +35,8 @@ import { soakStep } from '../policies/soak.js';
 import type { GuardrailConfig, ResourceRecord } from '../policies/types.js';
 import { fileKind } from '../providers/file/kind.js';
 import { KINDS } from '../providers/registry.js';
-import type { DesiredResource, OwnedDoc, Provider } from '../providers/types.js';
+import type { DesiredResource, OwnedDoc } from '../providers/types.js';
+import { memoryProvider, noopStore } from './in-memory.js';
 import {
   collectGarbage,
   isMain,
@@ -120,6 +120,17 @@ function prepareDecide(fleet: Fleet, config: GuardrailConfig, random: () => numb
   const detection = diffAll(fleet, records);
   for (const r of detection.converged) {
     const rec = records.get(r.key) ?? emptyRecord();
+    // As the reconciler: a record already converged on this very desired document is left alone. Here the
+    // records hold copies of it (as loaded from disk), so every converged record is rewritten: the first
+    // cycle after a restart, the dearer case.
+    if (
+      rec.lastApplied === r.desired &&
+      rec.firstSeen === undefined &&
+      !rec.verifyPending &&
+      rec.attempts === 0 &&
+      !rec.stuck
+    )
+      continue;
     const step = trackConvergence(rec, { kind: 'converged' }, convCfg, NOW, random);
     records.set(r.key, { ...step.record, verifyPending: false, lastApplied: r.desired });
   }
@@ -152,30 +163,6 @@ function prepareDecide(fleet: Fleet, config: GuardrailConfig, random: () => numb
     config,
   };
 }
-
-/** A provider that serves prepared observations and applies instantly: no I/O. */
-function memoryProvider(fleet: Fleet): Provider {
-  return {
-    name: 'file',
-    kinds: [fileKind],
-    observe: async () => fleet.observed,
-    apply: async (actions) =>
-      actions.map((a) => ({
-        key: a.resource.key,
-        id: a.resource.spec['path'] as string,
-        outcome: 'applied' as const,
-      })),
-  };
-}
-
-const noopStore: StateStore = {
-  load: async (): Promise<PersistedState> => {
-    throw new Error('not used by the benchmark');
-  },
-  save: async () => {},
-  appendAudit: async () => {},
-  readAudit: async () => ({ records: [], skipped: [] }),
-};
 
 function reconcilerFor(fleet: Fleet, config: GuardrailConfig): Reconciler {
   return new Reconciler({

@@ -8,6 +8,7 @@
  * `measure` collect garbage before every timed run.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export interface Timing {
@@ -74,6 +75,49 @@ export function rssMiB(): number {
 /** Peak RSS of this process so far, in MiB (the kernel's high-water mark, not a sample). */
 export function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;
+}
+
+/**
+ * Resets the kernel's peak-RSS mark of this process (Linux ≥ 4.0: `5` to
+ * /proc/self/clear_refs), so that {@link peakSinceResetMiB} measures one
+ * phase alone. False where that is not possible.
+ */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Peak RSS since the last {@link resetPeakRss} (VmHWM), in MiB; the process's maxRSS where /proc is absent. */
+export function peakSinceResetMiB(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m?.[1] !== undefined) return Number(m[1]) / 1024;
+  } catch {}
+  return peakRssMiB();
+}
+
+/**
+ * Lets the process reach its resting RSS: a full GC, then idle time until RSS
+ * stops falling (V8 hands freed heap pages back to the OS on a background
+ * task, after the GC, only while the event loop is idle). Returns the RSS in MiB.
+ * Bounded by `maxMs`.
+ */
+export async function settle(maxMs = 3_000): Promise<number> {
+  const until = performance.now() + maxMs;
+  let last = Number.POSITIVE_INFINITY;
+  let steady = 0;
+  for (;;) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 200));
+    const now = rssMiB();
+    steady = last - now < 1 ? steady + 1 : 0;
+    last = now;
+    if (steady >= 2 || performance.now() >= until) return now;
+  }
 }
 
 const RESULT_MARK = 'BENCH_RESULT ';

@@ -5,7 +5,8 @@
  *  - content: 100–500 bytes of config-like lines, ending in one newline;
  *  - mode: set by Git on 40 % of the files (`0644`, `0600`, `0755`);
  *  - observed: what the file provider reads back (`ensure`, `content`,
- *    `mode` always present); 1 % of the files have drifted content;
+ *    `mode` always present; the content a string of its own, as read from
+ *    disk); 1 % of the files have drifted content;
  *  - state: a record for every resource with `lastApplied` = desired (the
  *    fleet was converged before). Of the drifted ones, one in five was
  *    applied in the previous cycle without sticking (`verifyPending`), so it
@@ -102,7 +103,11 @@ export function buildFleet(n: number, seed = 42): Fleet {
     const spec = r.desired.spec;
     const mode = typeof spec['mode'] === 'string' ? spec['mode'] : '0644';
     const drift = isDrifted(i);
-    const observedContent = drift ? `${String(spec['content'])}# edited by hand\n` : spec['content'];
+    // A string of its own, as a file read gives: sharing the desired one would hide its memory and
+    // make the diff's comparison a pointer check.
+    const observedContent = drift
+      ? `${String(spec['content'])}# edited by hand\n`
+      : Buffer.from(String(spec['content']), 'utf8').toString('utf8');
     observed.set(r.key, {
       status: 'present',
       id: r.spec['path'] as string,
@@ -162,7 +167,8 @@ export function benchGuardrails(n: number): GuardrailConfig {
   };
 }
 
-function yamlDoc(r: DesiredResource): string {
+/** One resource as a YAML manifest document. */
+export function yamlDoc(r: DesiredResource): string {
   const lines = [
     'apiVersion: steward/v1',
     'kind: File',

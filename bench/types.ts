@@ -29,9 +29,23 @@ export interface Row {
   peakRssMiB: number | null;
   /** RSS of that process when the timed work starts — runtime, modules and the case's input data, after a GC — in MiB. */
   startRssMiB?: number | null;
-  /** PASS when `medianMs ≤ target.maxMs`. */
-  target: { maxMs: number } | null;
+  /**
+   * PASS when `medianMs ≤ target.maxMs`, or — for a figure that is not the
+   * median time (a ratio, a byte count, MiB of RSS…) — when `value ≤ max`.
+   */
+  target: { maxMs: number } | FigureTarget | null;
+  /** Shown instead of the rate when the row's figure is something else (a ratio, requests, MiB…). */
+  figure?: string;
   note?: string;
+}
+
+/** A limit on a figure other than the median time. */
+export interface FigureTarget {
+  /** The measured value that is judged. */
+  value: number;
+  max: number;
+  /** How the target reads in the table, e.g. `≤ 2 × native`, `peak ≤ 286 MiB`. */
+  label: string;
 }
 
 export interface BenchContext {
