@@ -1,10 +1,19 @@
 /** Every kind steward knows, and the providers built from the config. */
 import type { Config } from '../agent/config.js';
 import { StewardError } from '../agent/errors.js';
-import { Ec2Provider, ec2InstanceKind, securityGroupKind } from './aws-ec2/index.js';
+import { ec2InstanceKind } from './aws-ec2/instance-kind.js';
+import { securityGroupKind } from './aws-ec2/sg-kind.js';
 import { fileKind } from './file/kind.js';
 import { FileProvider } from './file/provider.js';
-import type { KindDefinition, Provider } from './types.js';
+import type {
+  ApplyAction,
+  ApplyControl,
+  ApplyOutcome,
+  DesiredResource,
+  KindDefinition,
+  ObserveResult,
+  Provider,
+} from './types.js';
 
 export const KINDS: ReadonlyMap<string, KindDefinition> = new Map([
   [fileKind.kind, fileKind],
@@ -26,10 +35,13 @@ export function buildProviders(config: Config, hooks: ProviderHooks = {}): Map<s
     const count = hooks.onProviderRequest;
     out.set(
       'aws-ec2',
-      new Ec2Provider({
-        region: ec2.region,
-        endpoint: ec2.endpoint,
-        onRequest: count ? (operation) => count('aws-ec2', operation) : undefined,
+      new LazyProvider('aws-ec2', [ec2InstanceKind, securityGroupKind], async () => {
+        const { Ec2Provider } = await import('./aws-ec2/provider.js');
+        return new Ec2Provider({
+          region: ec2.region,
+          endpoint: ec2.endpoint,
+          onRequest: count ? (operation) => count('aws-ec2', operation) : undefined,
+        });
       }),
     );
   }
@@ -44,4 +56,32 @@ export function providerFor(kind: KindDefinition, providers: ReadonlyMap<string,
       `manifests of kind ${kind.kind} need providers.${kind.provider} in the config; add it or remove those manifests`,
     );
   return p;
+}
+
+/**
+ * A provider whose implementation is loaded on first use: the AWS SDK costs
+ * ~80 MiB of memory and start-up time, which an agent that manages only
+ * files should not pay.
+ */
+export class LazyProvider implements Provider {
+  private impl: Promise<Provider> | null = null;
+
+  constructor(
+    readonly name: string,
+    readonly kinds: readonly KindDefinition[],
+    private readonly load: () => Promise<Provider>,
+  ) {}
+
+  private get(): Promise<Provider> {
+    this.impl ??= this.load();
+    return this.impl;
+  }
+
+  async observe(resources: readonly DesiredResource[]): Promise<Map<string, ObserveResult>> {
+    return (await this.get()).observe(resources);
+  }
+
+  async apply(actions: readonly ApplyAction[], ctl: ApplyControl): Promise<ApplyOutcome[]> {
+    return (await this.get()).apply(actions, ctl);
+  }
 }

@@ -80,12 +80,16 @@ async function setup(
     guardrails: GUARDRAILS,
     providersYaml: `aws-ec2: { region: ${world.region}, endpoint: "${moto.url}" }`,
     providers: (config) => {
-      const map = buildProviders(config, {
-        onProviderRequest: (_p, op) => {
+      // The real Ec2Provider (not the registry's lazy wrapper), so tests can reach its SDK client.
+      const map = buildProviders(config);
+      provider = new Ec2Provider({
+        region: world.region,
+        endpoint: moto.url,
+        onRequest: (op) => {
           calls[op] = (calls[op] ?? 0) + 1;
         },
       });
-      provider = map.get('aws-ec2') as Ec2Provider;
+      map.set('aws-ec2', provider);
       return map;
     },
   });

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 import type { CycleReport } from '../../agent/reconciler.js';
-import type { Ec2Provider } from '../../providers/aws-ec2/index.js';
+import { Ec2Provider } from '../../providers/aws-ec2/index.js';
 import { buildProviders } from '../../providers/registry.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import { type Harness, makeHarness } from '../helpers/harness.js';
@@ -77,13 +77,16 @@ async function setup(
     guardrails,
     providersYaml: `aws-ec2: { region: ${world.region}, endpoint: "${moto.url}" }`,
     providers: (config) => {
-      const map = buildProviders(config, {
-        onProviderRequest: (p, op) => {
-          assert.equal(p, 'aws-ec2');
+      // The real Ec2Provider (not the registry's lazy wrapper), so tests can reach its SDK client.
+      const map = buildProviders(config);
+      provider = new Ec2Provider({
+        region: world.region,
+        endpoint: moto.url,
+        onRequest: (op) => {
           calls[op] = (calls[op] ?? 0) + 1;
         },
       });
-      provider = map.get('aws-ec2') as Ec2Provider;
+      map.set('aws-ec2', provider);
       return map;
     },
   });
