@@ -1,7 +1,7 @@
 /** Small helpers for validating a manifest's `spec` and reporting by path. */
 import type { PathSegment } from '../agent/yaml.js';
 import { FORBIDDEN_KEYS } from '../agent/yaml.js';
-import type { SpecProblem } from './types.js';
+import type { DesiredResource, SpecProblem } from './types.js';
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
@@ -35,4 +35,28 @@ export function describeType(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (v instanceof Date) return 'a timestamp';
   return typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/**
+ * Cross-resource check: two manifests of `kind` with the same identity (a
+ * file path, an instance selector) would fight over one resource. The second
+ * and later ones are reported at `path`.
+ */
+export function duplicateIdentities(
+  resources: readonly DesiredResource[],
+  kind: string,
+  identity: (r: DesiredResource) => string,
+  path: PathSegment[],
+  message: (id: string, first: string) => string,
+): Array<{ key: string; path: PathSegment[]; message: string }> {
+  const seen = new Map<string, string>();
+  const out: Array<{ key: string; path: PathSegment[]; message: string }> = [];
+  for (const r of resources) {
+    if (r.kind !== kind) continue;
+    const id = identity(r);
+    const first = seen.get(id);
+    if (first) out.push({ key: r.key, path, message: message(id, first) });
+    else seen.set(id, `${r.key} (${r.origin})`);
+  }
+  return out;
 }

@@ -21,7 +21,7 @@
  *   { spec: { tags: {K: V}, state, instanceType, securityGroupIds: [sorted ids],
  *             sourceDestCheck, disableApiTermination } }
  */
-import { describeType, isPlainObject, unknownKeys } from '../spec-check.js';
+import { describeType, duplicateIdentities, isPlainObject, unknownKeys } from '../spec-check.js';
 import type { DesiredResource, KindDefinition, OwnedDoc, SpecProblem } from '../types.js';
 import { SG_ID } from './rules.js';
 import { tagMap, validateTags } from './tags.js';
@@ -142,21 +142,13 @@ export function describeSelector(sel: InstanceSelector | Record<string, unknown>
 
 /** Two manifests with the same selector would fight over one instance. */
 function validateAll(resources: readonly DesiredResource[]) {
-  const seen = new Map<string, string>();
-  const out: Array<{ key: string; path: Array<string | number>; message: string }> = [];
-  for (const r of resources) {
-    if (r.kind !== INSTANCE_KIND) continue;
-    const sel = describeSelector(instanceSelector(r.spec));
-    const first = seen.get(sel);
-    if (first)
-      out.push({
-        key: r.key,
-        path: ['spec', 'selector'],
-        message: `spec.selector ${sel} is already used by ${first}`,
-      });
-    else seen.set(sel, `${r.key} (${r.origin})`);
-  }
-  return out;
+  return duplicateIdentities(
+    resources,
+    INSTANCE_KIND,
+    (r) => describeSelector(instanceSelector(r.spec)),
+    ['spec', 'selector'],
+    (sel, first) => `spec.selector ${sel} is already used by ${first}`,
+  );
 }
 
 export const ec2InstanceKind: KindDefinition = {

@@ -17,7 +17,7 @@
  * Owned document: `{ spec: { tags: {K: V}, ingress: [Rule…], egress: [Rule…] } }`
  * (`tags` always present, the rule sets only when the manifest sets them).
  */
-import { describeType, isPlainObject, unknownKeys } from '../spec-check.js';
+import { describeType, duplicateIdentities, isPlainObject, unknownKeys } from '../spec-check.js';
 import type { DesiredResource, KindDefinition, OwnedDoc, SpecProblem } from '../types.js';
 import { EC2_SETTLE_MS, describeSelector } from './instance-kind.js';
 import { SG_ID, rulesFromSpec, validateRules } from './rules.js';
@@ -94,21 +94,13 @@ export function groupSelector(spec: Readonly<Record<string, unknown>>): GroupSel
 }
 
 function validateAll(resources: readonly DesiredResource[]) {
-  const seen = new Map<string, string>();
-  const out: Array<{ key: string; path: Array<string | number>; message: string }> = [];
-  for (const r of resources) {
-    if (r.kind !== SG_KIND) continue;
-    const sel = describeSelector(groupSelector(r.spec));
-    const first = seen.get(sel);
-    if (first)
-      out.push({
-        key: r.key,
-        path: ['spec', 'selector'],
-        message: `spec.selector ${sel} is already used by ${first}`,
-      });
-    else seen.set(sel, `${r.key} (${r.origin})`);
-  }
-  return out;
+  return duplicateIdentities(
+    resources,
+    SG_KIND,
+    (r) => describeSelector(groupSelector(r.spec)),
+    ['spec', 'selector'],
+    (sel, first) => `spec.selector ${sel} is already used by ${first}`,
+  );
 }
 
 export const securityGroupKind: KindDefinition = {

@@ -9,7 +9,7 @@
  * ordinary drift on `/spec/ensure`.
  */
 import { posix } from 'node:path';
-import { describeType, isPlainObject, unknownKeys } from '../spec-check.js';
+import { describeType, duplicateIdentities, isPlainObject, unknownKeys } from '../spec-check.js';
 import type { DesiredResource, KindDefinition, OwnedDoc, SpecProblem } from '../types.js';
 
 export interface FileSpec {
@@ -92,22 +92,15 @@ function toDesired(spec: Readonly<Record<string, unknown>>): OwnedDoc {
   return { spec: out };
 }
 
+/** Two Files on one path would fight over it. */
 function validateAll(resources: readonly DesiredResource[]) {
-  const seen = new Map<string, string>();
-  const out: Array<{ key: string; path: Array<string | number>; message: string }> = [];
-  for (const r of resources) {
-    if (r.kind !== 'File') continue;
-    const p = r.spec['path'] as string;
-    const first = seen.get(p);
-    if (first)
-      out.push({
-        key: r.key,
-        path: ['spec', 'path'],
-        message: `spec.path "${p}" is already managed by ${first}`,
-      });
-    else seen.set(p, `${r.key} (${r.origin})`);
-  }
-  return out;
+  return duplicateIdentities(
+    resources,
+    'File',
+    (r) => r.spec['path'] as string,
+    ['spec', 'path'],
+    (path, first) => `spec.path "${path}" is already managed by ${first}`,
+  );
 }
 
 export const fileKind: KindDefinition = {
