@@ -16,16 +16,11 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
-import type { CycleReport } from '../../agent/reconciler.js';
 import { Ec2Provider } from '../../providers/aws-ec2/index.js';
-import { KINDS, buildProviders } from '../../providers/registry.js';
+import { KINDS } from '../../providers/registry.js';
 import type { ApplyOutcome, DesiredResource } from '../../providers/types.js';
-import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
-import { type Harness, makeHarness } from '../helpers/harness.js';
+import { type Ec2Fleet, setupEc2Fleet } from '../helpers/ec2-fleet.js';
 import { type Ec2World, ec2World, type Moto, startMoto } from '../helpers/moto.js';
 
 let moto: Moto;
@@ -50,68 +45,12 @@ const READS = new Set(['DescribeInstances', 'DescribeSecurityGroups', 'DescribeI
 const writes = (calls: Record<string, number>) =>
   Object.fromEntries(Object.entries(calls).filter(([op]) => !READS.has(op)));
 
-interface Ctx {
-  world: Ec2World;
-  repo: TestRepo;
-  h: Harness;
-  provider: Ec2Provider;
-  calls: Record<string, number>;
-  cycle(advanceMs?: number): Promise<{ report: CycleReport; calls: Record<string, number> }>;
-  commit(docs: string[]): Promise<string>;
-}
+type Ctx = Ec2Fleet;
 
-async function setup(
+const setup = (
   t: { after: (fn: () => Promise<void>) => void },
   docs: (w: Ec2World) => Promise<string[]>,
-): Promise<Ctx> {
-  const world = await ec2World(moto);
-  const manifests = await docs(world);
-  const base = await mkdtemp(join(tmpdir(), 'steward-ec2e-'));
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  const commit = async (d: string[]) => {
-    await repo.write('fleet/ec2.yaml', d.join('---\n'));
-    return repo.commit('desired state');
-  };
-  await commit(manifests);
-  const calls: Record<string, number> = {};
-  let provider: Ec2Provider | undefined;
-  const h = await makeHarness({
-    sourceUrl: repo.workDir,
-    guardrails: GUARDRAILS,
-    providersYaml: `aws-ec2: { region: ${world.region}, endpoint: "${moto.url}" }`,
-    providers: (config) => {
-      // The real Ec2Provider (not the registry's lazy wrapper), so tests can reach its SDK client.
-      const map = buildProviders(config);
-      provider = new Ec2Provider({
-        region: world.region,
-        endpoint: moto.url,
-        onRequest: (op) => {
-          calls[op] = (calls[op] ?? 0) + 1;
-        },
-      });
-      map.set('aws-ec2', provider);
-      return map;
-    },
-  });
-  t.after(async () => {
-    await h.close();
-    await rm(base, { recursive: true, force: true });
-  });
-  return {
-    world,
-    repo,
-    h,
-    provider: provider!,
-    calls,
-    commit,
-    async cycle(advanceMs = 60_000) {
-      for (const k of Object.keys(calls)) delete calls[k];
-      h.clock.now += advanceMs;
-      const report = await h.cycle();
-      return { report, calls: { ...calls } };
-    },
-  };
-}
+): Promise<Ctx> => setupEc2Fleet(t, moto, docs, GUARDRAILS);
 
 const byId = (name: string, id: string, rest: string) =>
   `apiVersion: steward/v1\nkind: Ec2Instance\nmetadata: { name: ${name} }\nspec:\n  selector: { instanceId: ${id} }\n${rest}`;

@@ -16,16 +16,9 @@ import {
   StopInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
-import type { CycleReport } from '../../agent/reconciler.js';
-import { Ec2Provider } from '../../providers/aws-ec2/index.js';
-import { buildProviders } from '../../providers/registry.js';
-import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
-import { type Harness, makeHarness } from '../helpers/harness.js';
-import { type Ec2World, ec2World, type Moto, startMoto } from '../helpers/moto.js';
+import { type Ec2Fleet, setupEc2Fleet } from '../helpers/ec2-fleet.js';
+import { type Ec2World, type Moto, startMoto } from '../helpers/moto.js';
 
 let moto: Moto;
 before(async () => {
@@ -43,72 +36,13 @@ maxActionsPerCycle: 10
 massDrift: { maxDrifted: 1000, maxDriftedPercent: 100, minManaged: 5 }
 rateLimit: { actionsPerMinute: 6000, burst: 1000 }`;
 
-interface Ctx {
-  world: Ec2World;
-  repo: TestRepo;
-  h: Harness;
-  provider: Ec2Provider;
-  /** API calls by operation since the last `cycle()`. */
-  calls: Record<string, number>;
-  /** Advances the clock past the settle window, runs one cycle, and counts its calls. */
-  cycle(): Promise<{ report: CycleReport; calls: Record<string, number> }>;
-  /** Replaces the manifests in Git (one file) and commits. */
-  commit(docs: string[]): Promise<string>;
-}
+type Ctx = Ec2Fleet;
 
-async function setup(
+const setup = (
   t: { after: (fn: () => Promise<void>) => void },
   docs: (w: Ec2World) => Promise<string[]>,
   guardrails = LOOSE,
-): Promise<Ctx> {
-  const world = await ec2World(moto);
-  const manifests = await docs(world);
-  const base = await mkdtemp(join(tmpdir(), 'steward-ec2-'));
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  const commit = async (d: string[]) => {
-    await repo.write('fleet/ec2.yaml', d.join('---\n'));
-    return repo.commit('desired state');
-  };
-  await commit(manifests);
-  const calls: Record<string, number> = {};
-  let provider: Ec2Provider | undefined;
-  const h = await makeHarness({
-    sourceUrl: repo.workDir,
-    guardrails,
-    providersYaml: `aws-ec2: { region: ${world.region}, endpoint: "${moto.url}" }`,
-    providers: (config) => {
-      // The real Ec2Provider (not the registry's lazy wrapper), so tests can reach its SDK client.
-      const map = buildProviders(config);
-      provider = new Ec2Provider({
-        region: world.region,
-        endpoint: moto.url,
-        onRequest: (op) => {
-          calls[op] = (calls[op] ?? 0) + 1;
-        },
-      });
-      map.set('aws-ec2', provider);
-      return map;
-    },
-  });
-  t.after(async () => {
-    await h.close();
-    await rm(base, { recursive: true, force: true });
-  });
-  return {
-    world,
-    repo,
-    h,
-    provider: provider!,
-    calls,
-    commit,
-    async cycle() {
-      for (const k of Object.keys(calls)) delete calls[k];
-      h.clock.now += 60_000; // past the 5 s settle window of the last apply
-      const report = await h.cycle();
-      return { report, calls: { ...calls } };
-    },
-  };
-}
+): Promise<Ctx> => setupEc2Fleet(t, moto, docs, guardrails);
 
 const instanceDoc = (name: string, spec: string) =>
   `apiVersion: steward/v1\nkind: Ec2Instance\nmetadata: { name: ${name} }\nspec:\n${spec}`;
