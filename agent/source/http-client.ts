@@ -2,12 +2,14 @@
  * The HTTP client handed to isomorphic-git: node's client, plus request and
  * byte counters (for metrics and tests), plus one compatibility fix.
  *
- * One economy: isomorphic-git never asks for `thin-pack`, so `git
- * upload-pack` answers a shallow (`deepen 1`) fetch with the whole tree even
- * when one file changed. When the server advertises it, we add `thin-pack` to
- * the capabilities of the first `want` line; isomorphic-git resolves the
- * deltas against objects it already has. (bench/git-source.ts: a one-file
- * change in a 10k-file repository went from ~3 MB to ~1 kB.)
+ * Not done: asking for `thin-pack`. isomorphic-git leaves it out, so
+ * `git upload-pack` answers a shallow (`deepen 1`) fetch with the whole tree
+ * even when one file changed. Adding it cut a one-file fetch from ~3 MB to
+ * ~1 kB in bench/git-source.ts, but isomorphic-git 1.44's pack indexer then
+ * looped until out of memory on a thin pack for a revision whose content came
+ * back to an earlier one (found by test/e2e/alerts.test.ts under load).
+ * `requestThinPack` and `advertisedCapabilities` stay for the benchmark's
+ * what-if and for the day the indexer handles it.
  *
  * The fix: when a remote's HEAD names a branch that does not exist, `git
  * upload-pack` advertises no HEAD line, and isomorphic-git's fetch then fails
@@ -109,26 +111,16 @@ export function requestThinPack(body: Buffer): Buffer {
 }
 
 export function countingHttp(counters: HttpCounters): HttpClient {
-  let serverCaps = new Set<string>();
   return {
     async request(req: GitHttpRequest): Promise<GitHttpResponse> {
       counters.requests++;
       const isPack = req.method === 'POST' && req.url.endsWith('/git-upload-pack');
       if (isPack) counters.packRequests++;
-      if (isPack && req.body && serverCaps.has('thin-pack')) {
-        const body = requestThinPack(await collect(req.body));
-        req = {
-          ...req,
-          body: once(body),
-          headers: { ...req.headers, 'content-length': String(body.length) },
-        };
-      }
       const res = await nodeHttp.request(req);
       const isAdvert = req.method === 'GET' && req.url.includes('/info/refs?service=git-upload-pack');
       if (isAdvert && res.statusCode === 200) {
         const buf = await collect(res.body);
         counters.bytesIn += buf.length;
-        serverCaps = advertisedCapabilities(buf);
         return { ...res, body: once(ensureHeadAdvertised(buf)) };
       }
       const body = res.body;
