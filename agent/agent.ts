@@ -7,12 +7,12 @@
  */
 import type { GuardrailConfig, Mode } from '../policies/types.js';
 import type { KindDefinition, Provider } from '../providers/types.js';
-import { errorMessage } from './errors.js';
+import { errorMessage, StewardError } from './errors.js';
 import type { AgentEvent, EventSink } from './events.js';
 import type { Logger } from './log.js';
 import { type CycleReport, Reconciler } from './reconciler.js';
 import type { DesiredStateSource, PollOutcome } from './source/source.js';
-import type { PersistedState, StateStore } from './state/types.js';
+import type { Approval, PersistedState, StateStore } from './state/types.js';
 
 export interface AgentOptions {
   source: DesiredStateSource;
@@ -55,6 +55,9 @@ export class Agent {
   /** When a cycle last completed on a good revision (readiness). */
   lastGoodCycleAt: number | null = null;
   lastCycleError: string | null = null;
+  /** Why the last state or audit write failed, while it has not succeeded since (null: writable). */
+  private stateError: string | null = null;
+  private observeFailing = false;
 
   constructor(private readonly opts: AgentOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -113,6 +116,35 @@ export class Agent {
         this.opts.log.error({ err: errorMessage(err) }, 'event listener failed');
       }
     }
+  }
+
+  /** False while the state or audit cannot be written: the agent acts on nothing and is unready. */
+  get stateWritable(): boolean {
+    return this.stateError === null;
+  }
+
+  /** Why the state is unwritable, or null. */
+  get stateUnwritableReason(): string | null {
+    return this.stateError;
+  }
+
+  /** Records the outcome of a state write, emitting `state_unwritable` / `state_recovered` on transitions. */
+  private noteStateWrite(error: string | null): void {
+    if (error !== null && this.stateError === null) this.emit({ type: 'state_unwritable', error });
+    if (error === null && this.stateError !== null) this.emit({ type: 'state_recovered' });
+    this.stateError = error;
+  }
+
+  /** `observe_failing` / `observe_recovered` on transitions only. */
+  private noteObserveErrors(report: CycleReport): void {
+    if (report.observeErrors > 0 && !this.observeFailing)
+      this.emit({
+        type: 'observe_failing',
+        count: report.observeErrors,
+        codes: [...new Set(report.errors.map((e) => e.code))].sort(),
+      });
+    if (report.observeErrors === 0 && this.observeFailing) this.emit({ type: 'observe_recovered' });
+    this.observeFailing = report.observeErrors > 0;
   }
 
   get source(): DesiredStateSource {
@@ -242,11 +274,15 @@ export class Agent {
         this.state,
         () => this.stopRequested || this.haltActions,
       );
+      // The cycle's state is kept even when it could not be persisted: what is on disk (the write-ahead)
+      // is never less cautious than memory, and memory may hold a freeze the disk could not take.
       this.state = state;
       this.lastCycle = report;
       this.cycles++;
       this.lastGoodCycleAt = this.clock();
-      this.lastCycleError = null;
+      this.lastCycleError = report.stateError;
+      this.noteStateWrite(report.stateError);
+      this.noteObserveErrors(report);
       this.notify(this.cycleListeners, report);
       this.opts.log.info(
         {
@@ -264,10 +300,9 @@ export class Agent {
         'cycle',
       );
     } catch (e) {
-      // Only persisting can fail here; reload so memory never runs ahead of disk.
+      // Not expected (the reconciler reports write failures instead of throwing): nothing of it is kept.
       this.lastCycleError = errorMessage(e);
       this.opts.log.error({ err: this.lastCycleError }, 'cycle failed');
-      this.state = await this.opts.store.load().catch(() => this.state);
     } finally {
       this.cycleStartedAt = null;
     }
@@ -280,11 +315,27 @@ export class Agent {
     }
   }
 
-  /** Changes state outside a cycle (freeze, mode, approvals): after the cycle in flight, persisted before it counts. */
-  update(fn: (s: PersistedState) => PersistedState): Promise<PersistedState> {
+  /**
+   * Changes state outside a cycle (freeze, mode, approvals): after the cycle in flight, persisted before it
+   * counts. If it cannot be persisted it throws STATE_UNWRITABLE and changes nothing — except a change that
+   * only makes the agent more cautious (`safer`: a freeze, observe mode), which holds in memory all the same.
+   */
+  update(fn: (s: PersistedState) => PersistedState, safer = false): Promise<PersistedState> {
     return this.exclusive(async () => {
       const next = fn(this.currentState);
-      await this.opts.store.save(next);
+      try {
+        await this.opts.store.save(next);
+      } catch (e) {
+        this.noteStateWrite(errorMessage(e));
+        if (safer) this.state = next;
+        throw new StewardError(
+          'STATE_UNWRITABLE',
+          `the state could not be written (${errorMessage(e)}); ${
+            safer ? 'the change holds in memory, but would not survive a restart' : 'nothing was changed'
+          }. Free space or fix ${'the state directory'} and retry.`,
+        );
+      }
+      this.noteStateWrite(null);
       this.state = next;
       return next;
     });
@@ -292,25 +343,45 @@ export class Agent {
 
   async setMode(mode: Mode, by: string): Promise<void> {
     if (mode === 'observe') this.haltActions = true;
-    await this.update((s) => ({ ...s, mode }));
+    await this.update((s) => ({ ...s, mode }), mode === 'observe');
     this.emit({ type: 'mode_changed', mode, by });
   }
 
   async freeze(reason: string, by: string): Promise<void> {
     this.haltActions = true;
-    await this.update((s) => ({ ...s, freeze: { reason, by, since: this.clock() } }));
-    this.emit({ type: 'frozen', reason, by });
+    try {
+      await this.update((s) => ({ ...s, freeze: { reason, by, since: this.clock() } }), true);
+    } finally {
+      if (this.currentState.freeze?.by === by) this.emit({ type: 'frozen', reason, by });
+    }
   }
 
+  /**
+   * Lifts the freeze; `approveRevision` exempts the drift of that revision from the mass-drift halt until
+   * it has converged (bound to the drift shown now when the last cycle ran on it). Not frozen: NOT_FROZEN
+   * (an approval is never stored ahead of the freeze it would lift).
+   */
   async unfreeze(by: string, approveRevision: string | null): Promise<void> {
-    await this.update((s) => ({
-      ...s,
-      freeze: null,
-      approvals:
-        approveRevision && !s.approvals.includes(approveRevision)
-          ? [...s.approvals, approveRevision].slice(-20)
-          : s.approvals,
-    }));
+    const last = this.lastCycle;
+    await this.update((s) => {
+      if (!s.freeze)
+        throw new StewardError(
+          'NOT_FROZEN',
+          'the agent is not frozen: there is nothing to unfreeze or approve',
+        );
+      if (!approveRevision) return { ...s, freeze: null };
+      const approval: Approval = {
+        sha: approveRevision,
+        by,
+        at: this.clock(),
+        keys: last?.revision === approveRevision ? last.drift.map((d) => `${d.kind}/${d.name}`) : null,
+      };
+      return {
+        ...s,
+        freeze: null,
+        approvals: [...s.approvals.filter((a) => a.sha !== approveRevision), approval].slice(-20),
+      };
+    });
     this.emit({ type: 'unfrozen', by, approveRevision });
   }
 

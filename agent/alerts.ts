@@ -33,6 +33,9 @@ export const FIRING_EVENTS = Object.freeze([
   'resource_stuck',
   'revision_rejected',
   'source_unreachable',
+  'state_unwritable',
+  'observe_failing',
+  'mass_release',
 ] as const);
 /** Events that resolve an open alert (`unfrozen` resolves either freeze). */
 export const RESOLVED_EVENTS = Object.freeze([
@@ -40,6 +43,8 @@ export const RESOLVED_EVENTS = Object.freeze([
   'resource_recovered',
   'revision_recovered',
   'source_recovered',
+  'state_recovered',
+  'observe_recovered',
 ] as const);
 /** Every alert event name, as a receiver's `events` list may name them. */
 export const ALERT_EVENT_NAMES: readonly AlertEventName[] = Object.freeze([
@@ -259,8 +264,42 @@ export function planAlerts(e: AgentEvent, open: OpenAlerts): AlertDraft[] {
             }),
           ]
         : [];
+    case 'state_unwritable': {
+      const message = `steward cannot write its state or audit (${e.error}): it acts on nothing until it can; drift is still detected.`;
+      return open.fire('state_unwritable')
+        ? [firing('state_unwritable', 'critical', message, { error: e.error })]
+        : [];
+    }
+    case 'state_recovered':
+      return open.resolve('state_unwritable')
+        ? [resolved('state_recovered', 'state_unwritable', 'steward can write its state again.', {})]
+        : [];
+    case 'observe_failing': {
+      const message = `${e.count} resource${e.count === 1 ? '' : 's'} could not be observed (${e.codes.join(', ')}); they are held, never treated as missing.`;
+      return open.fire('observe_failing')
+        ? [firing('observe_failing', 'warning', message, { count: e.count, codes: e.codes })]
+        : [];
+    }
+    case 'observe_recovered':
+      return open.resolve('observe_failing')
+        ? [resolved('observe_recovered', 'observe_failing', 'every resource can be observed again.', {})]
+        : [];
+    case 'mass_release': {
+      // A notice, not a condition: released resources are left as they are, and nothing resolves it.
+      const message =
+        `revision ${short(e.sha)} no longer manages ${e.released} of ${e.managedBefore} resources (more than the mass-drift limits); ` +
+        'they are left as they are. If the folder was emptied by mistake, revert the commit.';
+      return [
+        firing('mass_release', 'warning', message, {
+          sha: e.sha,
+          released: e.released,
+          managedBefore: e.managedBefore,
+        }),
+      ];
+    }
     case 'mode_changed':
     case 'resource_released':
+    case 'approval_spent':
       return [];
   }
 }

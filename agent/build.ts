@@ -8,6 +8,7 @@ import type { Logger } from './log.js';
 import { GitRepository } from './source/git.js';
 import { DesiredStateSource } from './source/source.js';
 import { FileStateStore } from './state/file-store.js';
+import type { StateStore } from './state/types.js';
 
 export function buildSource(
   config: Config,
@@ -32,15 +33,17 @@ export interface BuildOverrides extends ProviderHooks {
   random?: () => number;
   /** Use these providers instead of building them from the config (tests: count calls, inject faults). */
   providers?: ReadonlyMap<string, Provider>;
+  /** Use this state store instead of the files in state.dir (tests: inject faults at the store boundary). */
+  store?: StateStore;
 }
 
 export function buildAgent(config: Config, log: Logger, overrides: BuildOverrides = {}): Agent {
-  const { clock, random, providers, onProviderRequest } = overrides;
+  const { clock, random, providers, onProviderRequest, store } = overrides;
   return new Agent({
     source: buildSource(config, undefined, clock),
     kinds: KINDS,
     providers: providers ?? buildProviders(config, onProviderRequest ? { onProviderRequest } : {}),
-    store: new FileStateStore(config.state.dir),
+    store: store ?? new FileStateStore(config.state.dir),
     guardrails: config.guardrails,
     initialMode: config.reconcile.mode,
     sourceIntervalMs: config.source.intervalMs,

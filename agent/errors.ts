@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   STATE_LOCKED: 'another agent holds the state directory',
   USAGE: 'the command line was not understood',
   PROVIDER_NOT_CONFIGURED: 'a manifest needs a provider that the config does not set up',
+  STATE_UNWRITABLE: 'the state or audit could not be written: the agent acts on nothing until it can',
+  NOT_FROZEN: 'an unfreeze or approval was asked of an agent that is not frozen',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -15,6 +15,16 @@ export type AgentEvent =
   | { type: 'mode_changed'; mode: 'observe' | 'enforce'; by: string }
   | { type: 'resource_stuck'; key: string; id: string | null; attempts: number }
   | { type: 'resource_recovered'; key: string; id: string | null }
-  | { type: 'resource_released'; key: string };
+  | { type: 'resource_released'; key: string }
+  /** A revision stopped managing more resources than the mass-drift limits allow at once (they are left as they are). */
+  | { type: 'mass_release'; sha: string; released: number; managedBefore: number }
+  /** The approval of `sha` is spent: the drift it approved converged. */
+  | { type: 'approval_spent'; sha: string; resources: number }
+  /** A state or audit write failed: the agent acts on nothing until one succeeds. */
+  | { type: 'state_unwritable'; error: string }
+  | { type: 'state_recovered' }
+  /** Some resources could not be observed (they are held, never treated as missing). */
+  | { type: 'observe_failing'; count: number; codes: string[] }
+  | { type: 'observe_recovered' };
 
 export type EventSink = (event: AgentEvent) => void;

@@ -3,18 +3,26 @@
  *
  *   cycle(revision) reads observed state FRESH, diffs it on owned fields,
  *   lets the guardrails decide (a pure function), applies what they allow,
- *   and records the outcome: state, audit, events — in one place, at the end.
+ *   and records the outcome: state, audit, events.
  *
- * A cycle never throws for a resource's failure: observe errors hold that
- * resource (never "missing"), apply errors count towards its backoff. It
- * throws only when the state cannot be persisted, and then nothing after the
- * failed write is considered done.
+ * No action without its record (SPEC §9): before the first action of a
+ * cycle, the state with the rate-limit tokens taken and each acted
+ * resource's attempt counted as if it failed (so its backoff holds after a
+ * crash), and one audit intent line per action, are durable. If either write
+ * fails, the cycle acts on nothing and reports `stateError`; if an outcome
+ * line cannot be written, no further action starts. Detection always goes on.
+ *
+ * A cycle never throws for a resource's failure or a state write: observe
+ * errors hold that resource (never "missing"), apply errors count towards its
+ * backoff, and a write that fails is reported in `stateError` (the state it
+ * returns is the agent's memory, never less cautious than what is on disk).
  *
  * `shouldStop()` is checked between actions: on shutdown the action in flight
  * finishes, no new one starts, and the state is still recorded.
  */
 import type { Operation } from 'fast-json-patch';
-import type { DecideDrift, HoldReason } from '../policies/decide.js';
+import { randomBytes } from 'node:crypto';
+import type { DecideDrift, DecideOutput, HoldReason } from '../policies/decide.js';
 import { decide } from '../policies/decide.js';
 import { emptyRecord, markDrifted, trackConvergence } from '../policies/non-convergence.js';
 import { soakStep } from '../policies/soak.js';
@@ -25,7 +33,8 @@ import { type DetectedDrift, detect } from './detect.js';
 import type { EventSink } from './events.js';
 import type { Logger } from './log.js';
 import type { Revision } from './source/source.js';
-import type { AuditRecord, PersistedState, StateStore } from './state/types.js';
+import { errorMessage } from './errors.js';
+import type { Approval, AuditRecord, PersistedState, StateStore } from './state/types.js';
 
 export type DriftState = 'drifted' | 'backoff' | 'report-only' | 'stuck' | 'held';
 
@@ -62,6 +71,10 @@ export interface CycleReport {
   convergedAfterSeconds: number[];
   /** Resources with an open resource_stuck alert. */
   stuck: number;
+  /** Set when a state or audit write of this cycle failed: nothing (further) was acted on. */
+  stateError: string | null;
+  /** Resources released this cycle (in the state, no longer in Git). */
+  released: number;
 }
 
 export interface ReconcilerDeps {
@@ -78,6 +91,9 @@ export interface ReconcilerDeps {
 
 /** `freeze.by` of a freeze set by the mass-drift halt. */
 export const MASS_DRIFT_ACTOR = 'steward (mass-drift halt)';
+
+/** Tried in a cycle: per drift key, the drift and the decided operations. */
+type Act = DecideOutput['act'][number];
 
 const sameDoc = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
@@ -96,19 +112,84 @@ export class Reconciler {
     const started = deps.clock();
     const mode = state.mode ?? deps.initialMode;
     const records = new Map<string, ResourceRecord>(Object.entries(state.resources));
-    const cfg = deps.guardrails;
-    const convCfg = { alertAfterCycles: cfg.nonConvergence.alertAfterCycles, backoff: cfg.backoff };
 
-    // 1. Detect (fresh observe + owned-field diff).
-    const detection = await detect(
+    const detection = await this.detect(revision, records);
+    const now = deps.clock();
+    const convergedAfterSeconds = this.fold(detection, records, now);
+    const approvals = this.settleApprovals(state.approvals, revision.sha, detection);
+    const soak = soakStep(state.soak, revision.sha, deps.guardrails.soak.observeCycles);
+    const decision = this.decide(revision, state, approvals, soak.soaking, mode, detection, records, now);
+
+    let stateError: string | null = null;
+    let freeze = state.freeze;
+    if (decision.freeze) {
+      freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now };
+      deps.emit({ type: 'mass_drift_frozen', reason: decision.freeze.reason, sha: revision.sha });
+      // Persisted before anything else happens: it must survive a crash right after. In memory it holds anyway.
+      stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
+    }
+
+    const base: PersistedState = { ...state, freeze, approvals, soak: soak.state };
+    const ahead = await this.writeAhead(decision.act, revision, base, records, decision.bucket, now);
+    stateError ??= ahead.error;
+    const act = ahead.error === null ? decision.act : [];
+    const hold = ahead.error === null ? decision.hold : [...decision.hold, ...this.unwritable(decision.act)];
+
+    const applied = await this.apply(act, detection, revision, ahead.ids, shouldStop);
+    stateError ??= applied.error;
+    const counts = this.record(applied.outcomes, records, ahead.pessimistic);
+    const released = this.release(revision, records);
+
+    const next: PersistedState = {
+      ...base,
+      bucket: ahead.error === null ? decision.bucket : state.bucket,
+      revision: {
+        sha: revision.sha,
+        acceptedAt: state.revision?.sha === revision.sha ? state.revision.acceptedAt : revision.fetchedAt,
+      },
+      resources: Object.fromEntries(records),
+    };
+    stateError ??= await this.tryWrite(() => deps.store.save(next));
+
+    const report = this.report({
+      started,
+      revision,
+      mode,
+      frozen: freeze !== null,
+      soaking: soak.soaking,
+      detection,
+      records,
+      hold,
+      outcomes: applied.outcomes,
+      counts,
+      convergedAfterSeconds,
+      stateError,
+      released,
+    });
+    return { state: next, report };
+  }
+
+  /** Detect: fresh observe + owned-field diff, three-way against what was applied last. */
+  private detect(revision: Revision, records: ReadonlyMap<string, ResourceRecord>) {
+    return detect(
       revision.resources,
-      deps.kinds,
-      deps.providers,
+      this.deps.kinds,
+      this.deps.providers,
       (k) => records.get(k)?.lastApplied as OwnedDoc | undefined,
     );
-    const now = deps.clock();
+  }
 
-    // 2. Fold the observation into each record BEFORE deciding, so a backoff it schedules holds the resource now.
+  /**
+   * Fold the observation into each record BEFORE deciding, so a backoff it schedules holds the resource now.
+   * Returns, for resources that converged after drifting, the seconds since their drift was first seen.
+   */
+  private fold(
+    detection: Awaited<ReturnType<typeof detect>>,
+    records: Map<string, ResourceRecord>,
+    now: number,
+  ): number[] {
+    const { deps } = this;
+    const convCfg = this.convergenceConfig();
     const convergedAfterSeconds: number[] = [];
     for (const r of detection.converged) {
       const rec = records.get(r.key) ?? emptyRecord();
@@ -149,10 +230,43 @@ export class Reconciler {
           });
       } else records.set(d.resource.key, markDrifted(rec, now));
     }
+    return convergedAfterSeconds;
+  }
 
-    // 3. Decide (pure).
-    const soak = soakStep(state.soak, revision.sha, cfg.soak.observeCycles);
-    const byKey = new Map<string, DetectedDrift>(detection.drift.map((d) => [d.resource.key, d]));
+  /**
+   * Approvals: the one for this revision is bound to the drift it approved (if it was not yet), and spent
+   * once none of that drift is left — so a later mass tamper under the same revision freezes again.
+   */
+  private settleApprovals(
+    approvals: readonly Approval[],
+    sha: string,
+    detection: Awaited<ReturnType<typeof detect>>,
+  ): Approval[] {
+    const mine = approvals.find((a) => a.sha === sha);
+    if (!mine) return [...approvals];
+    const drifted = detection.drift.map((d) => d.resource.key);
+    const keys = mine.keys ?? drifted;
+    const open = new Set(drifted);
+    const others = approvals.filter((a) => a !== mine);
+    if (!keys.some((k) => open.has(k))) {
+      this.deps.emit({ type: 'approval_spent', sha, resources: keys.length });
+      return others;
+    }
+    return [...others, { ...mine, keys }];
+  }
+
+  /** Decide (pure): what the guardrails allow this cycle. */
+  private decide(
+    revision: Revision,
+    state: PersistedState,
+    approvals: readonly Approval[],
+    soaking: boolean,
+    mode: Mode,
+    detection: Awaited<ReturnType<typeof detect>>,
+    records: ReadonlyMap<string, ResourceRecord>,
+    now: number,
+  ): DecideOutput {
+    const approval = approvals.find((a) => a.sha === revision.sha);
     const decideDrift: DecideDrift[] = detection.drift.map((d) => ({
       key: d.resource.key,
       kind: d.resource.kind,
@@ -160,33 +274,92 @@ export class Reconciler {
       id: d.id,
       patch: d.patch,
       resourcePolicy: d.resource.onDrift,
-      disruptive: deps.kinds.get(d.resource.kind)?.disruptive ?? [],
+      disruptive: this.deps.kinds.get(d.resource.kind)?.disruptive ?? [],
     }));
-    const decision = decide({
+    return decide({
       now,
       mode,
       freeze: state.freeze,
-      revision: {
-        sha: revision.sha,
-        approved: state.approvals.includes(revision.sha),
-        soaking: soak.soaking,
-      },
+      revision: { sha: revision.sha, approvedKeys: approval ? new Set(approval.keys) : null, soaking },
       managed: detection.managed,
       drift: decideDrift,
       records,
       bucket: state.bucket,
-      config: cfg,
+      config: this.deps.guardrails,
     });
-    let freeze = state.freeze;
-    if (decision.freeze) {
-      freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now };
-      deps.emit({ type: 'mass_drift_frozen', reason: decision.freeze.reason, sha: revision.sha });
-      // Persist the freeze before anything else happens: it must survive a crash right after.
-      await deps.store.save({ ...state, freeze });
-    }
+  }
 
-    // 4. Apply what the guardrails allow, provider by provider, in decided order. Each outcome is
-    //    audited (fsynced) as soon as the provider reports it, so a crash loses at most the one in flight.
+  /**
+   * Write-ahead: before the first action, the tokens taken, each action's attempt (counted as a failure,
+   * with its backoff, until its outcome says otherwise) and one audit intent per action are durable.
+   * Returns the intent ids and the pessimistic records, or the error that means: act on nothing.
+   */
+  private async writeAhead(
+    act: readonly Act[],
+    revision: Revision,
+    base: PersistedState,
+    records: ReadonlyMap<string, ResourceRecord>,
+    bucket: DecideOutput['bucket'],
+    now: number,
+  ): Promise<{
+    error: string | null;
+    ids: Map<string, string>;
+    pessimistic: Map<string, ReturnType<typeof trackConvergence>>;
+  }> {
+    const ids = new Map<string, string>();
+    const pessimistic = new Map<string, ReturnType<typeof trackConvergence>>();
+    if (act.length === 0) return { error: null, ids, pessimistic };
+    const convCfg = this.convergenceConfig();
+    const ahead = new Map(records);
+    for (const a of act) {
+      const step = trackConvergence(
+        records.get(a.drift.key) ?? emptyRecord(),
+        { kind: 'acted-failed' },
+        convCfg,
+        now,
+        this.deps.random,
+      );
+      pessimistic.set(a.drift.key, step);
+      ahead.set(a.drift.key, step.record);
+      ids.set(a.drift.key, randomBytes(8).toString('hex'));
+    }
+    const at = new Date(now).toISOString();
+    const intents: AuditRecord[] = act.map((a) => ({
+      at,
+      revision: revision.sha,
+      kind: a.drift.kind,
+      name: a.drift.name,
+      id: a.drift.id,
+      patch: a.ops,
+      outcome: 'started',
+      action: ids.get(a.drift.key)!,
+      durationMs: 0,
+    }));
+    const error =
+      (await this.tryWrite(() =>
+        this.deps.store.save({ ...base, bucket, resources: Object.fromEntries(ahead) }),
+      )) ?? (await this.tryWrite(() => this.deps.store.appendAudit(intents)));
+    return { error, ids, pessimistic };
+  }
+
+  /** The actions the write-ahead could not record: held, never applied. */
+  private unwritable(act: readonly Act[]): DecideOutput['hold'] {
+    return act.map((a) => ({ drift: a.drift, reason: 'state-unwritable' as const, reportOps: a.reportOps }));
+  }
+
+  /**
+   * Apply what the guardrails allow, provider by provider, in decided order. Each outcome is audited
+   * (fsynced) as soon as the provider reports it; if that write fails, no further action starts.
+   */
+  private async apply(
+    act: readonly Act[],
+    detection: Awaited<ReturnType<typeof detect>>,
+    revision: Revision,
+    ids: ReadonlyMap<string, string>,
+    shouldStop: () => boolean,
+  ): Promise<{ outcomes: Array<{ action: ApplyAction; outcome: ApplyOutcome }>; error: string | null }> {
+    const { deps } = this;
+    let error: string | null = null;
     const toAudit = (action: ApplyAction, outcome: ApplyOutcome, durationMs: number): AuditRecord => ({
       at: new Date(deps.clock()).toISOString(),
       revision: revision.sha,
@@ -195,12 +368,29 @@ export class Reconciler {
       id: outcome.id,
       patch: action.ops,
       outcome: outcome.outcome,
+      action: ids.get(action.resource.key)!,
       ...(outcome.outcome === 'failed' ? { error: outcome.error } : {}),
       durationMs,
     });
-    const outcomes = await this.apply(decision.act, byKey, shouldStop, (a, o, ms) =>
-      deps.store.appendAudit([toAudit(a, o, ms)]),
+    const byKey = new Map<string, DetectedDrift>(detection.drift.map((d) => [d.resource.key, d]));
+    const outcomes = await this.applyGroups(
+      act,
+      byKey,
+      () => error !== null || shouldStop(),
+      async (a, o, ms) => {
+        error ??= await this.tryWrite(() => deps.store.appendAudit([toAudit(a, o, ms)]));
+      },
     );
+    return { outcomes, error };
+  }
+
+  /** Record each outcome in its resource's record (replacing the write-ahead's pessimistic one). */
+  private record(
+    outcomes: ReadonlyArray<{ action: ApplyAction; outcome: ApplyOutcome }>,
+    records: Map<string, ResourceRecord>,
+    pessimistic: ReadonlyMap<string, ReturnType<typeof trackConvergence>>,
+  ): { applied: number; failed: number } {
+    const { deps } = this;
     let applied = 0;
     let failed = 0;
     for (const { action, outcome } of outcomes) {
@@ -209,13 +399,9 @@ export class Reconciler {
       const ok = outcome.outcome === 'applied';
       if (ok) applied++;
       else failed++;
-      const step = trackConvergence(
-        rec,
-        { kind: ok ? 'acted-ok' : 'acted-failed' },
-        convCfg,
-        deps.clock(),
-        deps.random,
-      );
+      const step = ok
+        ? trackConvergence(rec, { kind: 'acted-ok' }, this.convergenceConfig(), deps.clock(), deps.random)
+        : pessimistic.get(key)!;
       const settleMs = deps.kinds.get(action.resource.kind)?.settleMs ?? 0;
       const at = deps.clock();
       records.set(
@@ -241,47 +427,63 @@ export class Reconciler {
         );
       else deps.log.info({ resource: key, id: outcome.id, patch: action.ops }, 'applied');
     }
+    return { applied, failed };
+  }
 
-    // 5. Released resources: in the state, no longer in Git. Left as they are.
+  /** Release: resources in the state but no longer in Git are forgotten and left as they are. */
+  private release(revision: Revision, records: Map<string, ResourceRecord>): number {
     const inRevision = new Set(revision.resources.map((r) => r.key));
+    let released = 0;
     for (const key of records.keys()) {
       if (inRevision.has(key)) continue;
       records.delete(key);
-      deps.emit({ type: 'resource_released', key });
+      released++;
+      this.deps.emit({ type: 'resource_released', key });
     }
+    const { massDrift } = this.deps.guardrails;
+    const before = inRevision.size + released;
+    if (
+      released > massDrift.maxDrifted ||
+      (before >= massDrift.minManaged && released * 100 > massDrift.maxDriftedPercent * before)
+    )
+      this.deps.emit({ type: 'mass_release', sha: revision.sha, released, managedBefore: before });
+    return released;
+  }
 
-    // 6. Record the state (the audit is already written).
-    const next: PersistedState = {
-      ...state,
-      freeze,
-      soak: soak.state,
-      bucket: decision.bucket,
-      revision: {
-        sha: revision.sha,
-        acceptedAt: state.revision?.sha === revision.sha ? state.revision.acceptedAt : revision.fetchedAt,
-      },
-      resources: Object.fromEntries(records),
-    };
-    await deps.store.save(next);
-
+  /** Report: the cycle's figures and drift, built in one place. */
+  private report(c: {
+    started: number;
+    revision: Revision;
+    mode: CycleReport['mode'];
+    frozen: boolean;
+    soaking: boolean;
+    detection: Awaited<ReturnType<typeof detect>>;
+    records: ReadonlyMap<string, ResourceRecord>;
+    hold: DecideOutput['hold'];
+    outcomes: ReadonlyArray<{ action: ApplyAction; outcome: ApplyOutcome }>;
+    counts: { applied: number; failed: number };
+    convergedAfterSeconds: number[];
+    stateError: string | null;
+    released: number;
+  }): CycleReport {
     const held: Partial<Record<HoldReason, number>> = {};
-    for (const h of decision.hold) held[h.reason] = (held[h.reason] ?? 0) + 1;
-    const holdByKey = new Map(decision.hold.map((h) => [h.drift.key, h.reason]));
-    const report: CycleReport = {
-      startedAt: new Date(started).toISOString(),
-      durationMs: deps.clock() - started,
-      revision: revision.sha,
-      mode,
-      frozen: freeze !== null,
-      soaking: soak.soaking,
-      managed: detection.managed,
-      drifted: detection.drift.length,
-      observeErrors: detection.errors.length,
-      applied,
-      failed,
+    for (const h of c.hold) held[h.reason] = (held[h.reason] ?? 0) + 1;
+    const holdByKey = new Map(c.hold.map((h) => [h.drift.key, h.reason]));
+    return {
+      startedAt: new Date(c.started).toISOString(),
+      durationMs: this.deps.clock() - c.started,
+      revision: c.revision.sha,
+      mode: c.mode,
+      frozen: c.frozen,
+      soaking: c.soaking,
+      managed: c.detection.managed,
+      drifted: c.detection.drift.length,
+      observeErrors: c.detection.errors.length,
+      applied: c.counts.applied,
+      failed: c.counts.failed,
       held,
-      drift: detection.drift.map((d) => {
-        const rec = records.get(d.resource.key) ?? emptyRecord();
+      drift: c.detection.drift.map((d) => {
+        const rec = c.records.get(d.resource.key) ?? emptyRecord();
         const h = holdByKey.get(d.resource.key) ?? null;
         const st: DriftState = rec.stuck
           ? 'stuck'
@@ -301,25 +503,43 @@ export class Reconciler {
           held: h,
         };
       }),
-      outcomes: outcomes.map((o) => ({ kind: o.action.resource.kind, outcome: o.outcome.outcome })),
-      convergedAfterSeconds,
-      stuck: [...records.values()].filter((r) => r.stuck).length,
-      errors: detection.errors.map((e) => ({
+      outcomes: c.outcomes.map((o) => ({ kind: o.action.resource.kind, outcome: o.outcome.outcome })),
+      convergedAfterSeconds: c.convergedAfterSeconds,
+      stuck: [...c.records.values()].filter((r) => r.stuck).length,
+      errors: c.detection.errors.map((e) => ({
         kind: e.resource.kind,
         name: e.resource.name,
         id: e.id,
         code: e.code,
         error: e.error,
       })),
+      stateError: c.stateError,
+      released: c.released,
     };
-    return { state: next, report };
+  }
+
+  /** Runs a state or audit write; returns null when it is durable, else why not (never throws). */
+  private async tryWrite(write: () => Promise<void>): Promise<string | null> {
+    try {
+      await write();
+      return null;
+    } catch (e) {
+      const msg = errorMessage(e);
+      this.deps.log.error({ err: msg }, 'state write failed: acting on nothing until it succeeds');
+      return msg;
+    }
+  }
+
+  private convergenceConfig() {
+    const cfg = this.deps.guardrails;
+    return { alertAfterCycles: cfg.nonConvergence.alertAfterCycles, backoff: cfg.backoff };
   }
 
   /**
    * Applies the decided actions, grouped by provider, preserving order; starts no new one on shutdown.
    * `audit` is awaited for every outcome as soon as it is known (once per outcome, whichever path reports it).
    */
-  private async apply(
+  private async applyGroups(
     acts: ReadonlyArray<{ drift: { key: string }; ops: Operation[] }>,
     byKey: ReadonlyMap<string, DetectedDrift>,
     shouldStop: () => boolean,

@@ -147,7 +147,7 @@ function prepareDecide(fleet: Fleet, config: GuardrailConfig, random: () => numb
     now: NOW,
     mode: state.mode ?? 'observe',
     freeze: state.freeze,
-    revision: { sha, approved: state.approvals.includes(sha), soaking: soak.soaking },
+    revision: { sha, approvedKeys: null, soaking: soak.soaking },
     managed: fleet.resources.length,
     drift: detection.drift.map((d) => ({
       key: d.resource.key,

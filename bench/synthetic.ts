@@ -130,7 +130,7 @@ export function buildFleet(n: number, seed = 42): Fleet {
     records[r.key] = record;
   }
   const state: PersistedState = {
-    version: 1,
+    version: 2,
     mode: 'enforce',
     freeze: null,
     approvals: [],

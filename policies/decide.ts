@@ -11,10 +11,10 @@
  *  a. field policy — split each patch into revert and report operations; a
  *     drift with nothing to revert is held `report-only` and never counts as
  *     "would change";
- *  b. mass drift — if too many resources would change and the revision is not
- *     approved: hold all `mass-drift` and ask for a freeze (or, when a freeze
- *     is already in force, hold them `frozen`); checked whatever the mode, so a
- *     bad revision seen in observe mode is still frozen out;
+ *  b. mass drift — if too many resources would change, not counting those an
+ *     approval covers: hold all `mass-drift` and ask for a freeze (or, when a
+ *     freeze is already in force, hold them `frozen`); checked whatever the
+ *     mode, so a bad revision seen in observe mode is still frozen out;
  *  c. gate — frozen → `frozen`; observe mode → `observe`;
  *  d. soak — a revision still soaking → `soak`;
  *  e. backoff — a resource whose backoff has not elapsed → `backoff`;
@@ -23,7 +23,9 @@
  *  g. rate limit — one token per selected resource; those beyond the granted
  *     tokens → `rate-limit` (oldest-first order kept).
  *
- * An approved revision (`approveRevision`) bypasses step b only.
+ * An approval (`approveRevision`) exempts from step b only, and only the
+ * resources it was bound to (the drift it approved): drift on top of it — a
+ * mass tamper during the rollout — is counted as usual.
  * Every drift appears exactly once in `act` ∪ `hold`.
  */
 import type { Operation } from 'fast-json-patch';
@@ -49,8 +51,11 @@ export interface DecideInput {
   now: number;
   mode: Mode;
   freeze: Freeze | null;
-  /** `approved`: exempt from the mass-drift halt via `approveRevision`; `soaking`: from `soakStep`. */
-  revision: { sha: string; approved: boolean; soaking: boolean };
+  /**
+   * `approvedKeys`: the drift keys an approval of this revision covers (exempt from the mass-drift
+   * count), or null when the revision is not approved; `soaking`: from `soakStep`.
+   */
+  revision: { sha: string; approvedKeys: ReadonlySet<string> | null; soaking: boolean };
   /** Number of managed resources in the revision. */
   managed: number;
   drift: ReadonlyArray<DecideDrift>;
@@ -68,7 +73,8 @@ export type HoldReason =
   | 'backoff'
   | 'rate-limit'
   | 'cap'
-  | 'mass-drift';
+  | 'mass-drift'
+  | 'state-unwritable';
 
 export interface ActDecision {
   drift: Drift;
@@ -91,7 +97,7 @@ export interface DecideOutput {
   hold: HoldDecision[];
   /** Set when mass drift trips on an unapproved revision and no freeze was in force: persist it and alert. */
   freeze: { reason: string } | null;
-  /** The mass-drift check as computed, even when exempt (approved) or already frozen: for status and metrics. */
+  /** The mass-drift check over the drift no approval covers, even when already frozen: for status and metrics. */
   massDrift: MassDriftVerdict;
   /** The bucket to persist: refilled to `now`, minus the tokens taken. */
   bucket: TokenBucket;
@@ -121,9 +127,10 @@ export function decide(input: DecideInput): DecideOutput {
   );
   const candidates = all.filter((c) => c.ops.length > 0);
 
-  // b. mass drift
+  // b. mass drift (what an approval covers does not count)
+  const approved = input.revision.approvedKeys;
   const massDrift = checkMassDrift({
-    wouldChange: candidates.length,
+    wouldChange: approved ? candidates.filter((c) => !approved.has(c.key)).length : candidates.length,
     managed: input.managed,
     config: input.config.massDrift,
   });
@@ -131,7 +138,7 @@ export function decide(input: DecideInput): DecideOutput {
     holdAll(candidates, reason);
     return { act: [], hold, freeze, massDrift, bucket: refilled };
   };
-  if (massDrift.trip && !input.revision.approved) {
+  if (massDrift.trip) {
     return input.freeze === null ? stop('mass-drift', { reason: massDrift.reason }) : stop('frozen', null);
   }
 

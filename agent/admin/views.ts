@@ -21,7 +21,7 @@ export function statusView(agent: Agent) {
       sha: src.current?.sha ?? null,
       fetchedAt: iso(src.current?.fetchedAt),
       resources: src.current?.resources.length ?? 0,
-      approved: src.current ? s.approvals.includes(src.current.sha) : false,
+      approved: src.current ? s.approvals.some((a) => a.sha === src.current!.sha) : false,
       rejected: src.rejected
         ? {
             sha: src.rejected.sha,
@@ -30,6 +30,13 @@ export function statusView(agent: Agent) {
           }
         : null,
     },
+    approvals: s.approvals.map((a) => ({
+      sha: a.sha,
+      by: a.by,
+      at: iso(a.at),
+      resources: a.keys === null ? null : a.keys.length,
+    })),
+    state: { writable: agent.stateWritable, error: agent.stateUnwritableReason },
     source: { error: src.lastError ? { code: src.lastError.code, message: src.lastError.message } : null },
     lastCycle: c
       ? {

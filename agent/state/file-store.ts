@@ -30,14 +30,32 @@ interface Envelope {
 
 const digest = (s: string): string => createHash('sha256').update(s).digest('hex');
 
+/**
+ * Version 1 kept approvals as a list of shas that never expired. They become
+ * unbound approvals: bound to the drift of their revision at the next cycle,
+ * spent once it converged.
+ */
+function migrate(s: unknown): unknown {
+  if (typeof s !== 'object' || s === null) return s;
+  const o = s as Record<string, unknown>;
+  if (o['version'] !== 1 || !Array.isArray(o['approvals'])) return s;
+  const approvals = (o['approvals'] as unknown[])
+    .filter((a): a is string => typeof a === 'string')
+    .map((sha) => ({ sha, by: 'unknown (before version 2)', at: 0, keys: null }));
+  return { ...o, version: 2, approvals };
+}
+
 function checkShape(s: unknown): s is PersistedState {
   if (typeof s !== 'object' || s === null) return false;
   const o = s as Record<string, unknown>;
   return (
-    o['version'] === 1 &&
+    o['version'] === 2 &&
     (o['mode'] === null || o['mode'] === 'observe' || o['mode'] === 'enforce') &&
     (o['freeze'] === null || typeof o['freeze'] === 'object') &&
     Array.isArray(o['approvals']) &&
+    (o['approvals'] as unknown[]).every(
+      (a) => typeof a === 'object' && a !== null && typeof (a as { sha?: unknown }).sha === 'string',
+    ) &&
     typeof o['resources'] === 'object' &&
     o['resources'] !== null
   );
@@ -80,8 +98,9 @@ export class FileStateStore implements StateStore {
     if (env?.format !== 'steward-state' || typeof env.sha256 !== 'string')
       throw corrupt('not a steward state file');
     if (digest(JSON.stringify(env.state)) !== env.sha256) throw corrupt('checksum mismatch');
-    if (!checkShape(env.state)) throw corrupt('unexpected shape');
-    return { ...freshState(), ...env.state };
+    const state = migrate(env.state);
+    if (!checkShape(state)) throw corrupt('unexpected shape');
+    return { ...freshState(), ...state };
   }
 
   async save(state: PersistedState): Promise<void> {

@@ -6,13 +6,29 @@
 import type { Operation } from 'fast-json-patch';
 import type { Freeze, Mode, ResourceRecord, TokenBucket } from '../../policies/types.js';
 
+/**
+ * An operator's `approveRevision`: exempts the drift it approved from the
+ * mass-drift halt until that drift has converged, then it is spent.
+ */
+export interface Approval {
+  sha: string;
+  by: string;
+  at: number;
+  /**
+   * The resources (drift keys) whose drift it approved. Null until bound: at
+   * the first cycle on `sha`, to the drift seen then (an approval given while
+   * the agent already showed drift on `sha` is bound at once, to that drift).
+   */
+  keys: string[] | null;
+}
+
 export interface PersistedState {
-  version: 1;
+  version: 2;
   /** Null until someone sets it: the config's reconcile.mode applies. */
   mode: Mode | null;
   freeze: Freeze | null;
-  /** Revisions exempted from the mass-drift halt by `approveRevision`. */
-  approvals: string[];
+  /** Open approvals (`approveRevision`), at most one per revision; spent once their drift converged. */
+  approvals: Approval[];
   /** The last revision accepted, restored at start so a bad commit pushed meanwhile cannot replace it. */
   revision: { sha: string; acceptedAt: number } | null;
   soak: { sha: string; cyclesObserved: number } | null;
@@ -27,7 +43,14 @@ export interface AuditRecord {
   name: string;
   id: string | null;
   patch: Operation[];
-  outcome: 'applied' | 'failed';
+  /**
+   * `started`: the write-ahead intent, durable before the action starts;
+   * `applied` / `failed`: its outcome, appended as soon as it is known. A
+   * `started` without an outcome is an action a crash interrupted.
+   */
+  outcome: 'started' | 'applied' | 'failed';
+  /** Links an outcome to its intent (the same in both lines). */
+  action?: string;
   error?: string;
   durationMs: number;
 }
@@ -41,7 +64,7 @@ export interface AuditRead {
 export interface StateStore {
   /** Loads the state; a missing store is a fresh state, a corrupt one throws STATE_CORRUPT. */
   load(): Promise<PersistedState>;
-  /** Persists the whole state atomically and durably. */
+  /** Persists the whole state atomically and durably; throws (e.g. ENOSPC) when it cannot. */
   save(state: PersistedState): Promise<void>;
   /** Appends audit records durably (fsync) before returning. */
   appendAudit(records: readonly AuditRecord[]): Promise<void>;
@@ -51,7 +74,7 @@ export interface StateStore {
 
 export function freshState(): PersistedState {
   return {
-    version: 1,
+    version: 2,
     mode: null,
     freeze: null,
     approvals: [],

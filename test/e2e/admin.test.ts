@@ -313,10 +313,11 @@ test('GET /v1/audit lists applied actions newest first, with a limit', async (t)
     records: Array<{ name: string; outcome: string; patch: unknown[] }>;
     skipped: unknown[];
   };
-  assert.equal(all.records.length, 3);
+  assert.equal(all.records.length, 6);
   assert.deepEqual(
-    all.records.map((r) => r.name),
-    ['f2', 'f1', 'f0'],
+    all.records.map((r) => `${r.name}:${r.outcome}`),
+    ['f2:applied', 'f1:applied', 'f0:applied', 'f2:started', 'f1:started', 'f0:started'],
+    'the intents, written ahead of the actions, then the outcomes',
   );
   const one = (await d.req('GET', '/v1/audit?limit=1')).json as { records: unknown[] };
   assert.equal(one.records.length, 1);

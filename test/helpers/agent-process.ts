@@ -60,7 +60,12 @@ export interface BigFleet {
  * config that lets one cycle apply them all (no cap, no mass-drift halt, no soak):
  * a long cycle to interrupt.
  */
-export async function writeBigFleet(base: string, n: number, mode: 'observe' | 'enforce'): Promise<BigFleet> {
+export async function writeBigFleet(
+  base: string,
+  n: number,
+  mode: 'observe' | 'enforce',
+  opts: { guardrails?: string[]; reconcileInterval?: string; rateLimit?: string } = {},
+): Promise<BigFleet> {
   const { createTestRepo } = await import('./git-repo.js');
   const { mkdir, writeFile } = await import('node:fs/promises');
   const { join } = await import('node:path');
@@ -82,12 +87,13 @@ export async function writeBigFleet(base: string, n: number, mode: 'observe' | '
     [
       `source: { url: ${JSON.stringify(repo.workDir)}, path: fleet, interval: 1h }`,
       'providers: { file: { root: managed } }',
-      `reconcile: { interval: 1h, mode: ${mode} }`,
+      `reconcile: { interval: ${opts.reconcileInterval ?? '1h'}, mode: ${mode} }`,
       'guardrails:',
       '  maxActionsPerCycle: 100000',
       '  massDrift: { maxDrifted: 100000, maxDriftedPercent: 100, minManaged: 5 }',
-      '  rateLimit: { actionsPerMinute: 100000, burst: 100000 }',
+      `  rateLimit: ${opts.rateLimit ?? '{ actionsPerMinute: 100000, burst: 100000 }'}`,
       '  soak: { observeCycles: 0 }',
+      ...(opts.guardrails ?? []).map((l) => `  ${l}`),
       'admin: { listen: "127.0.0.1:0" }',
       'state: { dir: state }',
       'log: { level: warn }',

@@ -13,6 +13,7 @@ import type { AgentEvent } from '../../agent/events.js';
 import { silentLogger } from '../../agent/log.js';
 import type { CycleReport } from '../../agent/reconciler.js';
 import type { PollOutcome } from '../../agent/source/source.js';
+import type { StateStore } from '../../agent/state/types.js';
 import { seededRandom } from '../../policies/backoff.js';
 import type { Provider } from '../../providers/types.js';
 
@@ -50,6 +51,10 @@ export interface HarnessOptions {
    * provider (count its API calls, inject faults). Called again on restart.
    */
   providers?: (config: Config) => ReadonlyMap<string, Provider>;
+  /** Builds the state store instead of the default one (inject faults at the store boundary). Called again on restart. */
+  store?: (config: Config) => StateStore;
+  /** Runs before the first agent loads its state (e.g. mount a small volume at the state dir). */
+  beforeInit?: (stateDir: string) => Promise<void>;
 }
 
 export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
@@ -96,6 +101,7 @@ export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
       clock: () => clock.now,
       random: seededRandom(42),
       ...(opts.providers ? { providers: opts.providers(config) } : {}),
+      ...(opts.store ? { store: opts.store(config) } : {}),
     });
     a.onEvent((e) => events.push(e));
     return a;
@@ -128,6 +134,7 @@ export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+  await opts.beforeInit?.(stateDir);
   await h.agent.init();
   return h;
 }

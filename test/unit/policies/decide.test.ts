@@ -18,7 +18,7 @@ function baseInput(overrides: Partial<DecideInput> = {}): DecideInput {
     now: NOW,
     mode: 'enforce',
     freeze: null,
-    revision: { sha: 'abc', approved: false, soaking: false },
+    revision: { sha: 'abc', approvedKeys: null, soaking: false },
     managed: 100,
     drift: ['a', 'b', 'c', 'd', 'e'].map((n) => drift(n)),
     records: new Map(),
@@ -36,6 +36,9 @@ function summary(out: DecideOutput): Record<string, string> {
   return s;
 }
 
+/** An approval that covers every drift of baseInput. */
+const ALL: ReadonlySet<string> = new Set(['a', 'b', 'c', 'd', 'e'].map((n) => `File/${n}`));
+
 const all = (value: string) => Object.fromEntries(['a', 'b', 'c', 'd', 'e'].map((n) => [`File/${n}`, value]));
 
 const cases: Array<{ name: string; input: Partial<DecideInput>; expected: Record<string, string> }> = [
@@ -49,7 +52,7 @@ const cases: Array<{ name: string; input: Partial<DecideInput>; expected: Record
   },
   {
     name: 'soaking',
-    input: { revision: { sha: 'abc', approved: false, soaking: true } },
+    input: { revision: { sha: 'abc', approvedKeys: null, soaking: true } },
     expected: all('soak'),
   },
   {
@@ -119,7 +122,7 @@ const cases: Array<{ name: string; input: Partial<DecideInput>; expected: Record
   },
   {
     name: 'mass drift trips while soaking too',
-    input: { managed: 10, revision: { sha: 'abc', approved: false, soaking: true } },
+    input: { managed: 10, revision: { sha: 'abc', approvedKeys: null, soaking: true } },
     expected: all('mass-drift'),
   },
   {
@@ -131,31 +134,31 @@ const cases: Array<{ name: string; input: Partial<DecideInput>; expected: Record
     name: 'approved revision bypasses mass drift but not the cap',
     input: {
       managed: 10,
-      revision: { sha: 'abc', approved: true, soaking: false },
+      revision: { sha: 'abc', approvedKeys: ALL, soaking: false },
       config: guardrails({ maxActionsPerCycle: 2 }),
     },
     expected: { ...all('cap'), 'File/a': 'act', 'File/b': 'act' },
   },
   {
     name: 'approved revision does not bypass a freeze',
-    input: { managed: 10, freeze: frozen, revision: { sha: 'abc', approved: true, soaking: false } },
+    input: { managed: 10, freeze: frozen, revision: { sha: 'abc', approvedKeys: ALL, soaking: false } },
     expected: all('frozen'),
   },
   {
     name: 'approved revision does not bypass observe',
-    input: { managed: 10, mode: 'observe', revision: { sha: 'abc', approved: true, soaking: false } },
+    input: { managed: 10, mode: 'observe', revision: { sha: 'abc', approvedKeys: ALL, soaking: false } },
     expected: all('observe'),
   },
   {
     name: 'approved revision does not bypass the soak',
-    input: { managed: 10, revision: { sha: 'abc', approved: true, soaking: true } },
+    input: { managed: 10, revision: { sha: 'abc', approvedKeys: ALL, soaking: true } },
     expected: all('soak'),
   },
   {
     name: 'approved revision does not bypass backoff nor rate limit',
     input: {
       managed: 10,
-      revision: { sha: 'abc', approved: true, soaking: false },
+      revision: { sha: 'abc', approvedKeys: ALL, soaking: false },
       records: new Map([['File/a', record({ attempts: 2, nextAttemptAt: NOW + 1 })]]),
       bucket: { tokens: 1, updatedAt: NOW },
     },
@@ -228,11 +231,25 @@ test('decide: no new freeze when already frozen, but the would-trip is reported'
   assert.equal(out.massDrift.trip, true);
 });
 
-test('decide: an approved revision reports the trip but asks for no freeze', () => {
-  const out = decide(baseInput({ managed: 10, revision: { sha: 'abc', approved: true, soaking: false } }));
+test('decide: an approval that covers the drift: no trip, no freeze, it acts', () => {
+  const out = decide(baseInput({ managed: 10, revision: { sha: 'abc', approvedKeys: ALL, soaking: false } }));
   assert.equal(out.freeze, null);
-  assert.equal(out.massDrift.trip, true);
+  assert.equal(out.massDrift.trip, false);
   assert.ok(out.act.length > 0);
+});
+
+test('decide: drift an approval does not cover is counted by the mass-drift halt', () => {
+  // 5 of 10 would change; the approval covers a only: 4 of 10 (40 %) is above the 30 % limit.
+  const one = new Set(['File/a']);
+  const out = decide(baseInput({ managed: 10, revision: { sha: 'abc', approvedKeys: one, soaking: false } }));
+  assert.equal(out.massDrift.trip, true);
+  assert.deepEqual(out.freeze, { reason: '4 of 10 managed resources (40%) would change; limit 30%' });
+  assert.equal(out.act.length, 0);
+  // Covering a and b: 3 of 10 is at the limit, so all five act.
+  const two = new Set(['File/a', 'File/b']);
+  const ok = decide(baseInput({ managed: 10, revision: { sha: 'abc', approvedKeys: two, soaking: false } }));
+  assert.equal(ok.massDrift.trip, false);
+  assert.equal(ok.act.length, 5);
 });
 
 test('decide: exactly at the mass-drift threshold still acts', () => {
@@ -340,7 +357,11 @@ function randomInput(random: () => number): DecideInput {
     now,
     mode: random() < 0.2 ? 'observe' : 'enforce',
     freeze: random() < 0.15 ? frozen : null,
-    revision: { sha: 'x', approved: random() < 0.3, soaking: random() < 0.15 },
+    revision: {
+      sha: 'x',
+      approvedKeys: random() < 0.3 ? new Set(drifts.filter(() => random() < 0.7).map((d) => d.key)) : null,
+      soaking: random() < 0.15,
+    },
     managed: n + int(40),
     drift: drifts,
     records,
@@ -368,8 +389,8 @@ test('decide: invariants hold over many random inputs', () => {
     assert.deepEqual([...seen].sort(), input.drift.map((d) => d.key).sort(), label);
     for (const h of out.hold) reasons.add(h.reason);
     acted += out.act.length;
-    // never act while frozen, observing, soaking, or on a mass-drift trip without approval
-    const tripped = out.massDrift.trip && !input.revision.approved;
+    // never act while frozen, observing, soaking, or on a mass-drift trip of what no approval covers
+    const tripped = out.massDrift.trip;
     if (input.freeze || input.mode === 'observe' || input.revision.soaking || tripped)
       assert.equal(out.act.length, 0, label);
     assert.equal(out.freeze !== null, tripped && input.freeze === null, label);

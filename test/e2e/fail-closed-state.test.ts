@@ -1,0 +1,286 @@
+/**
+ * Fail closed (SPEC §9) where the state is concerned: an approval is spent,
+ * a state disk that fails turns actions off (never the guardrails), and every
+ * action has its write-ahead record. Real files, a real local Git repository,
+ * a real tmpfs for the full disk; an injected clock.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { isStewardError } from '../../agent/errors.js';
+import { FileStateStore } from '../../agent/state/file-store.js';
+import type { AuditRecord, StateStore } from '../../agent/state/types.js';
+import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { type Harness, makeHarness } from '../helpers/harness.js';
+
+const file = (name: string, content: string) =>
+  `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${name} }\nspec: { path: f/${name}.conf, content: ${JSON.stringify(content)} }\n`;
+const names = (n: number) => Array.from({ length: n }, (_, i) => `r${String(i).padStart(3, '0')}`);
+const MINUTE = 60_000;
+
+async function fleet(
+  t: { after: (fn: () => Promise<void>) => void },
+  n: number,
+  guardrails: string,
+  opts: { store?: (dir: string) => StateStore; beforeInit?: (stateDir: string) => Promise<void> } = {},
+): Promise<{ repo: TestRepo; h: Harness }> {
+  const base = await mkdtemp(join(tmpdir(), 'steward-fc-'));
+  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
+  // One manifest file for the whole fleet: a fleet-wide change is one commit.
+  await repo.write(
+    'fleet/all.yaml',
+    names(n)
+      .map((x) => file(x, `${x} v1\n`))
+      .join('---\n'),
+  );
+  await repo.commit('v1');
+  const h = await makeHarness({
+    sourceUrl: repo.workDir,
+    guardrails,
+    ...(opts.store ? { store: (c) => opts.store!(c.state.dir) } : {}),
+    ...(opts.beforeInit ? { beforeInit: opts.beforeInit } : {}),
+  });
+  await mkdir(join(h.root, 'f'));
+  for (const x of names(n)) await writeFile(join(h.root, `f/${x}.conf`), `${x} v1\n`);
+  t.after(async () => {
+    await h.close();
+    await rm(base, { recursive: true, force: true });
+  });
+  return { repo, h };
+}
+
+const content = (h: Harness, name: string) => readFile(join(h.root, `f/${name}.conf`), 'utf8');
+const tamper = async (h: Harness, list: string[], text = 'tampered\n') => {
+  for (const n of list) await writeFile(join(h.root, `f/${n}.conf`), text);
+};
+
+const G = `soak: { observeCycles: 0 }
+maxActionsPerCycle: 50
+massDrift: { maxDrifted: 1000, maxDriftedPercent: 30, minManaged: 5 }
+rateLimit: { actionsPerMinute: 6000, burst: 1000 }
+backoff: { base: 30s, factor: 2, max: 10m, jitter: 0 }`;
+
+test('an approval is spent once its change converged: a later mass tamper under the same revision freezes, 0 reverts', async (t) => {
+  const { repo, h } = await fleet(t, 200, G);
+  assert.equal((await h.cycle()).drifted, 0);
+  await repo.write(
+    'fleet/all.yaml',
+    names(200)
+      .map((x) => file(x, `${x} v2\n`))
+      .join('---\n'),
+  );
+  const v2 = await repo.commit('v2 everywhere');
+  const frozen = await h.cycle();
+  assert.equal(frozen.frozen, true);
+  assert.equal(frozen.applied, 0);
+
+  await h.agent.unfreeze('bob', v2);
+  let applied = 0;
+  for (let i = 0; i < 4; i++) {
+    h.clock.now += MINUTE;
+    applied += (await h.cycle()).applied;
+  }
+  assert.equal(applied, 200, 'the approved change rolls out under the cap (4 × 50)');
+  h.clock.now += MINUTE;
+  const converged = await h.cycle();
+  assert.equal(converged.drifted, 0);
+  assert.deepEqual(h.agent.currentState.approvals, [], 'the approval is spent once its change converged');
+
+  // Someone rewrites 160 of 200 files by hand, under the same revision.
+  const events = h.events.length;
+  await tamper(h, names(160));
+  h.clock.now += MINUTE;
+  const tampered = await h.cycle();
+  assert.equal(tampered.frozen, true, 'the mass tamper freezes again');
+  assert.equal(tampered.applied, 0);
+  assert.deepEqual(tampered.held, { 'mass-drift': 160 });
+  assert.equal(h.events.slice(events).filter((e) => e.type === 'mass_drift_frozen').length, 1);
+  for (const n of names(160).slice(0, 5)) assert.equal(await content(h, n), 'tampered\n');
+});
+
+test('an approval covers the drift it approved, not a mass tamper that comes on top during the rollout', async (t) => {
+  const { repo, h } = await fleet(t, 200, G.replace('maxActionsPerCycle: 50', 'maxActionsPerCycle: 10'));
+  await h.cycle();
+  // 70 of 200 change in Git (above the 30 % limit): frozen, approved.
+  const changed = names(70);
+  await repo.write(
+    'fleet/all.yaml',
+    names(200)
+      .map((x) => file(x, changed.includes(x) ? `${x} v2\n` : `${x} v1\n`))
+      .join('---\n'),
+  );
+  const v2 = await repo.commit('v2 for 70');
+  assert.equal((await h.cycle()).frozen, true);
+  await h.agent.unfreeze('bob', v2);
+  h.clock.now += MINUTE;
+  assert.equal((await h.cycle()).applied, 10);
+  // Mid-rollout, 100 files the approval never covered are rewritten by hand.
+  await tamper(h, names(200).slice(100, 200));
+  h.clock.now += MINUTE;
+  const r = await h.cycle();
+  assert.equal(r.frozen, true, 'drift outside the approved change is checked by the halt');
+  assert.equal(r.applied, 0);
+  for (const n of names(200).slice(100, 105)) assert.equal(await content(h, n), 'tampered\n');
+});
+
+test('approving while not frozen is a conflict and stores nothing', async (t) => {
+  const { repo, h } = await fleet(t, 10, G);
+  await h.cycle();
+  const sha = await repo.head();
+  await assert.rejects(
+    () => h.agent.unfreeze('mallory', sha),
+    (e: unknown) => isStewardError(e, 'NOT_FROZEN'),
+  );
+  assert.deepEqual(h.agent.currentState.approvals, []);
+  await assert.rejects(
+    () => h.agent.unfreeze('mallory', null),
+    (e: unknown) => isStewardError(e, 'NOT_FROZEN'),
+  );
+});
+
+/** A real FileStateStore whose writes can be made to fail (ENOSPC) from the test: the store boundary. */
+class FlakyStore extends FileStateStore {
+  failSave = false;
+  failAudit: ((records: readonly AuditRecord[]) => boolean) | null = null;
+  readonly order: string[] = [];
+  override async save(s: Parameters<FileStateStore['save']>[0]): Promise<void> {
+    if (this.failSave)
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    await super.save(s);
+    this.order.push('save');
+  }
+  override async appendAudit(records: readonly AuditRecord[]): Promise<void> {
+    if (this.failAudit?.(records))
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    await super.appendAudit(records);
+    for (const r of records) this.order.push(`${r.outcome}:${r.name}`);
+  }
+}
+
+test('write-ahead: the token, the attempt and the audit intent are durable before the action starts', async (t) => {
+  let store: FlakyStore | undefined;
+  const { h } = await fleet(t, 10, G, { store: (dir) => (store = new FlakyStore(dir)) });
+  await h.cycle();
+  await tamper(h, ['r000', 'r001']);
+  store!.order.length = 0;
+  const r = await h.cycle();
+  assert.equal(r.applied, 2);
+  // save (write-ahead state), both intents, then each outcome, then the end-of-cycle save.
+  assert.deepEqual(store!.order, [
+    'save',
+    'started:r000',
+    'started:r001',
+    'applied:r000',
+    'applied:r001',
+    'save',
+  ]);
+});
+
+test('a failing state save: no action, detection goes on, unwritable reported once, recovery acts again', async (t) => {
+  let store: FlakyStore | undefined;
+  const { h } = await fleet(t, 10, G, { store: (dir) => (store = new FlakyStore(dir)) });
+  await h.cycle();
+  store!.failSave = true;
+  for (let i = 0; i < 5; i++) {
+    await tamper(h, ['r003']); // a competing writer keeps changing it
+    h.clock.now += MINUTE;
+    const r = await h.cycle();
+    assert.equal(r.drifted, 1, 'detection goes on');
+    assert.equal(r.applied, 0, 'no action without its record');
+    assert.deepEqual(r.held, { 'state-unwritable': 1 });
+  }
+  assert.equal(await content(h, 'r003'), 'tampered\n');
+  assert.equal(h.agent.stateWritable, false);
+  assert.equal(h.events.filter((e) => e.type === 'state_unwritable').length, 1);
+  const audit = await store!.readAudit(0);
+  assert.equal(audit.records.filter((a) => a.name === 'r003').length, 0);
+
+  store!.failSave = false;
+  h.clock.now += MINUTE;
+  const back = await h.cycle();
+  assert.equal(back.applied, 1);
+  assert.equal(h.agent.stateWritable, true);
+  assert.equal(h.events.filter((e) => e.type === 'state_recovered').length, 1);
+  assert.equal(await content(h, 'r003'), 'r003 v1\n');
+});
+
+test('a failing audit intent: no action; a failing outcome line stops the batch after the action in flight', async (t) => {
+  let store: FlakyStore | undefined;
+  const { h } = await fleet(t, 10, G, { store: (dir) => (store = new FlakyStore(dir)) });
+  await h.cycle();
+  store!.failAudit = (recs) => recs.some((r) => r.outcome === 'started');
+  await tamper(h, ['r000', 'r001', 'r002']);
+  const r = await h.cycle();
+  assert.equal(r.applied, 0);
+  assert.deepEqual(r.held, { 'state-unwritable': 3 });
+  for (const n of ['r000', 'r001', 'r002']) assert.equal(await content(h, n), 'tampered\n');
+
+  // Intents are written; the first outcome line fails: the action in flight is done, no further one starts.
+  store!.failAudit = (recs) => recs.some((x) => x.outcome !== 'started');
+  h.clock.now += MINUTE;
+  const r2 = await h.cycle();
+  assert.equal(r2.applied + r2.failed, 1, 'only the action in flight');
+  assert.equal(h.agent.stateWritable, false);
+  const changed = (await Promise.all(['r000', 'r001', 'r002'].map((n) => content(h, n)))).filter(
+    (c) => c !== 'tampered\n',
+  );
+  assert.equal(changed.length, 1);
+  const started = (await store!.readAudit(0)).records.filter((a) => a.outcome === 'started');
+  assert.equal(started.length, 3, 'every action that ran has its intent line');
+});
+
+/** Mounts a small tmpfs (root only; the CI runs as root). */
+function mountTmpfs(dir: string, size: string): void {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (e) {
+    throw new Error(
+      `this test needs a small tmpfs for a real full disk: mount failed (${(e as Error).message.trim()}); run the suite as root`,
+    );
+  }
+}
+
+test('a full state volume (real tmpfs): 0 actions without an audit line, at most one per resource, unready, one alert', async (t) => {
+  let stateDir = '';
+  const { h } = await fleet(t, 30, G, {
+    beforeInit: async (dir) => {
+      stateDir = dir;
+      await mkdir(dir, { recursive: true });
+      mountTmpfs(dir, '256k');
+      // Registered before the harness's own cleanup, so it runs first and nothing stays mounted.
+      t.after(() => execFileSync('umount', ['-l', dir]));
+    },
+  });
+  await h.cycle();
+  // Fill the volume.
+  const filler = join(stateDir, 'filler');
+  await writeFile(filler, Buffer.alloc(1024 * 1024)).catch((e) => {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+  });
+  const victims = names(30).slice(0, 3);
+  let applied = 0;
+  for (let i = 0; i < 10; i++) {
+    await tamper(h, victims, `tampered ${i}\n`); // a competing writer
+    h.clock.now += 1000;
+    const r = await h.cycle();
+    applied += r.applied + r.failed;
+    assert.equal(r.drifted, 3, 'detection goes on');
+  }
+  assert.equal(applied, 0, 'no action while its record cannot be written');
+  assert.equal(h.agent.stateWritable, false, 'unready');
+  assert.equal(h.events.filter((e) => e.type === 'state_unwritable').length, 1, 'one alert');
+  for (const n of victims) assert.equal(await content(h, n), 'tampered 9\n');
+
+  await unlink(filler);
+  h.clock.now += MINUTE;
+  const back = await h.cycle();
+  assert.equal(back.applied, 3);
+  const audit = await new FileStateStore(stateDir).readAudit(0);
+  const per = new Map<string, string[]>();
+  for (const a of audit.records.reverse()) per.set(a.name, [...(per.get(a.name) ?? []), a.outcome]);
+  for (const n of victims) assert.deepEqual(per.get(n), ['started', 'applied'], n);
+  assert.equal(h.events.filter((e) => e.type === 'state_recovered').length, 1);
+});
