@@ -284,3 +284,60 @@ test('a full state volume (real tmpfs): 0 actions without an audit line, at most
   for (const n of victims) assert.deepEqual(per.get(n), ['started', 'applied'], n);
   assert.equal(h.events.filter((e) => e.type === 'state_recovered').length, 1);
 });
+
+test('observe errors raise observe_failing once and observe_recovered once; nothing is created for them', async (t) => {
+  const { h } = await fleet(t, 10, G);
+  await h.cycle();
+  // r004's path becomes a directory: it cannot be observed as a file.
+  await rm(join(h.root, 'f/r004.conf'));
+  await mkdir(join(h.root, 'f/r004.conf'));
+  for (let i = 0; i < 3; i++) {
+    h.clock.now += MINUTE;
+    const r = await h.cycle();
+    assert.equal(r.observeErrors, 1);
+    assert.equal(r.applied, 0);
+  }
+  assert.deepEqual(
+    h.events.filter((e) => e.type === 'observe_failing'),
+    [{ type: 'observe_failing', count: 1, codes: ['FILE_NOT_REGULAR'] }],
+  );
+  await rm(join(h.root, 'f/r004.conf'), { recursive: true });
+  await writeFile(join(h.root, 'f/r004.conf'), 'r004 v1\n');
+  h.clock.now += MINUTE;
+  assert.equal((await h.cycle()).observeErrors, 0);
+  assert.equal(h.events.filter((e) => e.type === 'observe_recovered').length, 1);
+});
+
+test('a revision that stops managing more than the mass-drift limits raises mass_release (the files are left)', async (t) => {
+  const { repo, h } = await fleet(t, 10, G);
+  await h.cycle();
+  await repo.write(
+    'fleet/all.yaml',
+    names(10)
+      .slice(0, 4)
+      .map((x) => file(x, `${x} v1\n`))
+      .join('---\n'),
+  );
+  await repo.commit('6 of 10 removed');
+  const r = await h.cycle();
+  assert.equal(r.released, 6);
+  const mass = h.events.filter((e) => e.type === 'mass_release');
+  assert.equal(mass.length, 1);
+  assert.deepEqual(
+    { ...mass[0], sha: 'x' },
+    { type: 'mass_release', sha: 'x', released: 6, managedBefore: 10 },
+  );
+  for (const n of names(10).slice(4))
+    assert.equal(await content(h, n), `${n} v1\n`, 'released files are left');
+  // Removing one more (1 of 4) is no mass release.
+  await repo.write(
+    'fleet/all.yaml',
+    names(10)
+      .slice(0, 3)
+      .map((x) => file(x, `${x} v1\n`))
+      .join('---\n'),
+  );
+  await repo.commit('one more removed');
+  await h.cycle();
+  assert.equal(h.events.filter((e) => e.type === 'mass_release').length, 1);
+});

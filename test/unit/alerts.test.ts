@@ -250,6 +250,36 @@ describe('Alerter: transitions', () => {
     );
   });
 
+  it('fail-closed events: state unwritable and observe failing once each, resolved once; every mass release', async (t) => {
+    const r = await startReceiver();
+    const { alerter } = setup(t, [r], {
+      receivers: [receiverConfig(r.url, { events: ['state_unwritable', 'observe_failing', 'mass_release'] })],
+    });
+    const events: AgentEvent[] = [
+      { type: 'state_recovered' }, // nothing open: nothing
+      { type: 'state_unwritable', error: 'ENOSPC: no space left on device' },
+      { type: 'state_unwritable', error: 'ENOSPC: no space left on device' },
+      { type: 'observe_failing', count: 3, codes: ['EACCES'] },
+      { type: 'observe_failing', count: 4, codes: ['EACCES'] }, // still failing: nothing
+      { type: 'state_recovered' },
+      { type: 'observe_recovered' },
+      { type: 'observe_recovered' },
+      { type: 'mass_release', sha: 'e'.repeat(40), released: 60, managedBefore: 100 },
+      { type: 'approval_spent', sha: 'e'.repeat(40), resources: 60 },
+    ];
+    for (const e of events) alerter.handle(e);
+    await alerter.drain();
+    assert.deepEqual(summary(r.hits), [
+      'state_unwritable:firing',
+      'observe_failing:firing',
+      'state_recovered:resolved<state_unwritable',
+      'observe_recovered:resolved<observe_failing',
+      'mass_release:firing',
+    ]);
+    assert.equal(r.hits[0]!.payload.severity, 'critical');
+    assert.match(r.hits[4]!.payload.message, /no longer manages 60 of 100 resources/);
+  });
+
   it('a freeze open before a restart is still resolved (initiallyOpen)', async (t) => {
     const r = await startReceiver();
     const { alerter } = setup(t, [r], { initiallyOpen: [{ event: 'frozen' }] });
