@@ -39,6 +39,11 @@ export class Metrics {
     help: 'Resources that could not be observed in the last cycle.',
     registers: [this.registry],
   });
+  private readonly stateWritable = new Gauge({
+    name: 'steward_state_writable',
+    help: '1 while the state and audit can be written; 0 while they cannot (the agent then acts on nothing).',
+    registers: [this.registry],
+  });
   private readonly cycleDuration = new Histogram({
     name: 'steward_cycle_duration_seconds',
     help: 'Duration of reconcile cycles.',
@@ -94,6 +99,7 @@ export class Metrics {
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.stateWritable.set(1);
   }
 
   /** The state that is true between cycles (mode, freeze): set at start and on every change. */
@@ -125,6 +131,8 @@ export class Metrics {
   event(e: AgentEvent): void {
     if (e.type === 'source_unreachable') this.sourceErrors.inc();
     if (e.type === 'revision_rejected') this.revisionsRejected.inc();
+    if (e.type === 'state_unwritable') this.stateWritable.set(0);
+    if (e.type === 'state_recovered') this.stateWritable.set(1);
   }
 
   async text(): Promise<string> {
