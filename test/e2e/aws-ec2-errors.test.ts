@@ -394,7 +394,7 @@ test('without moto_server the helper fails loudly and names the fix (never a sil
   try {
     await assert.rejects(
       startMoto(),
-      /moto_server not found at \/nonexistent\/moto_server\. .*run \.ci\/run once/,
+      /moto_server not found at \/nonexistent\/moto_server\. .*run npm test once/,
     );
   } finally {
     if (saved === undefined) delete process.env['MOTO_SERVER'];

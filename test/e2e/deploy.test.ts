@@ -625,8 +625,8 @@ test('container: the Dockerfile is multi-stage, non-root, exec-form, health-chec
 
   assert.ok(stages.length >= 2, 'multi-stage');
   assert.ok(
-    stages.every((s) => s.base === 'node:20-bookworm-slim'),
-    `every stage on node:20-bookworm-slim: ${stages.map((s) => s.base)}`,
+    stages.every((s) => s.base === 'node:24-bookworm-slim'),
+    `every stage on node:24-bookworm-slim: ${stages.map((s) => s.base)}`,
   );
   const names = stages.map((s) => s.name);
   for (const [i, stage] of stages.entries()) {

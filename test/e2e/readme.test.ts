@@ -40,7 +40,17 @@ test('README: the first command starts the quickstart; every documented curl wor
   const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { scripts: Record<string, string> };
   assert.match(pkg.scripts['quickstart']!, /steward\.js quickstart$/);
   const ci = await readFile('.ci/run', 'utf8');
-  assert.match(ci, /^npm ci\b.*\nnpm test$/m, '.ci/run runs the README test command');
+  assert.match(ci, /^npm ci\b[^\n]*&& npm test$/m, '.ci/run runs the README test command');
+  assert.doesNotMatch(
+    ci.replace(/^#.*$/gm, ''),
+    /\bapt-get\b|\bpip\b|\bvenv\b/,
+    '.ci/run provisions nothing of its own: npm test does',
+  );
+  assert.match(
+    pkg.scripts['test']!,
+    /^node scripts\/test-prerequisites\.mjs && /,
+    'npm test provisions first',
+  );
 
   const dir = await mkdtemp(join(tmpdir(), 'steward-readme-'));
   const qs = join(dir, 'qs');

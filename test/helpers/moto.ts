@@ -55,7 +55,7 @@ export function motoBinary(): string {
   const bin = process.env['MOTO_SERVER'] || join(PROJECT, '.venv', 'bin', 'moto_server');
   if (!existsSync(bin))
     throw new Error(
-      `moto_server not found at ${bin}. The EC2 integration tests need it: run .ci/run once, or create the venv by hand ` +
+      `moto_server not found at ${bin}. The EC2 integration tests need it: run npm test once (it creates .venv), or create the venv by hand ` +
         `(python3 -m venv .venv && .venv/bin/pip install "moto[server]==5.2.5"), or set MOTO_SERVER to the binary.`,
     );
   return bin;

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+/**
+ * Provisions what the test suite needs beyond `npm ci`, so that `npm test`
+ * alone passes on a fresh machine. Run by `npm test` before anything else.
+ *
+ * - `git` on the PATH (the end-to-end tests drive real git and `git http-backend`);
+ * - `moto_server` for the EC2 tests: `$MOTO_SERVER`, else `.venv/bin/moto_server`,
+ *   created here with `python3 -m venv` and pip when missing (pinned version);
+ * - `systemd-analyze` for the unit-file checks: installed with apt-get when
+ *   missing and this runs as root on Debian/Ubuntu.
+ *
+ * What cannot be provisioned fails with the exact command that fixes it.
+ * Idempotent: a second run finds everything and does nothing.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const MOTO = 'moto[server]==5.2.5';
+
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const problems = [];
+const say = (msg) => process.stderr.write(`test prerequisites: ${msg}\n`);
+
+function run(cmd, args, opts = {}) {
+  execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], cwd: ROOT, ...opts });
+}
+
+if (!has('git')) problems.push('git is not on the PATH: install it (Debian: apt-get install git)');
+
+const motoBin = process.env.MOTO_SERVER || join(ROOT, '.venv', 'bin', 'moto_server');
+if (!existsSync(motoBin)) {
+  if (process.env.MOTO_SERVER) {
+    problems.push(`MOTO_SERVER=${process.env.MOTO_SERVER} does not exist: fix the path or unset it`);
+  } else if (!has('python3')) {
+    problems.push('python3 is missing (the EC2 tests run moto_server): install Python 3 with venv (Debian: apt-get install python3 python3-venv)');
+  } else {
+    say(`creating .venv with ${MOTO} for the EC2 tests (once)`);
+    try {
+      run('python3', ['-m', 'venv', '.venv']);
+      run(join(ROOT, '.venv', 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', MOTO]);
+    } catch (e) {
+      problems.push(
+        `could not create .venv with moto (${e.message.split('\n')[0]}): run "python3 -m venv .venv && .venv/bin/pip install '${MOTO}'" (Debian needs python3-venv)`,
+      );
+    }
+  }
+}
+
+if (!has('systemd-analyze')) {
+  if (isRoot && has('apt-get')) {
+    say('installing systemd-analyze (Debian package systemd) for the unit-file checks (once)');
+    try {
+      run('apt-get', ['update', '-qq']);
+      run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'systemd'], {
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+    } catch (e) {
+      problems.push(`apt-get install systemd failed (${e.message.split('\n')[0]}): install it by hand`);
+    }
+  } else {
+    problems.push('systemd-analyze is missing: run "sudo apt-get install systemd" (Debian/Ubuntu), then npm test again');
+  }
+}
+
+if (problems.length > 0) {
+  for (const p of problems) say(p);
+  process.exit(1);
+}
