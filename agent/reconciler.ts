@@ -24,6 +24,7 @@ import type { ApplyAction, ApplyOutcome, KindDefinition, OwnedDoc, Provider } fr
 import { type DetectedDrift, detect } from './detect.js';
 import type { EventSink } from './events.js';
 import type { Logger } from './log.js';
+import { type DisplayOp, displayPatchOf, opPaths } from './patch-view.js';
 import type { Revision } from './source/source.js';
 import type { AuditRecord, PersistedState, StateStore } from './state/types.js';
 
@@ -33,7 +34,8 @@ export interface DriftReport {
   kind: string;
   name: string;
   id: string | null;
-  patch: Operation[];
+  /** The display form (agent/patch-view.ts): no file contents, digests for sensitive resources. */
+  patch: DisplayOp[];
   firstSeen: string | null;
   attempts: number;
   state: DriftState;
@@ -193,7 +195,7 @@ export class Reconciler {
       kind: action.resource.kind,
       name: action.resource.name,
       id: outcome.id,
-      patch: action.ops,
+      patch: displayPatchOf(deps.kinds, action.resource, action.ops, action.observed),
       outcome: outcome.outcome,
       ...(outcome.outcome === 'failed' ? { error: outcome.error } : {}),
       durationMs,
@@ -239,7 +241,7 @@ export class Reconciler {
           { resource: key, id: outcome.id, code: outcome.code, error: outcome.error },
           'apply failed',
         );
-      else deps.log.info({ resource: key, id: outcome.id, patch: action.ops }, 'applied');
+      else deps.log.info({ resource: key, id: outcome.id, paths: opPaths(action.ops) }, 'applied');
     }
 
     // 5. Released resources: in the state, no longer in Git. Left as they are.
@@ -294,7 +296,7 @@ export class Reconciler {
           kind: d.resource.kind,
           name: d.resource.name,
           id: d.id,
-          patch: d.patch,
+          patch: displayPatchOf(deps.kinds, d.resource, d.patch, d.observed),
           firstSeen: iso(rec.firstSeen),
           attempts: rec.attempts,
           state: st,

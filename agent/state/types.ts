@@ -3,8 +3,8 @@
  * embedded default keeps files in `state.dir`; a shared backend for several
  * replicas can implement the same interface later.
  */
-import type { Operation } from 'fast-json-patch';
 import type { Freeze, Mode, ResourceRecord, TokenBucket } from '../../policies/types.js';
+import type { DisplayOp } from '../patch-view.js';
 
 export interface PersistedState {
   version: 1;
@@ -26,7 +26,8 @@ export interface AuditRecord {
   kind: string;
   name: string;
   id: string | null;
-  patch: Operation[];
+  /** The display form of the ops applied (agent/patch-view.ts): never a file's content whole. */
+  patch: DisplayOp[];
   outcome: 'applied' | 'failed';
   error?: string;
   durationMs: number;
