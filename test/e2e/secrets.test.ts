@@ -143,6 +143,8 @@ test('a credential in a managed file appears in no log, audit, API answer, plan 
     logLines.some((l) => l.includes('"msg":"applied"') && l.includes('File/secret')),
     'logs captured',
   );
+  for (const secret of [d.token, d.webhookSecret])
+    assert.ok(!logLines.join('').includes(secret), 'no admin token or webhook secret in the log');
 
   for (const [where, text] of [
     ['log', logLines.join('')],
