@@ -15,6 +15,7 @@ import { detect } from './detect.js';
 import { errorMessage, formatProblem, isStewardError, StewardError } from './errors.js';
 import { createLogger } from './log.js';
 import { parseRevision, type ManifestFile } from './manifest.js';
+import { displayPatchOf, formatDisplayOp } from './patch-view.js';
 import { FileStateStore } from './state/file-store.js';
 import { VERSION } from './version.js';
 
@@ -133,7 +134,7 @@ async function cmdPlan(args: Args, io: Io): Promise<number> {
       kind: x.resource.kind,
       name: x.resource.name,
       id: x.id,
-      patch: x.patch,
+      patch: displayPatchOf(KINDS, x.resource, x.patch, x.observed),
     }));
     const errors = d.errors.map((x) => ({
       kind: x.resource.kind,
@@ -156,8 +157,7 @@ async function cmdPlan(args: Args, io: Io): Promise<number> {
       );
       for (const x of drift) {
         io.out(`\n~ ${x.kind}/${x.name}${x.id ? ` (${x.id})` : ''}`);
-        for (const op of x.patch)
-          io.out(`    ${op.op.padEnd(7)} ${op.path}${'value' in op ? ` = ${JSON.stringify(op.value)}` : ''}`);
+        for (const op of x.patch) for (const line of formatDisplayOp(op)) io.out(line);
       }
       for (const x of errors) io.out(`\n! ${x.kind}/${x.name}: ${x.error}`);
     }

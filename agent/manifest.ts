@@ -9,7 +9,7 @@ import type { DesiredResource, KindDefinition } from '../providers/types.js';
 import { type PathSegment, parseYaml, type YamlDocument } from './yaml.js';
 
 export const API_VERSION = 'steward/v1';
-const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec', 'policy'] as const;
+const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec', 'policy', 'sensitive'] as const;
 const NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
 
 export interface ManifestFile {
@@ -73,6 +73,11 @@ function checkEnvelope(
       });
   }
   if (value['spec'] === undefined) problems.push({ path: [], message: 'spec is required' });
+  if (value['sensitive'] !== undefined && typeof value['sensitive'] !== 'boolean')
+    problems.push({
+      path: ['sensitive'],
+      message: `sensitive must be true or false, got ${describeType(value['sensitive'])}`,
+    });
   if (policy !== undefined) {
     if (!isPlainObject(policy))
       problems.push({ path: ['policy'], message: 'policy must be a mapping such as { onDrift: report }' });
@@ -133,6 +138,7 @@ function parseFile(
       origin,
     };
     if (onDrift) resource.onDrift = onDrift;
+    if (value['sensitive'] === true) resource.sensitive = true;
     out.push({ resource, doc, file: f.file });
   }
 }

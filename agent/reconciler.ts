@@ -32,6 +32,7 @@ import type { ApplyAction, ApplyOutcome, KindDefinition, OwnedDoc, Provider } fr
 import { type DetectedDrift, detect } from './detect.js';
 import type { EventSink } from './events.js';
 import type { Logger } from './log.js';
+import { type DisplayOp, displayPatchOf, opPaths } from './patch-view.js';
 import type { Revision } from './source/source.js';
 import { errorMessage } from './errors.js';
 import type { Approval, AuditRecord, PersistedState, StateStore } from './state/types.js';
@@ -42,7 +43,8 @@ export interface DriftReport {
   kind: string;
   name: string;
   id: string | null;
-  patch: Operation[];
+  /** The display form (agent/patch-view.ts): no file contents, digests for sensitive resources. */
+  patch: DisplayOp[];
   firstSeen: string | null;
   attempts: number;
   state: DriftState;
@@ -130,12 +132,13 @@ export class Reconciler {
     }
 
     const base: PersistedState = { ...state, freeze, approvals, soak: soak.state };
-    const ahead = await this.writeAhead(decision.act, revision, base, records, decision.bucket, now);
+    const byKey = new Map<string, DetectedDrift>(detection.drift.map((d) => [d.resource.key, d]));
+    const ahead = await this.writeAhead(decision.act, byKey, revision, base, records, decision.bucket, now);
     stateError ??= ahead.error;
     const act = ahead.error === null ? decision.act : [];
     const hold = ahead.error === null ? decision.hold : [...decision.hold, ...this.unwritable(decision.act)];
 
-    const applied = await this.apply(act, detection, revision, ahead.ids, shouldStop);
+    const applied = await this.apply(act, byKey, revision, ahead.ids, shouldStop);
     stateError ??= applied.error;
     const counts = this.record(applied.outcomes, records, ahead.pessimistic);
     const released = this.release(revision, records);
@@ -296,6 +299,7 @@ export class Reconciler {
    */
   private async writeAhead(
     act: readonly Act[],
+    byKey: ReadonlyMap<string, DetectedDrift>,
     revision: Revision,
     base: PersistedState,
     records: ReadonlyMap<string, ResourceRecord>,
@@ -330,7 +334,12 @@ export class Reconciler {
       kind: a.drift.kind,
       name: a.drift.name,
       id: a.drift.id,
-      patch: a.ops,
+      patch: displayPatchOf(
+        this.deps.kinds,
+        byKey.get(a.drift.key)!.resource,
+        a.ops,
+        byKey.get(a.drift.key)!.observed,
+      ),
       outcome: 'started',
       action: ids.get(a.drift.key)!,
       durationMs: 0,
@@ -353,7 +362,7 @@ export class Reconciler {
    */
   private async apply(
     act: readonly Act[],
-    detection: Awaited<ReturnType<typeof detect>>,
+    byKey: ReadonlyMap<string, DetectedDrift>,
     revision: Revision,
     ids: ReadonlyMap<string, string>,
     shouldStop: () => boolean,
@@ -366,13 +375,12 @@ export class Reconciler {
       kind: action.resource.kind,
       name: action.resource.name,
       id: outcome.id,
-      patch: action.ops,
+      patch: displayPatchOf(deps.kinds, action.resource, action.ops, action.observed),
       outcome: outcome.outcome,
       action: ids.get(action.resource.key)!,
       ...(outcome.outcome === 'failed' ? { error: outcome.error } : {}),
       durationMs,
     });
-    const byKey = new Map<string, DetectedDrift>(detection.drift.map((d) => [d.resource.key, d]));
     const outcomes = await this.applyGroups(
       act,
       byKey,
@@ -425,7 +433,7 @@ export class Reconciler {
           { resource: key, id: outcome.id, code: outcome.code, error: outcome.error },
           'apply failed',
         );
-      else deps.log.info({ resource: key, id: outcome.id, patch: action.ops }, 'applied');
+      else deps.log.info({ resource: key, id: outcome.id, paths: opPaths(action.ops) }, 'applied');
     }
     return { applied, failed };
   }
@@ -496,7 +504,7 @@ export class Reconciler {
           kind: d.resource.kind,
           name: d.resource.name,
           id: d.id,
-          patch: d.patch,
+          patch: displayPatchOf(this.deps.kinds, d.resource, d.patch, d.observed),
           firstSeen: iso(rec.firstSeen),
           attempts: rec.attempts,
           state: st,

@@ -159,13 +159,23 @@ function indexPositions(
   return docs;
 }
 
+/**
+ * js-yaml's `message` ends with a snippet of the file (the lines around the
+ * error): problems go to logs, alerts and /v1/status, and a file may hold a
+ * secret, so only the `reason` (or the message's first line) is kept.
+ */
 function problemFromException(e: unknown, file: string): SourceProblem {
+  const firstLine = (s: string): string => s.split('\n')[0] || 'invalid YAML';
   if (e instanceof YAMLException && e.mark) {
-    const reason =
-      (e as YAMLException & { reason?: string }).reason ?? e.message.split('\n')[0] ?? 'invalid YAML';
+    const reason = firstLine((e as YAMLException & { reason?: string }).reason ?? e.message);
     return { file, line: e.mark.line + 1, col: e.mark.column + 1, message: `invalid YAML: ${reason}` };
   }
-  return { file, line: 1, col: 1, message: `invalid YAML: ${e instanceof Error ? e.message : String(e)}` };
+  return {
+    file,
+    line: 1,
+    col: 1,
+    message: `invalid YAML: ${firstLine(e instanceof Error ? e.message : String(e))}`,
+  };
 }
 
 /** Parses every document of a YAML text; never throws. */

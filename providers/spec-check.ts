@@ -29,6 +29,11 @@ export function unknownKeys(
   return out;
 }
 
+/** The type of a value without the value itself: for fields that may hold secrets (contents). */
+export function typeOnly(v: unknown): string {
+  return typeof v === 'object' || v === undefined ? describeType(v) : `a ${typeof v}`;
+}
+
 export function describeType(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'null';

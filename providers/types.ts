@@ -28,6 +28,8 @@ export interface DesiredResource {
   desired: OwnedDoc;
   /** Manifest-level policy: `policy.onDrift`. */
   onDrift?: 'revert' | 'report';
+  /** `sensitive: true` in the manifest: no value of it is ever shown, only digests (agent/patch-view.ts). */
+  sensitive?: boolean;
   /** Where the manifest is written: `file:line:col`. */
   origin: string;
 }
@@ -73,6 +75,12 @@ export interface KindDefinition {
   removable(path: string): boolean;
   /** Pointers (`/spec/…`) whose change disrupts the resource: `report` unless configured otherwise. */
   disruptive: readonly string[];
+  /**
+   * Pointers (`/spec/content`) whose string values are contents (a file's
+   * bytes): never shown whole outside the provider — a line diff and digests
+   * instead (agent/patch-view.ts).
+   */
+  contentFields?: readonly string[];
   /**
    * Eventual consistency: for this long after a successful apply, reading the
    * old value back is not "did not stick", and the resource is not acted on

@@ -3,8 +3,8 @@
  * embedded default keeps files in `state.dir`; a shared backend for several
  * replicas can implement the same interface later.
  */
-import type { Operation } from 'fast-json-patch';
 import type { Freeze, Mode, ResourceRecord, TokenBucket } from '../../policies/types.js';
+import type { DisplayOp } from '../patch-view.js';
 
 /**
  * An operator's `approveRevision`: exempts the drift it approved from the
@@ -42,11 +42,13 @@ export interface AuditRecord {
   kind: string;
   name: string;
   id: string | null;
-  patch: Operation[];
+  /** The display form of the ops applied (agent/patch-view.ts): never a file's content whole. */
+  patch: DisplayOp[];
   /**
    * `started`: the write-ahead intent, durable before the action starts;
    * `applied` / `failed`: its outcome, appended as soon as it is known. A
-   * `started` without an outcome is an action a crash interrupted.
+   * `started` without an outcome is an action a crash cut off, or one that a
+   * stop or a failed audit write kept from starting.
    */
   outcome: 'started' | 'applied' | 'failed';
   /** Links an outcome to its intent (the same in both lines). */

@@ -9,7 +9,7 @@
  * ordinary drift on `/spec/ensure`.
  */
 import { posix } from 'node:path';
-import { describeType, duplicateIdentities, isPlainObject, unknownKeys } from '../spec-check.js';
+import { describeType, duplicateIdentities, isPlainObject, typeOnly, unknownKeys } from '../spec-check.js';
 import type { DesiredResource, KindDefinition, OwnedDoc, SpecProblem } from '../types.js';
 
 export interface FileSpec {
@@ -58,7 +58,8 @@ function validate(spec: unknown): SpecProblem[] {
   if (content !== undefined && typeof content !== 'string')
     problems.push({
       path: ['spec', 'content'],
-      message: `spec.content must be a string, got ${describeType(content)}`,
+      // The value is never echoed: contents may be secrets.
+      message: `spec.content must be a string, got ${typeOnly(content)}`,
     });
   if (mode !== undefined) {
     if (typeof mode === 'number')
@@ -110,5 +111,6 @@ export const fileKind: KindDefinition = {
   toDesired,
   removable: () => false,
   disruptive: [],
+  contentFields: ['/spec/content'],
   validateAll,
 };

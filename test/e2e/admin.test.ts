@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import { type DaemonHarness, startDaemonHarness } from '../helpers/daemon.js';
+import { contentReplace } from '../helpers/content-op.js';
 
 const file = (name: string, content: string) =>
   `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${name} }\nspec: { path: ${name}.conf, content: ${JSON.stringify(content)} }\n`;
@@ -104,7 +105,9 @@ test('freeze via the API stops actions while /v1/drift still lists the drift; un
   assert.equal(drift.drift.length, 1);
   assert.equal(drift.drift[0]!.name, 'f1');
   assert.equal(drift.drift[0]!.held, 'frozen');
-  assert.deepEqual(drift.drift[0]!.patch, [{ op: 'replace', path: '/spec/content', value: 'v1 1\n' }]);
+  assert.deepEqual(drift.drift[0]!.patch, [
+    contentReplace('hand edit\n', 'v1 1\n', '@@ -1,1 +1,1 @@\n-hand edit\n+v1 1\n'),
+  ]);
   assert.equal(typeof drift.drift[0]!.firstSeen, 'string');
   // Unfreezing an unfrozen agent is a conflict; unfreezing a frozen one works.
   assert.equal((await d.req('POST', '/v1/unfreeze')).status, 200);

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { main } from '../../agent/cli.js';
 import { createTestRepo } from '../helpers/git-repo.js';
 import { makeHarness } from '../helpers/harness.js';
+import { contentReplace } from '../helpers/content-op.js';
 
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -49,7 +50,7 @@ test('plan: exit 0 without drift, 2 with drift (and a stable --json), 1 on error
       kind: 'File',
       name: 'motd',
       id: 'etc/motd',
-      patch: [{ op: 'replace', path: '/spec/content', value: 'hello\n' }],
+      patch: [contentReplace('edited\n', 'hello\n', '@@ -1,1 +1,1 @@\n-edited\n+hello\n')],
     },
   ]);
   assert.equal(await readFile(join(h.root, 'etc/motd'), 'utf8'), 'edited\n');

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import { type Harness, makeHarness } from '../helpers/harness.js';
+import { contentReplace } from '../helpers/content-op.js';
 
 const file = (name: string, path: string, content: string, extra = '') =>
   `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${name} }\nspec: { path: ${path}, content: ${JSON.stringify(content)}${extra} }\n`;
@@ -55,7 +56,9 @@ test('a hand-edited managed file is reverted; an unmanaged file is never touched
   await writeFile(join(h.root, 'etc/a.conf'), 'hand edit\n');
   const second = await h.cycle();
   assert.equal(second.drifted, 1);
-  assert.deepEqual(second.drift[0]!.patch, [{ op: 'replace', path: '/spec/content', value: 'A\n' }]);
+  assert.deepEqual(second.drift[0]!.patch, [
+    contentReplace('hand edit\n', 'A\n', '@@ -1,1 +1,1 @@\n-hand edit\n+A\n'),
+  ]);
   assert.equal(second.applied, 1);
   assert.equal(await read(h, 'etc/a.conf'), 'A\n');
   assert.equal(await modeOf(h, 'etc/a.conf'), '640', 'a content revert keeps the mode');
@@ -151,7 +154,7 @@ test('observe mode changes nothing and reports the drift', async (t) => {
     assert.equal(r.applied, 0);
     assert.equal(r.drifted, 1);
     assert.deepEqual(r.held, { observe: 1 });
-    assert.deepEqual(r.drift[0]!.patch, [{ op: 'replace', path: '/spec/content', value: 'A\n' }]);
+    assert.deepEqual(r.drift[0]!.patch, [contentReplace('other\n', 'A\n', '@@ -1,1 +1,1 @@\n-other\n+A\n')]);
   }
   assert.equal(await read(h, 'a.conf'), 'other\n');
   await assert.rejects(readFile(join(h.stateDir, 'audit.log')), { code: 'ENOENT' });

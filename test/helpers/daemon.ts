@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../agent/config.js';
 import { type Daemon, startDaemon } from '../../agent/daemon.js';
-import { silentLogger } from '../../agent/log.js';
+import { type Logger, silentLogger } from '../../agent/log.js';
 
 export interface DaemonHarness {
   dir: string;
@@ -36,6 +36,8 @@ export interface DaemonHarnessOptions {
   manual?: boolean;
   /** Extra entries under `providers:` besides `file`. */
   providersYaml?: string;
+  /** The daemon's logger (default: silent). */
+  log?: Logger;
 }
 
 export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<DaemonHarness> {
@@ -60,7 +62,7 @@ export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<Da
   const configPath = join(dir, 'steward.yaml');
   await writeFile(configPath, `${lines.join('\n')}\n`);
   const config = await loadConfig(configPath);
-  const daemon = await startDaemon(config, { log: silentLogger, manual: opts.manual ?? false });
+  const daemon = await startDaemon(config, { log: opts.log ?? silentLogger, manual: opts.manual ?? false });
   const token = (await readFile(config.admin.tokenFile, 'utf8')).trim();
   const url = daemon.admin.url;
   return {

@@ -134,3 +134,33 @@ test('manifest paths: *.yaml and *.yml under the folder only', () => {
   assert.equal(isManifestPath('fleet/readme.md', 'fleet'), false);
   assert.equal(isManifestPath('a.yaml', '.'), true);
 });
+
+test('sensitive: true is carried on the resource; a non-boolean is an error at file:line:col', () => {
+  const r = parseRevision([{ file: 's.yaml', text: `${motd()}sensitive: true\n` }], KINDS);
+  assert.equal(r.ok, true, r.ok ? '' : r.problems.map(formatProblem).join('\n'));
+  assert.equal(r.resources[0]!.sensitive, true);
+  const plain = parseRevision([{ file: 'p.yaml', text: motd() }], KINDS);
+  assert.equal(plain.resources[0]!.sensitive, undefined);
+  assert.deepEqual(problems({ 'b.yaml': `${motd()}sensitive: "yes"\n` }), [
+    'b.yaml:5:13: sensitive must be true or false, got string "yes"',
+  ]);
+});
+
+test('problems never quote file contents: no YAML snippet, no echo of a content value', () => {
+  const CANARY = 'AKIA-SECRET-CANARY-yaml-77d0';
+  const texts = [
+    `apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec:\n  path: a\n  content: ${CANARY}\n    bad: indent\n`,
+    `apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a, content: "${CANARY}\n`,
+    `a: 1\na: ${CANARY}\n`,
+    `a: ${'['.repeat(70)}${CANARY}${']'.repeat(70)}\n`,
+    'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a, content: 4242424242 }\n',
+  ];
+  for (const text of texts) {
+    const out = problems({ 'x.yaml': text });
+    assert.equal(out.length > 0, true, text);
+    for (const p of out) {
+      assert.ok(!p.includes(CANARY) && !p.includes('4242424242'), p);
+      assert.ok(!p.includes('\n'), `one line: ${JSON.stringify(p)}`);
+    }
+  }
+});
