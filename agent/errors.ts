@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   STATE_LOCKED: 'another agent holds the state directory',
   USAGE: 'the command line was not understood',
   PROVIDER_NOT_CONFIGURED: 'a manifest needs a provider that the config does not set up',
+  SOURCE_REDIRECT_REFUSED: 'the Git source redirected to another origin, or from https to http',
+  SOURCE_TOO_LARGE: 'a response from the Git source exceeded its size limit',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
