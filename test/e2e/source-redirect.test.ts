@@ -13,9 +13,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { gitHttpClient } from '../../agent/source/http-client.js';
 import type { PollOutcome } from '../../agent/source/source.js';
 import { startGitServer } from '../helpers/git-server.js';
-import { SOURCE_SECRETS, serveRepo } from '../helpers/git-source.js';
+import { SOURCE_AUTH, SOURCE_SECRETS, serveRepo } from '../helpers/git-source.js';
 
 function assertRefused(o: PollOutcome, target: RegExp): void {
   assert.equal(o.kind, 'error', `expected an error, got ${JSON.stringify(o)}`);
@@ -119,4 +120,31 @@ test('an https source redirected to http fails the poll; the http listener never
   assert.equal(f.server.requests.filter((r) => r.hadAuthorization).length, 0, 'credentials went over http');
   assert.equal(f.server.requests.length, 0, 'the http listener got no request');
   assertRefused(o, /from https to http/);
+});
+
+test('a request the client is asked to send to another origin goes without credentials, even with an Authorization header', async (t) => {
+  const f = await serveRepo(t);
+  const other = await startGitServer({ projectRoot: f.projectRoot });
+  t.after(() => other.stop());
+  const counters = { requests: 0, packRequests: 0, bytesIn: 0 };
+  const client = gitHttpClient({ url: f.server.repoUrl('desired'), auth: SOURCE_AUTH, counters });
+  const ask = (url: string) =>
+    client.request({
+      url: `${url}/info/refs?service=git-upload-pack`,
+      method: 'GET',
+      headers: { Authorization: 'Basic c25lYWt5OnNuZWFreQ==' },
+    });
+  const res = await ask(other.repoUrl('desired'));
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(
+    other.requests.map((r) => r.hadAuthorization),
+    [false],
+  );
+  // The configured origin gets the configured credentials, not the header passed in.
+  assert.equal((await ask(f.server.repoUrl('desired'))).statusCode, 200);
+  assert.deepEqual(
+    f.server.requests.map((r) => r.authorized),
+    [true],
+  );
+  assert.equal(counters.requests, 2);
 });
