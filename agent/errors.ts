@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   PROVIDER_NOT_CONFIGURED: 'a manifest needs a provider that the config does not set up',
   STATE_UNWRITABLE: 'the state or audit could not be written: the agent acts on nothing until it can',
   NOT_FROZEN: 'an unfreeze or approval was asked of an agent that is not frozen',
+  SOURCE_REDIRECT_REFUSED: 'the Git source redirected to another origin, or from https to http',
+  SOURCE_TOO_LARGE: 'a response from the Git source exceeded its size limit',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

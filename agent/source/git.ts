@@ -8,11 +8,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import git from 'isomorphic-git';
+import git, { type HttpClient } from 'isomorphic-git';
 import { errorMessage, StewardError } from '../errors.js';
 import type { ManifestFile } from '../manifest.js';
 import { isManifestPath } from '../manifest.js';
-import { countingHttp, type HttpCounters } from './http-client.js';
+import { displayUrl, gitHttpClient, type HttpCounters, type HttpLimits } from './http-client.js';
 
 export interface GitSourceOptions {
   url: string;
@@ -22,6 +22,8 @@ export interface GitSourceOptions {
   auth: { username: string; password: string } | null;
   /** Where a remote's objects are cached (inside the state dir). */
   cacheDir: string;
+  /** Size limits and timeouts of the HTTP client (default: the constants in http-client.ts). */
+  http?: Partial<HttpLimits>;
 }
 
 /** Files bigger than this are rejected as manifests (a guard against a pushed blob). */
@@ -42,18 +44,32 @@ function redact(message: string, secret: string | undefined): string {
 
 export class GitRepository {
   readonly counters: HttpCounters = { requests: 0, packRequests: 0, bytesIn: 0 };
-  private readonly http = countingHttp(this.counters);
+  private readonly http: HttpClient | null;
   private readonly cache: object = {};
   private gitdir: string | null = null;
-  private readonly headers: Record<string, string>;
 
   constructor(private readonly opts: GitSourceOptions) {
-    this.headers = { 'user-agent': 'steward' };
-    if (opts.auth) {
-      // Sent up front, so the credentials never depend on a 401 round trip.
-      const token = Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64');
-      this.headers['authorization'] = `Basic ${token}`;
-    }
+    // The client adds the credentials (up front, so they never depend on a 401
+    // round trip), and only to requests for source.url's own origin.
+    this.http =
+      opts.kind === 'http'
+        ? gitHttpClient({ url: opts.url, auth: opts.auth, counters: this.counters, limits: opts.http ?? {} })
+        : null;
+  }
+
+  /** Fresh headers per call: isomorphic-git adds to the object it is given. */
+  private headers(): Record<string, string> {
+    return { 'user-agent': 'steward' };
+  }
+
+  /** source.url as shown in messages: never with userinfo or a query. */
+  private get shownUrl(): string {
+    return this.opts.kind === 'http' ? displayUrl(this.opts.url) : this.opts.url;
+  }
+
+  private client(): HttpClient {
+    if (!this.http) throw new StewardError('SOURCE_UNREACHABLE', 'a local source has no HTTP client');
+    return this.http;
   }
 
   /** A clear, secret-free error for anything that went wrong talking to the source. */
@@ -66,7 +82,7 @@ export class GitRepository {
     const msg = redact(errorMessage(e), this.opts.auth?.password);
     return new StewardError(
       'SOURCE_UNREACHABLE',
-      `${what} ${this.opts.url} failed: ${msg}${hint}`,
+      `${what} ${this.shownUrl} failed: ${msg}${hint}`,
       { status },
       { cause: undefined },
     );
@@ -123,9 +139,9 @@ export class GitRepository {
     let refs: Awaited<ReturnType<typeof git.listServerRefs>>;
     try {
       refs = await git.listServerRefs({
-        http: this.http,
+        http: this.client(),
         url: this.opts.url,
-        headers: this.headers,
+        headers: this.headers(),
         protocolVersion: 1,
         peelTags: true,
       });
@@ -138,7 +154,7 @@ export class GitRepository {
     }
     throw new StewardError(
       'SOURCE_REF_NOT_FOUND',
-      `ref "${this.opts.ref}" not found at ${this.opts.url}; check source.ref`,
+      `ref "${this.opts.ref}" not found at ${this.shownUrl}; check source.ref`,
     );
   }
 
@@ -169,7 +185,7 @@ export class GitRepository {
     try {
       await git.fetch({
         fs,
-        http: this.http,
+        http: this.client(),
         gitdir,
         cache: this.cache,
         url: this.opts.url,
@@ -178,7 +194,7 @@ export class GitRepository {
         singleBranch: true,
         depth: 1,
         tags: false,
-        headers: this.headers,
+        headers: this.headers(),
       });
     } catch (e) {
       throw this.unreachable(e, 'fetching');
@@ -186,7 +202,7 @@ export class GitRepository {
     if (!(await this.hasCommit(gitdir, sha)))
       throw new StewardError(
         'SOURCE_UNREACHABLE',
-        `fetched ${fullRef} from ${this.opts.url} but commit ${sha} is not in it (the ref moved); will retry`,
+        `fetched ${fullRef} from ${this.shownUrl} but commit ${sha} is not in it (the ref moved); will retry`,
       );
   }
 

@@ -1,6 +1,22 @@
 /**
- * The HTTP client handed to isomorphic-git: node's client, plus request and
- * byte counters (for metrics and tests), plus one compatibility fix.
+ * The HTTP client handed to isomorphic-git: our own, on node:http/node:https,
+ * because isomorphic-git's (simple-get) follows every redirect with the same
+ * headers — Basic credentials included — to wherever it points.
+ *
+ * Fail closed (SPEC §9):
+ * - Credentials are added here, at the one place requests are sent, and only
+ *   to requests whose origin (scheme, host, port) is the configured one; any
+ *   Authorization header from isomorphic-git is dropped.
+ * - Redirects are followed only within that origin, at most MAX_REDIRECTS
+ *   hops; one to another origin, from https to http, or of a POST that cannot
+ *   be replayed fails the poll with SOURCE_REDIRECT_REFUSED naming where it
+ *   pointed (userinfo and query removed). Like git, when the ref advertisement
+ *   was redirected, later requests use the redirected base URL.
+ * - Response bodies are bounded (the ref advertisement and error bodies by
+ *   MAX_ADVERTISEMENT_BYTES, the pack by MAX_PACK_BYTES): past the limit the
+ *   connection is destroyed and the read fails with SOURCE_TOO_LARGE.
+ * - A response must start within RESPONSE_TIMEOUT_MS and never go silent for
+ *   IDLE_TIMEOUT_MS, else the poll fails (SOURCE_UNREACHABLE).
  *
  * Not done: asking for `thin-pack`. isomorphic-git leaves it out, so
  * `git upload-pack` answers a shallow (`deepen 1`) fetch with the whole tree
@@ -11,27 +27,59 @@
  * `requestThinPack` and `advertisedCapabilities` stay for the benchmark's
  * what-if and for the day the indexer handles it.
  *
- * The fix: when a remote's HEAD names a branch that does not exist, `git
- * upload-pack` advertises no HEAD line, and isomorphic-git's fetch then fails
- * with "Could not find HEAD" even though we asked for a specific ref. We add a
- * HEAD line (pointing at the first advertised ref) to such advertisements; it
- * only feeds isomorphic-git's guess of the remote's default branch, which we
- * never use.
+ * One compatibility fix: when a remote's HEAD names a branch that does not
+ * exist, `git upload-pack` advertises no HEAD line, and isomorphic-git's fetch
+ * then fails with "Could not find HEAD" even though we asked for a specific
+ * ref. We add a HEAD line (pointing at the first advertised ref) to such
+ * advertisements; it only feeds isomorphic-git's guess of the remote's default
+ * branch, which we never use.
  */
-import nodeHttp from 'isomorphic-git/http/node';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { StewardError } from '../errors.js';
+
+const MiB = 1024 * 1024;
+/** Largest ref advertisement (and error body) read from the source. */
+export const MAX_ADVERTISEMENT_BYTES = 8 * MiB;
+/** Largest upload-pack response (the pack) read from the source. */
+export const MAX_PACK_BYTES = 512 * MiB;
+/** Same-origin redirects followed for one request. */
+export const MAX_REDIRECTS = 5;
+/** Time from sending a request to its status line and headers. */
+export const RESPONSE_TIMEOUT_MS = 30_000;
+/** Longest silence of the connection while a response is awaited or read. */
+export const IDLE_TIMEOUT_MS = 30_000;
+
+export interface HttpLimits {
+  maxAdvertisementBytes: number;
+  maxPackBytes: number;
+  maxRedirects: number;
+  responseTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = {
+  maxAdvertisementBytes: MAX_ADVERTISEMENT_BYTES,
+  maxPackBytes: MAX_PACK_BYTES,
+  maxRedirects: MAX_REDIRECTS,
+  responseTimeoutMs: RESPONSE_TIMEOUT_MS,
+  idleTimeoutMs: IDLE_TIMEOUT_MS,
+};
+
+export interface GitHttpOptions {
+  /** `source.url`: its origin is the only one credentials go to and redirects may lead to. */
+  url: string;
+  auth: { username: string; password: string } | null;
+  counters: HttpCounters;
+  limits?: Partial<HttpLimits>;
+}
 
 export interface HttpCounters {
   requests: number;
   /** POSTs to git-upload-pack: pack negotiations and downloads. */
   packRequests: number;
   bytesIn: number;
-}
-
-async function collect(body: AsyncIterableIterator<Uint8Array> | undefined): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  if (body) for await (const c of body) chunks.push(Buffer.from(c));
-  return Buffer.concat(chunks);
 }
 
 function pktLine(s: string): Buffer {
@@ -110,28 +158,196 @@ export function requestThinPack(body: Buffer): Buffer {
   ]);
 }
 
-export function countingHttp(counters: HttpCounters): HttpClient {
+/** A URL fit for a log line or an error: no userinfo, no query, no fragment. */
+export function displayUrl(u: string | URL): string {
+  try {
+    const url = new URL(u);
+    return `${url.protocol}//${url.host}${url.pathname}`;
+  } catch {
+    return '(an unparsable URL)';
+  }
+}
+
+export type RedirectDecision = { follow: URL } | { refuse: string; to?: string };
+
+/** Where a redirect from `from` may go: only to `origin`, never from https to http. Exported for tests. */
+export function redirectTarget(from: URL, location: string | undefined, origin: string): RedirectDecision {
+  if (!location) return { refuse: `answered ${displayUrl(from)} with a redirect without a Location` };
+  let to: URL;
+  try {
+    to = new URL(location, from);
+  } catch {
+    return { refuse: `redirected ${displayUrl(from)} to an unparsable Location` };
+  }
+  const shown = displayUrl(to);
+  if (from.protocol === 'https:' && to.protocol !== 'https:')
+    return { refuse: `redirected from https to ${to.protocol.replace(/:$/, '')}, to ${shown}`, to: shown };
+  if (to.origin !== origin) return { refuse: `redirected to another origin, ${shown}`, to: shown };
+  to.username = '';
+  to.password = '';
+  to.hash = '';
+  return { follow: to };
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const ADVERT_SUFFIX = /\/info\/refs\?service=[^&]*$/;
+
+function size(bytes: number): string {
+  return bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} bytes`;
+}
+
+async function collect(body: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks);
+}
+
+/**
+ * The HTTP client for one configured source: credentials only to its origin,
+ * same-origin redirects only, bounded bodies, response and idle timeouts.
+ */
+export function gitHttpClient(opts: GitHttpOptions): HttpClient {
+  const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
+  const configured = new URL(opts.url);
+  const origin = configured.origin;
+  const { counters } = opts;
+  const authorization = opts.auth
+    ? `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`
+    : undefined;
+  /** Like git: after the advertisement was redirected, the POSTs go to the redirected base. */
+  let moved: { from: string; to: string } | null = null;
+
+  const refused = (reason: string, to?: string): StewardError =>
+    new StewardError(
+      'SOURCE_REDIRECT_REFUSED',
+      `the Git source ${displayUrl(configured)} ${reason}; steward sends credentials only to ${origin} and follows redirects only within it: set source.url to the repository's final URL`,
+      to ? { to } : {},
+    );
+  const seconds = (ms: number): string => `${ms / 1000} s`;
+
+  /** The one place requests are sent; the only place credentials are added. */
+  const send = (
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+    failure: { error?: Error },
+  ): Promise<http.IncomingMessage> =>
+    new Promise((resolve, reject) => {
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        reject(refused(`led to a ${url.protocol} URL`));
+        return;
+      }
+      counters.requests++;
+      const h: Record<string, string> = {};
+      for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() !== 'authorization') h[k] = v;
+      if (authorization && url.origin === origin) h['authorization'] = authorization;
+      if (body) h['content-length'] = String(body.length);
+      const r = (url.protocol === 'https:' ? https : http).request({
+        protocol: url.protocol,
+        hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: url.port || undefined,
+        path: `${url.pathname}${url.search}`,
+        method,
+        headers: h,
+      });
+      const fail = (message: string): void => {
+        failure.error = new StewardError('SOURCE_UNREACHABLE', `${message}; check the server and source.url`);
+        r.destroy(failure.error);
+      };
+      const shown = displayUrl(url);
+      const timer = setTimeout(
+        () => fail(`no response from ${shown} within ${seconds(limits.responseTimeoutMs)}`),
+        limits.responseTimeoutMs,
+      );
+      r.setTimeout(limits.idleTimeoutMs, () =>
+        fail(`no data from ${shown} for ${seconds(limits.idleTimeoutMs)}`),
+      );
+      r.on('response', (res) => {
+        clearTimeout(timer);
+        resolve(res);
+      });
+      r.on('error', (e) => {
+        clearTimeout(timer);
+        reject(failure.error ?? e);
+      });
+      r.end(body);
+    });
+
+  /** Streams a response body, counting it; past `limit` drops the connection and fails. */
+  async function* bounded(
+    res: http.IncomingMessage,
+    limit: number,
+    what: string,
+    url: URL,
+    failure: { error?: Error },
+  ): AsyncIterableIterator<Uint8Array> {
+    let n = 0;
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        n += chunk.length;
+        if (n > limit) {
+          failure.error = new StewardError(
+            'SOURCE_TOO_LARGE',
+            `the ${what} from ${displayUrl(url)} is larger than ${size(limit)}; steward stopped reading it. Check that source.url is the right repository, or keep the manifests in a smaller one`,
+            { limit },
+          );
+          res.destroy();
+          throw failure.error;
+        }
+        counters.bytesIn += chunk.length;
+        yield chunk;
+      }
+    } catch (e) {
+      throw failure.error ?? e;
+    } finally {
+      if (!res.complete) res.destroy();
+    }
+  }
+
   return {
     async request(req: GitHttpRequest): Promise<GitHttpResponse> {
-      counters.requests++;
-      const isPack = req.method === 'POST' && req.url.endsWith('/git-upload-pack');
+      const method = req.method ?? 'GET';
+      const isPack = method === 'POST' && req.url.endsWith('/git-upload-pack');
       if (isPack) counters.packRequests++;
-      const res = await nodeHttp.request(req);
-      const isAdvert = req.method === 'GET' && req.url.includes('/info/refs?service=git-upload-pack');
-      if (isAdvert && res.statusCode === 200) {
-        const buf = await collect(res.body);
-        counters.bytesIn += buf.length;
-        return { ...res, body: once(ensureHeadAdvertised(buf)) };
+      const isAdvert = method === 'GET' && ADVERT_SUFFIX.test(req.url);
+      const body = req.body ? await collect(req.body) : undefined;
+      const requested =
+        !isAdvert && moved && req.url.startsWith(`${moved.from}/`)
+          ? `${moved.to}${req.url.slice(moved.from.length)}`
+          : req.url;
+      let url = new URL(requested);
+      const failure: { error?: Error } = {};
+      let res = await send(url, method, req.headers ?? {}, body, failure);
+      for (let hops = 0; REDIRECTS.has(res.statusCode ?? 0); hops++) {
+        res.destroy();
+        const decision = redirectTarget(url, res.headers.location, origin);
+        if ('refuse' in decision) throw refused(decision.refuse, decision.to);
+        if (hops >= limits.maxRedirects)
+          throw refused(`answered with too many redirects (more than ${limits.maxRedirects})`);
+        if (method !== 'GET' && res.statusCode !== 307 && res.statusCode !== 308)
+          throw refused(`answered a ${method} with a ${res.statusCode} redirect, which would drop its body`);
+        url = decision.follow;
+        res = await send(url, method, req.headers ?? {}, body, failure);
       }
-      const body = res.body;
-      async function* counted(): AsyncIterableIterator<Uint8Array> {
-        if (!body) return;
-        for await (const c of body) {
-          counters.bytesIn += c.byteLength;
-          yield c;
-        }
+      if (isAdvert) {
+        const base = req.url.replace(ADVERT_SUFFIX, '');
+        const final = url.href.replace(ADVERT_SUFFIX, '');
+        moved = url.href !== req.url && ADVERT_SUFFIX.test(url.href) ? { from: base, to: final } : null;
       }
-      return { ...res, body: counted() };
+      const status = res.statusCode ?? 0;
+      const response = {
+        url: url.href,
+        method,
+        statusCode: status,
+        statusMessage: res.statusMessage ?? '',
+        headers: res.headers as Record<string, string>,
+      };
+      if (isPack && status === 200)
+        return { ...response, body: bounded(res, limits.maxPackBytes, 'pack', url, failure) };
+      const what = isAdvert && status === 200 ? 'ref advertisement' : `HTTP ${status} response`;
+      const all = await collect(bounded(res, limits.maxAdvertisementBytes, what, url, failure));
+      return { ...response, body: once(isAdvert && status === 200 ? ensureHeadAdvertised(all) : all) };
     },
   };
 }

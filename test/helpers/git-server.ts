@@ -28,6 +28,21 @@ export interface GitRequest {
   bytesOut: number;
   /** True when no auth is configured or the request carried the right credentials. */
   authorized: boolean;
+  /** True when the request carried any `Authorization` header (right, wrong or unasked for). */
+  hadAuthorization: boolean;
+}
+
+/** Where to send a request instead of answering it: a 3xx status and a `Location`. */
+export type RedirectRule = (r: GitRequest) => { status: number; location: string } | null;
+
+/** Byte counts of fake, endless-looking responses (after the auth check). */
+export interface HugeResponses {
+  /** Answer `GET info/refs` with a well-formed v1 advertisement of this many bytes. */
+  advertisement?: number;
+  /** Answer upload-pack POSTs with `NAK` and side-band pack data of this many bytes. */
+  pack?: number;
+  /** After the bytes, keep the response open without sending more (a stalled server). */
+  stall?: boolean;
 }
 
 export interface GitServer {
@@ -42,6 +57,12 @@ export interface GitServer {
   packRequests(): number;
   /** Make the server answer every request with this status (e.g. 503) until set back to null; simulates a dead/broken server. */
   failWith(status: number | null): void;
+  /** Answer matching requests with a redirect (before the auth check) until set back to null. */
+  redirect(rule: RedirectRule | null): void;
+  /** Stream huge responses instead of asking `git http-backend`, until set back to null. */
+  serveHuge(huge: HugeResponses | null): void;
+  /** Accept requests and never answer them (no status line), until set back to false. */
+  hang(on: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -58,6 +79,9 @@ interface ServerState {
   auth: { username: string; password: string } | undefined;
   requests: GitRequest[];
   failStatus: number | null;
+  redirect: RedirectRule | null;
+  huge: HugeResponses | null;
+  hang: boolean;
   children: Set<ChildProcess>;
 }
 
@@ -68,6 +92,9 @@ export async function startGitServer(opts: StartGitServerOptions): Promise<GitSe
     auth: opts.auth,
     requests: [],
     failStatus: null,
+    redirect: null,
+    huge: null,
+    hang: false,
     children: new Set(),
   };
   const server = createServer((req, res) => handleRequest(state, req, res));
@@ -84,6 +111,15 @@ export async function startGitServer(opts: StartGitServerOptions): Promise<GitSe
     packRequests: () => state.requests.filter(isUploadPackPost).length,
     failWith: (status) => {
       state.failStatus = status;
+    },
+    redirect: (rule) => {
+      state.redirect = rule;
+    },
+    serveHuge: (huge) => {
+      state.huge = huge;
+    },
+    hang: (on) => {
+      state.hang = on;
     },
     stop: () => {
       stopped ??= stopServer(server, state);
@@ -130,14 +166,22 @@ function handleRequest(state: ServerState, req: IncomingMessage, res: ServerResp
     status: 0,
     bytesOut: 0,
     authorized: isAuthorized(state.auth, req.headers.authorization),
+    hadAuthorization: req.headers.authorization !== undefined,
   };
   state.requests.push(record);
   res.on('close', () => {
     record.status = res.statusCode;
   });
   req.on('error', () => res.destroy());
+  if (state.hang) return;
   if (state.failStatus !== null) {
     sendText(res, record, state.failStatus, 'simulated failure\n');
+    return;
+  }
+  const redirect = state.redirect?.(record);
+  if (redirect) {
+    res.setHeader('Location', redirect.location);
+    sendText(res, record, redirect.status, 'moved\n');
     return;
   }
   if (!record.authorized) {
@@ -145,7 +189,67 @@ function handleRequest(state: ServerState, req: IncomingMessage, res: ServerResp
     sendText(res, record, 401, 'authentication required\n');
     return;
   }
+  if (state.huge && serveHuge(state.huge, req, res, record)) return;
   runBackend(state, req, res, record);
+}
+
+const FAKE_SHA = 'f'.repeat(40);
+
+/** A pkt-line: four hex digits of length, then the payload. */
+function pkt(payload: Buffer | string): Buffer {
+  const b = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload;
+  return Buffer.concat([Buffer.from((b.length + 4).toString(16).padStart(4, '0'), 'ascii'), b]);
+}
+
+/** Streams a huge advertisement or pack when asked for one; false when the request is neither. */
+function serveHuge(
+  huge: HugeResponses,
+  req: IncomingMessage,
+  res: ServerResponse,
+  record: GitRequest,
+): boolean {
+  const isAdvert = record.method === 'GET' && record.path.endsWith('/info/refs');
+  const isPack = record.method === 'POST' && record.service === 'git-upload-pack';
+  const total = isAdvert ? huge.advertisement : isPack ? huge.pack : undefined;
+  if (total === undefined) return false;
+  req.resume(); // the request body (wants/haves) is not needed
+  const service = record.service ?? 'git-upload-pack';
+  res.writeHead(200, {
+    'Content-Type': isAdvert ? `application/x-${service}-advertisement` : `application/x-${service}-result`,
+    'Cache-Control': 'no-cache',
+  });
+  const head = isAdvert
+    ? Buffer.concat([
+        pkt(`# service=${service}\n`),
+        Buffer.from('0000', 'ascii'),
+        pkt(`${FAKE_SHA} refs/heads/main\0multi_ack side-band-64k shallow\n`),
+      ])
+    : pkt('NAK\n');
+  // One 64 KiB-ish block, reused: the server's own memory stays flat however much it sends.
+  const unit = isAdvert
+    ? pkt(`${FAKE_SHA} refs/heads/${'x'.repeat(16)}\n`)
+    : pkt(Buffer.concat([Buffer.from([1]), Buffer.alloc(65515)]));
+  const block = Buffer.concat(
+    Array.from({ length: Math.max(1, Math.floor(65536 / unit.length)) }, () => unit),
+  );
+  let sent = 0;
+  const write = (chunk: Buffer): boolean => {
+    sent += chunk.length;
+    record.bytesOut += chunk.length;
+    return res.write(chunk);
+  };
+  const pump = (): void => {
+    while (!res.destroyed && sent < total) {
+      if (!write(block)) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+    if (!res.destroyed && !huge.stall) res.end(Buffer.from('0000', 'ascii'));
+  };
+  write(head);
+  pump();
+  return true;
 }
 
 /** Decodes a URL path, falling back to the raw text on malformed escapes. */
