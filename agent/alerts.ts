@@ -17,6 +17,7 @@
  * docs/alerts.md describes the contract for receivers.
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { FiringEvent, ResolvedEvent } from './alert-events.js';
 import type { AlertConfig } from './config.js';
 import { errorMessage, formatProblem } from './errors.js';
 import type { AgentEvent } from './events.js';
@@ -26,35 +27,14 @@ import type { Logger } from './log.js';
 // The contract
 // ---------------------------------------------------------------------------
 
-/** Events that open an alert. */
-export const FIRING_EVENTS = Object.freeze([
-  'mass_drift_frozen',
-  'frozen',
-  'resource_stuck',
-  'revision_rejected',
-  'source_unreachable',
-  'state_unwritable',
-  'observe_failing',
-  'mass_release',
-] as const);
-/** Events that resolve an open alert (`unfrozen` resolves either freeze). */
-export const RESOLVED_EVENTS = Object.freeze([
-  'unfrozen',
-  'resource_recovered',
-  'revision_recovered',
-  'source_recovered',
-  'state_recovered',
-  'observe_recovered',
-] as const);
-/** Every alert event name, as a receiver's `events` list may name them. */
-export const ALERT_EVENT_NAMES: readonly AlertEventName[] = Object.freeze([
-  ...FIRING_EVENTS,
-  ...RESOLVED_EVENTS,
-]);
-
-export type FiringEvent = (typeof FIRING_EVENTS)[number];
-export type ResolvedEvent = (typeof RESOLVED_EVENTS)[number];
-export type AlertEventName = FiringEvent | ResolvedEvent;
+export {
+  ALERT_EVENT_NAMES,
+  type AlertEventName,
+  FIRING_EVENTS,
+  type FiringEvent,
+  RESOLVED_EVENTS,
+  type ResolvedEvent,
+} from './alert-events.js';
 
 export type AlertOutcome = 'sent' | 'failed' | 'dropped';
 export type AlertSeverity = 'critical' | 'warning' | 'info';

@@ -19,6 +19,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP, isIPv6 } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ALERT_EVENT_NAMES } from './alert-events.js';
 import { MAX_TIMER_MS, formatDuration, parseDuration } from './duration.js';
 import { type SourceProblem, StewardError, formatProblem } from './errors.js';
 import { FORBIDDEN_KEYS, type PathSegment, type YamlDocument, parseYaml } from './yaml.js';
@@ -42,22 +43,8 @@ export const LOG_LEVELS: readonly LogLevel[] = Object.freeze([
   'trace',
 ]);
 
-/**
- * Alert events a receiver can subscribe to (SPEC §8). Each problem event has
- * its recovery counterpart in the list (frozen/mass_drift_frozen → unfrozen,
- * resource_stuck → resource_recovered, source_unreachable → source_recovered).
- */
-export const ALERT_EVENTS: readonly string[] = Object.freeze([
-  'mass_drift_frozen',
-  'frozen',
-  'unfrozen',
-  'resource_stuck',
-  'resource_recovered',
-  'revision_rejected',
-  'revision_recovered',
-  'source_unreachable',
-  'source_recovered',
-]);
+/** Alert events a receiver can subscribe to (SPEC §8): defined once, in alert-events.ts. */
+export const ALERT_EVENTS: readonly string[] = ALERT_EVENT_NAMES;
 
 export interface SourceAuth {
   readonly username: string;
