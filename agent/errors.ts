@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   STATE_LOCKED: 'another agent holds the state directory',
   USAGE: 'the command line was not understood',
   PROVIDER_NOT_CONFIGURED: 'a manifest needs a provider that the config does not set up',
+  FILE_ROOT_CHANGED: 'providers.file.root is not the directory steward recorded managing',
+  FILE_PROC_UNAVAILABLE: 'the file provider cannot hold directories by handle on this platform',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
