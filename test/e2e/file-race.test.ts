@@ -135,12 +135,10 @@ test(`a managed directory swapped for a symlink to outside, ${SECONDS} s: nothin
   timeout: (SECONDS + 120) * 1000,
 }, async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'steward-race-'));
+  t.after(() => rm(base, { recursive: true, force: true }));
   const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
   const h = await makeHarness({ sourceUrl: repo.workDir, guardrails: GUARDRAILS });
-  t.after(async () => {
-    await h.close();
-    await rm(base, { recursive: true, force: true });
-  });
+  t.after(() => h.close());
   const outside = join(base, 'outside');
   await mkdir(join(outside, 'sub'), { recursive: true });
   await writeFile(join(outside, 'keep.txt'), 'outside\n');

@@ -8,20 +8,25 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { main } from '../../agent/cli.js';
 import { createTestRepo } from '../helpers/git-repo.js';
 import { makeHarness } from '../helpers/harness.js';
 
 const file = (name: string, path: string, content: string) =>
   `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${name} }\nspec: { path: ${path}, content: ${JSON.stringify(content)} }\n`;
 
-test('a root swapped for an empty directory: observe errors, 0 files created; put back, it converges', async (t) => {
+/** A repository of Files and an agent on an empty root, both removed after the test. */
+async function setup(t: { after: (fn: () => Promise<unknown>) => void }) {
   const base = await mkdtemp(join(tmpdir(), 'steward-root-'));
+  t.after(() => rm(base, { recursive: true, force: true }));
   const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
   const h = await makeHarness({ sourceUrl: repo.workDir });
-  t.after(async () => {
-    await h.close();
-    await rm(base, { recursive: true, force: true });
-  });
+  t.after(() => h.close());
+  return { repo, h };
+}
+
+test('a root swapped for an empty directory: observe errors, 0 files created; put back, it converges', async (t) => {
+  const { repo, h } = await setup(t);
   await repo.write('fleet/a.yaml', file('a', 'a.conf', 'A\n'));
   await repo.write('fleet/b.yaml', file('b', 'etc/b.conf', 'B\n'));
   await repo.write('fleet/c.yaml', file('c', 'etc/deep/c.conf', 'C\n'));
@@ -69,4 +74,36 @@ test('a root swapped for an empty directory: observe errors, 0 files created; pu
   const adopted = await h.cycle();
   assert.deepEqual(adopted.errors, []);
   assert.equal(adopted.applied, 3, 'the new root is adopted and filled');
+});
+
+test('steward plan checks the root identity but records none of its own', async (t) => {
+  const { repo, h } = await setup(t);
+  await repo.write('fleet/a.yaml', file('a', 'a.conf', 'A\n'));
+  await repo.commit('fleet');
+  const plan = async () => {
+    const out: string[] = [];
+    const code = await main(
+      ['plan', '--json', '-c', h.configPath],
+      { out: (s) => out.push(s), err: () => {} },
+      {},
+    );
+    return {
+      code,
+      report: JSON.parse(out.join('\n')) as { drifted: number; errors: Array<{ code: string }> },
+    };
+  };
+
+  assert.equal((await plan()).report.drifted, 1);
+  assert.deepEqual(await readdir(h.root), [], 'plan wrote no marker');
+  await assert.rejects(readFile(join(h.stateDir, 'file-root.json')), { code: 'ENOENT' });
+
+  await h.cycle();
+  await rename(h.root, `${h.root}.away`);
+  await mkdir(h.root);
+  const swapped = await plan();
+  assert.deepEqual(
+    swapped.report.errors.map((e) => e.code),
+    ['FILE_ROOT_CHANGED'],
+  );
+  assert.equal(swapped.report.drifted, 0);
 });
