@@ -173,7 +173,8 @@ test(`a managed directory swapped for a symlink to outside, ${SECONDS} s: nothin
   let failed = 0;
   let gitMs = 0;
   let escapedAfterMs: number | null = null;
-  for (let n = 1, i = 0; running; n++) {
+  let i = 0; // the revision in force
+  for (let n = 1; running; n++) {
     if (n % REVISION_EVERY === 0) {
       const t0 = performance.now();
       await repo.write('fleet/all.yaml', revision(++i));
@@ -196,12 +197,12 @@ test(`a managed directory swapped for a symlink to outside, ${SECONDS} s: nothin
   await exited;
   const swapper = out ? (JSON.parse(out) as { swaps: number; strays: number }) : { swaps: -1, strays: -1 };
   const audit = (await readFile(join(h.stateDir, 'audit.log'), 'utf8')).trim().split('\n');
-  const codes: Record<string, number> = {};
+  const why: Record<string, number> = {};
   for (const l of audit) {
-    const c = (JSON.parse(l) as { error?: string }).error?.replace(/"[^"]*"/g, '…').slice(0, 60);
-    if (c) codes[c] = (codes[c] ?? 0) + 1;
+    const e = (JSON.parse(l) as { error?: string }).error?.replace(/"[^"]*"/g, '…').slice(0, 50);
+    if (e) why[e] = (why[e] ?? 0) + 1;
   }
-  console.log(JSON.stringify(codes));
+  console.log(`failed applies, by reason: ${JSON.stringify(why)}`);
   console.log(
     `race: ${swapper.swaps} swaps, ${cycles} cycles (${Math.round(gitMs)} ms in git commits), ${applied} applied, ${failed} failed` +
       (escapedAfterMs === null ? '' : `, ESCAPED after ${escapedAfterMs} ms`),
@@ -212,14 +213,15 @@ test(`a managed directory swapped for a symlink to outside, ${SECONDS} s: nothin
   assert.deepEqual(await tempFiles(outside), [], 'no temp file outside');
   assert.deepEqual(await tempFiles(h.root), [], 'no temp file left in the root');
   assert.ok(swapper.swaps > 100, `the swapper really raced (${swapper.swaps} swaps)`);
-  assert.ok(applied > 100, `the agent really applied (${applied} applies)`);
+  assert.ok(applied > 50, `the agent really applied (${applied} applies)`);
 
   // With the swaps over, the fleet converges.
   let last = await h.cycle();
-  for (let k = 0; k < 3 && last.drifted > 0; k++) {
+  for (let k = 0; k < 3 && last.drifted + last.errors.length > 0; k++) {
     h.clock.now += 3_600_000;
     last = await h.cycle();
   }
   assert.equal(last.drifted, 0, 'converged once the swaps stopped');
-  assert.equal(await readFile(join(h.root, 'd', 'f0.conf'), 'utf8').then((s) => s.startsWith('c')), true);
+  assert.deepEqual(last.errors, []);
+  assert.equal(await readFile(join(h.root, 'd', 'f7.conf'), 'utf8'), `c${Math.floor(i / 2)}-7\n`);
 });
