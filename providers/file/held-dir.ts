@@ -66,8 +66,6 @@ export function assertProcFd(procFd = PROC_FD): void {
 export class HeldDir {
   constructor(
     readonly handle: FileHandle,
-    /** Where this directory is below the root, for messages only. */
-    readonly rel: string,
     readonly procFd: string,
   ) {}
 
@@ -89,7 +87,7 @@ export class HeldDir {
 
 /** Opens the configured root (the config names it, so symlinks in that path are the operator's). */
 export async function openRoot(path: string, procFd = PROC_FD): Promise<HeldDir> {
-  return new HeldDir(await open(path, O_RDONLY | O_DIRECTORY), '', procFd);
+  return new HeldDir(await open(path, O_RDONLY | O_DIRECTORY), procFd);
 }
 
 /**
@@ -124,7 +122,7 @@ async function openComponent(
 ): Promise<HeldDir | null> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return new HeldDir(await open(dir.at(part), DIR_FLAGS), sub, dir.procFd);
+      return new HeldDir(await open(dir.at(part), DIR_FLAGS), dir.procFd);
     } catch (e) {
       const c = errno(e);
       if (c === 'ENOENT' && create && attempt < 3) {

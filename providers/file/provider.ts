@@ -11,6 +11,9 @@
  * action (`PATH_ESCAPE`, temp file removed). The root itself must be the one
  * recorded in the state dir (`root-identity.ts`): an empty directory in its
  * place is an observe error for every File, never "every file is absent".
+ * A mode fix on a file with more than one hard link rewrites it (temp file,
+ * rename) instead of `fchmod`, which would change the other name's file too —
+ * perhaps one outside the root.
  */
 import { posix } from 'node:path';
 import { mapLimit } from '../../agent/concurrency.js';
@@ -250,7 +253,12 @@ export class FileProvider implements Provider {
         if (!parent || !f) throw missing(rel, 'chmod');
         try {
           await this.assertStillInPlace(parent, rel);
-          await f.handle.chmod(modeBits);
+          if (f.stat.nlink === 1) await f.handle.chmod(modeBits);
+          else {
+            // Shared with another name, perhaps outside the root: fchmod would change that file too.
+            const content = await f.handle.readFile('utf8');
+            await writeIn(parent, name, content, modeBits, () => this.assertStillInPlace(parent, rel));
+          }
         } finally {
           await f.handle.close();
         }
