@@ -127,7 +127,7 @@ async function cmdPlan(args: Args, io: Io): Promise<number> {
     const d = await detect(
       revision.resources,
       KINDS,
-      buildProviders(config),
+      buildProviders(config, {}, { readOnly: true }),
       (k) => state.resources[k]?.lastApplied as OwnedDoc | undefined,
     );
     const drift = d.drift.map((x) => ({

@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   NOT_FROZEN: 'an unfreeze or approval was asked of an agent that is not frozen',
   SOURCE_REDIRECT_REFUSED: 'the Git source redirected to another origin, or from https to http',
   SOURCE_TOO_LARGE: 'a response from the Git source exceeded its size limit',
+  FILE_ROOT_CHANGED: 'providers.file.root is not the directory steward recorded managing',
+  FILE_PROC_UNAVAILABLE: 'the file provider cannot hold directories by handle on this platform',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

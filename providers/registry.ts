@@ -26,10 +26,22 @@ export interface ProviderHooks {
   onProviderRequest?: (provider: string, operation: string) => void;
 }
 
-/** Builds the providers that the config sets up, keyed by provider name. */
-export function buildProviders(config: Config, hooks: ProviderHooks = {}): Map<string, Provider> {
+/**
+ * Builds the providers that the config sets up, keyed by provider name.
+ * `readOnly` (one-shot commands such as `plan`): providers write no state of their own.
+ */
+export function buildProviders(
+  config: Config,
+  hooks: ProviderHooks = {},
+  { readOnly = false }: { readOnly?: boolean } = {},
+): Map<string, Provider> {
   const out = new Map<string, Provider>();
-  if (config.providers.file) out.set('file', new FileProvider({ root: config.providers.file.root }));
+  const file = config.providers.file;
+  if (file)
+    out.set(
+      'file',
+      new FileProvider({ root: file.root, stateDir: config.state.dir, recordIdentity: !readOnly }),
+    );
   const ec2 = config.providers['aws-ec2'];
   if (ec2) {
     const count = hooks.onProviderRequest;

@@ -48,7 +48,9 @@ test('layers: nothing imports upward (core ← policies, providers ← agent)', 
 });
 
 test('layers: every relative import names a file that exists', () => {
-  const missing = [...graph].flatMap(([f, deps]) => deps.filter((d) => !graph.has(d)).map((d) => `${f} → ${d}`));
+  const missing = [...graph].flatMap(([f, deps]) =>
+    deps.filter((d) => !graph.has(d)).map((d) => `${f} → ${d}`),
+  );
   assert.deepEqual(missing, []);
 });
 

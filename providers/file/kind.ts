@@ -9,8 +9,10 @@
  * ordinary drift on `/spec/ensure`.
  */
 import { posix } from 'node:path';
+import { TEMP_PREFIX } from '../../agent/atomic-file.js';
 import { describeType, duplicateIdentities, isPlainObject, typeOnly, unknownKeys } from '../spec-check.js';
 import type { DesiredResource, KindDefinition, OwnedDoc, SpecProblem } from '../types.js';
+import { ROOT_MARKER } from './root-identity.js';
 
 export interface FileSpec {
   path: string;
@@ -32,6 +34,9 @@ export function checkRelativePath(p: string): string | null {
   const norm = posix.normalize(p);
   if (norm === '.' || p.endsWith('/')) return 'must name a file, not a directory';
   if (norm !== p) return `is not in normal form; write "${norm}"`;
+  if (p === ROOT_MARKER) return `is steward's own marker of the root (${ROOT_MARKER}); it cannot be managed`;
+  if (posix.basename(p).startsWith(TEMP_PREFIX))
+    return `is reserved for steward's temp files (names starting with ${TEMP_PREFIX})`;
   return null;
 }
 

@@ -1,9 +1,21 @@
 /**
  * The `file` provider: observes and applies `kind: File` resources under one
  * root directory. Reads are fresh every cycle; writes are atomic.
+ *
+ * Every access goes through directory handles held from the root down
+ * (`held-dir.ts`): nothing is checked by path and then used by path, so a
+ * directory swapped for a symlink while the agent works can neither redirect
+ * a read nor a write outside the root. Before a write, chmod or delete takes
+ * effect, the held parent is looked up again from the root by path and must
+ * be the same directory (dev/ino): a parent moved away meanwhile abandons the
+ * action (`PATH_ESCAPE`, temp file removed). The root itself must be the one
+ * recorded in the state dir (`root-identity.ts`): an empty directory in its
+ * place is an observe error for every File, never "every file is absent".
+ * A mode fix on a file with more than one hard link rewrites it (temp file,
+ * rename) instead of `fchmod`, which would change the other name's file too —
+ * perhaps one outside the root.
  */
-import { chmod, lstat, readFile, realpath, unlink } from 'node:fs/promises';
-import { writeFileAtomic } from '../../agent/atomic-file.js';
+import { posix } from 'node:path';
 import { mapLimit } from '../../agent/concurrency.js';
 import { errorMessage, StewardError } from '../../agent/errors.js';
 import type {
@@ -15,8 +27,18 @@ import type {
   OwnedDoc,
   Provider,
 } from '../types.js';
+import {
+  assertProcFd,
+  type HeldDir,
+  openParent,
+  openRegular,
+  openRoot,
+  PROC_FD,
+  unlinkIn,
+  writeIn,
+} from './held-dir.js';
 import { fileKind } from './kind.js';
-import { ensureParents, resolveInside } from './paths.js';
+import { RootIdentity } from './root-identity.js';
 
 const PARALLEL = 16;
 
@@ -25,35 +47,64 @@ function errCode(e: unknown): string {
   return (e as NodeJS.ErrnoException)?.code ?? 'UNKNOWN';
 }
 
+function missing(rel: string, verb: string): Error {
+  return Object.assign(new Error(`cannot ${verb} "${rel}": it does not exist`), { code: 'ENOENT' });
+}
+
+export interface FileProviderOptions {
+  root: string;
+  /** The agent's `state.dir`: where the root's identity is recorded. Without it, none is kept. */
+  stateDir?: string;
+  /**
+   * Record the root's identity (and write its marker) the first time; false
+   * for one-shot reads such as `steward plan`, which check but never write.
+   */
+  recordIdentity?: boolean;
+  /** Where the kernel exposes open descriptors as directories (tests point it elsewhere). */
+  procFd?: string;
+}
+
 export class FileProvider implements Provider {
   readonly name = 'file';
   readonly kinds = [fileKind];
   private readonly root: string;
+  private readonly procFd: string;
+  private readonly identity: RootIdentity | null;
+  private readonly recordIdentity: boolean;
 
-  constructor(opts: { root: string }) {
+  constructor(opts: FileProviderOptions) {
+    this.procFd = opts.procFd ?? PROC_FD;
+    assertProcFd(this.procFd); // fail closed at start, never write by path instead
     this.root = opts.root;
+    this.identity = opts.stateDir ? new RootIdentity(opts.stateDir, opts.root) : null;
+    this.recordIdentity = opts.recordIdentity ?? true;
   }
 
-  /** The root's real path; an unreadable root is an observe error for every File, never "missing". */
-  private async realRoot(): Promise<string> {
+  /** The root, held open and checked to be the managed one; an unreadable root is an error for every File, never "missing". */
+  private async openRoot(adopt: boolean): Promise<HeldDir> {
+    let root: HeldDir;
     try {
-      const real = await realpath(this.root);
-      const st = await lstat(real);
-      if (!st.isDirectory()) throw new Error('not a directory');
-      return real;
+      root = await openRoot(this.root, this.procFd);
     } catch (e) {
       throw new StewardError(
         'OBSERVE_FAILED',
         `providers.file.root "${this.root}" is not a readable directory (${errorMessage(e)}); create it or fix the config`,
       );
     }
+    try {
+      await this.identity?.check(root, adopt && this.recordIdentity);
+    } catch (e) {
+      await root.close();
+      throw e;
+    }
+    return root;
   }
 
   async observe(resources: readonly DesiredResource[]): Promise<Map<string, ObserveResult>> {
     const out = new Map<string, ObserveResult>();
-    let root: string;
+    let root: HeldDir;
     try {
-      root = await this.realRoot();
+      root = await this.openRoot(resources.length > 0);
     } catch (e) {
       for (const r of resources)
         out.set(r.key, {
@@ -64,40 +115,49 @@ export class FileProvider implements Provider {
         });
       return out;
     }
-    const results = await mapLimit(resources, PARALLEL, (r) =>
-      this.observeOne(root, r.spec['path'] as string),
-    );
-    for (const [i, r] of resources.entries()) out.set(r.key, results[i]!);
+    try {
+      const results = await mapLimit(resources, PARALLEL, (r) =>
+        this.observeOne(root, r.spec['path'] as string),
+      );
+      for (const [i, r] of resources.entries()) out.set(r.key, results[i]!);
+    } finally {
+      await root.close();
+    }
     return out;
   }
 
-  private async observeOne(root: string, rel: string): Promise<ObserveResult> {
+  private async observeOne(root: HeldDir, rel: string): Promise<ObserveResult> {
+    const absent: ObserveResult = { status: 'absent', id: rel, doc: { spec: { ensure: 'absent' } } };
     try {
-      const { abs } = await resolveInside(root, rel);
-      let st: Awaited<ReturnType<typeof lstat>>;
-      try {
-        st = await lstat(abs);
-      } catch (e) {
-        const c = errCode(e);
-        if (c === 'ENOENT' || c === 'ENOTDIR')
-          return { status: 'absent', id: rel, doc: { spec: { ensure: 'absent' } } };
-        throw e;
-      }
-      if (st.isSymbolicLink())
-        throw new StewardError(
-          'FILE_NOT_REGULAR',
-          `"${rel}" is a symlink; steward manages regular files only`,
-          { path: rel },
-        );
-      if (!st.isFile())
-        throw new StewardError('FILE_NOT_REGULAR', `"${rel}" exists but is not a regular file`, {
-          path: rel,
-        });
-      const content = await readFile(abs, 'utf8');
-      const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
-      return { status: 'present', id: rel, doc: { spec: { ensure: 'present', content, mode } } };
+      return await this.inParent(root, rel, false, async (parent) => {
+        if (!parent) return absent;
+        const f = await openRegular(parent, posix.basename(rel), rel);
+        if (!f) return absent;
+        try {
+          const content = await f.handle.readFile('utf8');
+          const mode = (f.stat.mode & 0o7777).toString(8).padStart(4, '0');
+          return { status: 'present', id: rel, doc: { spec: { ensure: 'present', content, mode } } };
+        } finally {
+          await f.handle.close();
+        }
+      });
     } catch (e) {
       return { status: 'error', id: rel, error: errorMessage(e), code: errCode(e) };
+    }
+  }
+
+  /** Runs `fn` with the held parent directory of `rel` (null when missing and not created), then closes it. */
+  private async inParent<T>(
+    root: HeldDir,
+    rel: string,
+    create: boolean,
+    fn: (parent: HeldDir | null) => Promise<T>,
+  ): Promise<T> {
+    const parent = await openParent(root, rel, create);
+    try {
+      return await fn(parent);
+    } finally {
+      if (parent && parent !== root) await parent.close();
     }
   }
 
@@ -108,7 +168,12 @@ export class FileProvider implements Provider {
       const rel = a.resource.spec['path'] as string;
       const t0 = performance.now();
       try {
-        await this.applyOne(a, rel);
+        const root = await this.openRoot(false);
+        try {
+          await this.applyOne(root, a, rel);
+        } finally {
+          await root.close();
+        }
         out.push({
           key: a.resource.key,
           id: rel,
@@ -131,17 +196,39 @@ export class FileProvider implements Provider {
     return out;
   }
 
-  private async applyOne(a: ApplyAction, rel: string): Promise<void> {
-    const root = await this.realRoot();
-    const { abs } = await resolveInside(root, rel);
+  /**
+   * Throws unless `parent` is still the directory that `rel`'s parent path
+   * leads to from the root: it was not moved away (perhaps outside the root)
+   * while steward held it.
+   */
+  private async assertStillInPlace(parent: HeldDir, rel: string): Promise<void> {
+    const root = await this.openRoot(false);
+    try {
+      const now = await this.inParent(root, rel, false, async (p) => (p ? p.identity() : null));
+      if (now !== (await parent.identity()))
+        throw new StewardError(
+          'PATH_ESCAPE',
+          `the directory of "${rel}" was moved or replaced while steward changed it; nothing was changed, the next cycle looks again`,
+          { path: rel },
+        );
+    } finally {
+      await root.close();
+    }
+  }
+
+  private async applyOne(root: HeldDir, a: ApplyAction, rel: string): Promise<void> {
+    const name = posix.basename(rel);
     const desired = a.resource.desired.spec;
     const touched = new Set(a.ops.map((op) => op.path.split('/')[2]));
     if (desired['ensure'] === 'absent') {
       if (!touched.has('ensure')) return;
-      const st = await lstat(abs).catch(() => null);
-      if (st && !st.isFile())
-        throw new StewardError('FILE_NOT_REGULAR', `refusing to delete "${rel}": not a regular file`);
-      if (st) await unlink(abs);
+      await this.inParent(root, rel, false, async (parent) => {
+        const f = parent && (await openRegular(parent, name, rel));
+        if (!parent || !f) return;
+        await f.handle.close();
+        await this.assertStillInPlace(parent, rel);
+        await unlinkIn(parent, name);
+      });
       return;
     }
     const observed: OwnedDoc['spec'] = a.observed.spec;
@@ -154,16 +241,28 @@ export class FileProvider implements Provider {
         (touched.has('content') || observed['content'] === undefined
           ? desired['content']
           : observed['content']) ?? '';
-      const st = await lstat(abs).catch(() => null);
-      if (st && !st.isFile())
-        throw new StewardError('FILE_NOT_REGULAR', `refusing to replace "${rel}": not a regular file`);
-      await ensureParents(root, abs, rel);
-      await writeFileAtomic(abs, content as string, modeBits);
+      await this.inParent(root, rel, true, async (parent) => {
+        if (!parent) throw missing(rel, 'create');
+        const existing = await openRegular(parent, name, rel); // refuses to replace a non-file
+        await existing?.handle.close();
+        await writeIn(parent, name, content as string, modeBits, () => this.assertStillInPlace(parent, rel));
+      });
     } else if (touched.has('mode')) {
-      const st = await lstat(abs);
-      if (!st.isFile())
-        throw new StewardError('FILE_NOT_REGULAR', `refusing to chmod "${rel}": not a regular file`);
-      await chmod(abs, modeBits);
+      await this.inParent(root, rel, false, async (parent) => {
+        const f = parent && (await openRegular(parent, name, rel));
+        if (!parent || !f) throw missing(rel, 'chmod');
+        try {
+          await this.assertStillInPlace(parent, rel);
+          if (f.stat.nlink === 1) await f.handle.chmod(modeBits);
+          else {
+            // Shared with another name, perhaps outside the root: fchmod would change that file too.
+            const content = await f.handle.readFile('utf8');
+            await writeIn(parent, name, content, modeBits, () => this.assertStillInPlace(parent, rel));
+          }
+        } finally {
+          await f.handle.close();
+        }
+      });
     }
   }
 }
