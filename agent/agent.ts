@@ -7,7 +7,7 @@
  */
 import type { GuardrailConfig, Mode } from '../policies/types.js';
 import type { KindDefinition, Provider } from '../providers/types.js';
-import { errorMessage, StewardError } from './errors.js';
+import { errorMessage, StewardError } from '../core/errors.js';
 import type { AgentEvent, EventSink } from './events.js';
 import type { Logger } from './log.js';
 import { type CycleReport, Reconciler } from './reconciler.js';

@@ -19,7 +19,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FiringEvent, ResolvedEvent } from './alert-events.js';
 import type { AlertConfig } from './config.js';
-import { errorMessage, formatProblem } from './errors.js';
+import { errorMessage, formatProblem } from '../core/errors.js';
 import type { AgentEvent } from './events.js';
 import type { Logger } from './log.js';
 

@@ -9,14 +9,13 @@ import { join, relative } from 'node:path';
 import { KINDS, buildProviders } from '../providers/registry.js';
 import type { OwnedDoc } from '../providers/types.js';
 import { buildSource } from './build.js';
-import { startDaemon } from './daemon.js';
-import { type Config, loadConfig } from './config.js';
+import { loadConfig } from './config.js';
 import { detect } from './detect.js';
-import { errorMessage, formatProblem, isStewardError, StewardError } from './errors.js';
-import { createLogger } from './log.js';
+import { errorMessage, formatProblem, isStewardError, StewardError } from '../core/errors.js';
 import { parseRevision, type ManifestFile } from './manifest.js';
 import { displayPatchOf, formatDisplayOp } from './patch-view.js';
 import { FileStateStore } from './state/file-store.js';
+import { runAgent } from './run.js';
 import { VERSION } from './version.js';
 
 const USAGE = `usage: steward <command> [options]
@@ -166,20 +165,6 @@ async function cmdPlan(args: Args, io: Io): Promise<number> {
   } finally {
     if (cache) await rm(cache, { recursive: true, force: true });
   }
-}
-
-/** Runs the agent until SIGTERM/SIGINT; resolves with the exit code. */
-export async function runAgent(config: Config): Promise<number> {
-  const log = createLogger(config.log.level);
-  const daemon = await startDaemon(config, { log });
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  log.info({ signal }, 'stopping: finishing the action in flight');
-  await daemon.stop();
-  log.info('stopped');
-  return 0;
 }
 
 async function cmdRun(args: Args): Promise<number> {

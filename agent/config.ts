@@ -19,10 +19,11 @@ import { readFile } from 'node:fs/promises';
 import { isIP, isIPv6 } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ProvidersConfig } from '../providers/registry.js';
 import { ALERT_EVENT_NAMES } from './alert-events.js';
-import { MAX_TIMER_MS, formatDuration, parseDuration } from './duration.js';
-import { type SourceProblem, StewardError, formatProblem } from './errors.js';
-import { FORBIDDEN_KEYS, type PathSegment, type YamlDocument, parseYaml } from './yaml.js';
+import { MAX_TIMER_MS, formatDuration, parseDuration } from '../core/duration.js';
+import { type SourceProblem, StewardError, formatProblem } from '../core/errors.js';
+import { FORBIDDEN_KEYS, type PathSegment, type YamlDocument, parseYaml } from '../core/yaml.js';
 
 // ---------------------------------------------------------------------------
 // The contract
@@ -63,11 +64,7 @@ export interface SourceConfig {
   readonly auth: SourceAuth | null;
 }
 
-export interface ProvidersConfig {
-  /** Absolute root directory of the File provider; null when not configured. */
-  readonly file: { readonly root: string } | null;
-  readonly 'aws-ec2': { readonly region: string; readonly endpoint: string | null } | null;
-}
+export type { ProvidersConfig };
 
 export interface ReconcileConfig {
   readonly intervalMs: number;

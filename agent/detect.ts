@@ -12,7 +12,7 @@ import type {
   Provider,
 } from '../providers/types.js';
 import { diffOwned } from './diff.js';
-import { errorMessage, isStewardError } from './errors.js';
+import { errorMessage, isStewardError } from '../core/errors.js';
 
 export interface Observed {
   resource: DesiredResource;

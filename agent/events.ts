@@ -2,7 +2,7 @@
  * Things the agent tells the outside world about: alerts, metrics and logs all
  * subscribe here. Emitted on transitions only, never every cycle.
  */
-import type { SourceProblem } from './errors.js';
+import type { SourceProblem } from '../core/errors.js';
 
 export type AgentEvent =
   | { type: 'revision_accepted'; sha: string; resources: number }

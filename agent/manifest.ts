@@ -3,10 +3,11 @@
  * A revision is valid only as a whole; every problem is reported as
  * `file:line:col: message`.
  */
-import type { SourceProblem } from './errors.js';
-import { describeType, isPlainObject, unknownKeys } from '../providers/spec-check.js';
+import type { SourceProblem } from '../core/errors.js';
+import { describeType, isPlainObject } from '../core/object.js';
+import { unknownKeys } from '../providers/spec-check.js';
 import type { DesiredResource, KindDefinition } from '../providers/types.js';
-import { type PathSegment, parseYaml, type YamlDocument } from './yaml.js';
+import { type PathSegment, parseYaml, type YamlDocument } from '../core/yaml.js';
 
 export const API_VERSION = 'steward/v1';
 const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec', 'policy', 'sensitive'] as const;

@@ -9,7 +9,7 @@ import { cp, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join, relative, resolve } from 'node:path';
 import git from 'isomorphic-git';
-import { runAgent } from './cli.js';
+import { runAgent } from './run.js';
 import { loadConfig } from './config.js';
 
 function examplesDir(): string {

@@ -34,7 +34,7 @@ import type { EventSink } from './events.js';
 import type { Logger } from './log.js';
 import { type DisplayOp, displayPatchOf, opPaths } from './patch-view.js';
 import type { Revision } from './source/source.js';
-import { errorMessage } from './errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { Approval, AuditRecord, PersistedState, StateStore } from './state/types.js';
 
 export type DriftState = 'drifted' | 'backoff' | 'report-only' | 'stuck' | 'held';

@@ -1,6 +1,5 @@
 /** Every kind steward knows, and the providers built from the config. */
-import type { Config } from '../agent/config.js';
-import { StewardError } from '../agent/errors.js';
+import { StewardError } from '../core/errors.js';
 import { ec2InstanceKind } from './aws-ec2/instance-kind.js';
 import { securityGroupKind } from './aws-ec2/sg-kind.js';
 import { fileKind } from './file/kind.js';
@@ -21,6 +20,19 @@ export const KINDS: ReadonlyMap<string, KindDefinition> = new Map([
   [securityGroupKind.kind, securityGroupKind],
 ]);
 
+/** The config slice the providers take (`providers:` in steward.yaml); agent/config.ts reads it into this shape. */
+export interface ProvidersConfig {
+  /** Absolute root directory of the File provider; null when not configured. */
+  readonly file: { readonly root: string } | null;
+  readonly 'aws-ec2': { readonly region: string; readonly endpoint: string | null } | null;
+}
+
+/** What building the providers needs: their slice, and the state dir (the file provider keeps its root identity there). */
+export interface ProviderSettings {
+  readonly providers: ProvidersConfig;
+  readonly state: { readonly dir: string };
+}
+
 export interface ProviderHooks {
   /** Called for every request a provider sends to its API: feeds `steward_provider_requests_total`. */
   onProviderRequest?: (provider: string, operation: string) => void;
@@ -31,7 +43,7 @@ export interface ProviderHooks {
  * `readOnly` (one-shot commands such as `plan`): providers write no state of their own.
  */
 export function buildProviders(
-  config: Config,
+  config: ProviderSettings,
   hooks: ProviderHooks = {},
   { readOnly = false }: { readOnly?: boolean } = {},
 ): Map<string, Provider> {

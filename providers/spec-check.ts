@@ -1,11 +1,7 @@
 /** Small helpers for validating a manifest's `spec` and reporting by path. */
-import type { PathSegment } from '../agent/yaml.js';
-import { FORBIDDEN_KEYS } from '../agent/yaml.js';
+import type { PathSegment } from '../core/yaml.js';
+import { FORBIDDEN_KEYS } from '../core/yaml.js';
 import type { DesiredResource, SpecProblem } from './types.js';
-
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
 
 /** Reports keys that are not in `allowed` (with a hint for near misses). */
 export function unknownKeys(
@@ -27,19 +23,6 @@ export function unknownKeys(
     }
   }
   return out;
-}
-
-/** The type of a value without the value itself: for fields that may hold secrets (contents). */
-export function typeOnly(v: unknown): string {
-  return typeof v === 'object' || v === undefined ? describeType(v) : `a ${typeof v}`;
-}
-
-export function describeType(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  if (v instanceof Date) return 'a timestamp';
-  return typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
 }
 
 /**

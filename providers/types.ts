@@ -4,7 +4,7 @@
  * state fresh (batched where the API allows) and applies changes idempotently.
  */
 import type { Operation } from 'fast-json-patch';
-import type { PathSegment } from '../agent/yaml.js';
+import type { PathSegment } from '../core/yaml.js';
 
 /** The owned view of a resource: `{ spec: {...} }` with sets normalised to keyed maps. */
 export type OwnedDoc = { spec: Record<string, unknown> };

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Agent } from '../agent.js';
 import type { Config } from '../config.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { buildOpenApi, ROUTES, type RouteId } from './routes.js';

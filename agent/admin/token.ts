@@ -5,7 +5,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { StewardError } from '../errors.js';
+import { StewardError } from '../../core/errors.js';
 import type { Logger } from '../log.js';
 
 export async function loadOrCreateToken(path: string, log: Logger): Promise<string> {

@@ -1,6 +1,6 @@
 /** What the admin API shows: plain data built from the agent, no secrets. */
 import type { Agent } from '../agent.js';
-import { formatProblem } from '../errors.js';
+import { formatProblem } from '../../core/errors.js';
 
 const iso = (ms: number | null | undefined): string | null =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString();

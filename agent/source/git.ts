@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import git, { type HttpClient } from 'isomorphic-git';
-import { errorMessage, StewardError } from '../errors.js';
+import { errorMessage, StewardError } from '../../core/errors.js';
 import type { ManifestFile } from '../manifest.js';
 import { isManifestPath } from '../manifest.js';
 import { displayUrl, gitHttpClient, type HttpCounters, type HttpLimits } from './http-client.js';

@@ -37,7 +37,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
-import { StewardError } from '../errors.js';
+import { StewardError } from '../../core/errors.js';
 
 const MiB = 1024 * 1024;
 /** Largest ref advertisement (and error body) read from the source. */

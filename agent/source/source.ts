@@ -5,7 +5,7 @@
  */
 import type { KindDefinition } from '../../providers/types.js';
 import type { DesiredResource } from '../../providers/types.js';
-import { isStewardError, type SourceProblem, StewardError } from '../errors.js';
+import { isStewardError, type SourceProblem, StewardError } from '../../core/errors.js';
 import { parseRevision } from '../manifest.js';
 import type { GitRepository } from './git.js';
 

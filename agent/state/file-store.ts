@@ -9,8 +9,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../atomic-file.js';
-import { StewardError } from '../errors.js';
+import { writeFileAtomic } from '../../core/atomic-file.js';
+import { StewardError } from '../../core/errors.js';
 import {
   type AuditRead,
   type AuditRecord,

@@ -5,7 +5,7 @@
  */
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StewardError } from '../errors.js';
+import { StewardError } from '../../core/errors.js';
 
 function alive(pid: number): boolean {
   try {

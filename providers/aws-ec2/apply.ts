@@ -42,7 +42,7 @@ import {
   UpdateSecurityGroupRuleDescriptionsEgressCommand,
   UpdateSecurityGroupRuleDescriptionsIngressCommand,
 } from '@aws-sdk/client-ec2';
-import { mapLimit } from '../../agent/concurrency.js';
+import { mapLimit } from '../../core/concurrency.js';
 import type { ApplyAction, ApplyControl, ApplyOutcome } from '../types.js';
 import { awsCode, awsMessage, isPerResource } from './client.js';
 import { INSTANCE_KIND } from './instance-kind.js';

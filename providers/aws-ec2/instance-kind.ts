@@ -21,7 +21,8 @@
  *   { spec: { tags: {K: V}, state, instanceType, securityGroupIds: [sorted ids],
  *             sourceDestCheck, disableApiTermination } }
  */
-import { describeType, duplicateIdentities, isPlainObject, unknownKeys } from '../spec-check.js';
+import { describeType, isPlainObject } from '../../core/object.js';
+import { duplicateIdentities, unknownKeys } from '../spec-check.js';
 import type { DesiredResource, KindDefinition, OwnedDoc, SpecProblem } from '../types.js';
 import { SG_ID } from './rules.js';
 import { tagMap, validateTags } from './tags.js';

@@ -16,7 +16,7 @@ import {
   paginateDescribeSecurityGroups,
   type SecurityGroup,
 } from '@aws-sdk/client-ec2';
-import { mapLimit } from '../../agent/concurrency.js';
+import { mapLimit } from '../../core/concurrency.js';
 import type { DesiredResource, ObserveResult, OwnedDoc } from '../types.js';
 import { NOT_FOUND_CODES, awsCode, awsMessage } from './client.js';
 import { describeSelector, type InstanceSelector, instanceSelector } from './instance-kind.js';

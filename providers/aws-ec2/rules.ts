@@ -21,8 +21,9 @@
  *   `prefixListId`.
  */
 import type { IpPermission } from '@aws-sdk/client-ec2';
-import type { PathSegment } from '../../agent/yaml.js';
-import { describeType, isPlainObject, unknownKeys } from '../spec-check.js';
+import type { PathSegment } from '../../core/yaml.js';
+import { describeType, isPlainObject } from '../../core/object.js';
+import { unknownKeys } from '../spec-check.js';
 import type { SpecProblem } from '../types.js';
 import { canonicalCidr, parseCidr } from './cidr.js';
 

@@ -17,7 +17,8 @@
  * Owned document: `{ spec: { tags: {K: V}, ingress: [Rule…], egress: [Rule…] } }`
  * (`tags` always present, the rule sets only when the manifest sets them).
  */
-import { describeType, duplicateIdentities, isPlainObject, unknownKeys } from '../spec-check.js';
+import { describeType, isPlainObject } from '../../core/object.js';
+import { duplicateIdentities, unknownKeys } from '../spec-check.js';
 import type { DesiredResource, KindDefinition, OwnedDoc, SpecProblem } from '../types.js';
 import { EC2_SETTLE_MS, describeSelector } from './instance-kind.js';
 import { SG_ID, rulesFromSpec, validateRules } from './rules.js';

@@ -5,9 +5,9 @@
  * never looked at.
  */
 import type { Tag } from '@aws-sdk/client-ec2';
-import type { PathSegment } from '../../agent/yaml.js';
-import { FORBIDDEN_KEYS } from '../../agent/yaml.js';
-import { describeType, isPlainObject } from '../spec-check.js';
+import type { PathSegment } from '../../core/yaml.js';
+import { FORBIDDEN_KEYS } from '../../core/yaml.js';
+import { describeType, isPlainObject } from '../../core/object.js';
 import type { SpecProblem } from '../types.js';
 
 /** AWS's per-resource limit on user tags. */

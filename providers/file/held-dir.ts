@@ -32,8 +32,8 @@
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats, statSync } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
-import { TEMP_PREFIX } from '../../agent/atomic-file.js';
-import { StewardError } from '../../agent/errors.js';
+import { TEMP_PREFIX } from '../../core/atomic-file.js';
+import { StewardError } from '../../core/errors.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
 const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;

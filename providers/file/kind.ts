@@ -9,8 +9,9 @@
  * ordinary drift on `/spec/ensure`.
  */
 import { posix } from 'node:path';
-import { TEMP_PREFIX } from '../../agent/atomic-file.js';
-import { describeType, duplicateIdentities, isPlainObject, typeOnly, unknownKeys } from '../spec-check.js';
+import { TEMP_PREFIX } from '../../core/atomic-file.js';
+import { describeType, isPlainObject, typeOnly } from '../../core/object.js';
+import { duplicateIdentities, unknownKeys } from '../spec-check.js';
 import type { DesiredResource, KindDefinition, OwnedDoc, SpecProblem } from '../types.js';
 import { ROOT_MARKER } from './root-identity.js';
 

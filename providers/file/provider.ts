@@ -16,8 +16,8 @@
  * perhaps one outside the root.
  */
 import { posix } from 'node:path';
-import { mapLimit } from '../../agent/concurrency.js';
-import { errorMessage, StewardError } from '../../agent/errors.js';
+import { mapLimit } from '../../core/concurrency.js';
+import { errorMessage, StewardError } from '../../core/errors.js';
 import type {
   ApplyAction,
   ApplyControl,

@@ -24,8 +24,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../agent/atomic-file.js';
-import { StewardError } from '../../agent/errors.js';
+import { writeFileAtomic } from '../../core/atomic-file.js';
+import { StewardError } from '../../core/errors.js';
 import { type HeldDir, openRegular, writeIn } from './held-dir.js';
 
 export const ROOT_MARKER = '.steward-root';

@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { isStewardError } from '../../agent/errors.js';
+import { isStewardError } from '../../core/errors.js';
 import { FileStateStore } from '../../agent/state/file-store.js';
 import type { AuditRecord, StateStore } from '../../agent/state/types.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';

@@ -29,7 +29,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { TEMP_PREFIX } from '../../agent/atomic-file.js';
+import { TEMP_PREFIX } from '../../core/atomic-file.js';
 import { createTestRepo } from '../helpers/git-repo.js';
 import { makeHarness } from '../helpers/harness.js';
 

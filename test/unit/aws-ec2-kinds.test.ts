@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { diffOwned } from '../../agent/diff.js';
-import { formatProblem } from '../../agent/errors.js';
+import { formatProblem } from '../../core/errors.js';
 import { parseRevision } from '../../agent/manifest.js';
 import { ec2InstanceKind } from '../../providers/aws-ec2/instance-kind.js';
 import { securityGroupKind } from '../../providers/aws-ec2/sg-kind.js';

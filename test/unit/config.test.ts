@@ -13,7 +13,7 @@ import {
   type ParseOptions,
   parseConfig,
 } from '../../agent/config.js';
-import { type SourceProblem, StewardError } from '../../agent/errors.js';
+import { type SourceProblem, StewardError } from '../../core/errors.js';
 
 let dir = '';
 let file = '';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAX_TIMER_MS, formatDuration, parseDuration } from '../../agent/duration.js';
+import { MAX_TIMER_MS, formatDuration, parseDuration } from '../../core/duration.js';
 
 describe('parseDuration', () => {
   const valid: Array<[string, number]> = [

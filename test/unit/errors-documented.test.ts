@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { ERROR_CODES } from '../../agent/errors.js';
+import { ERROR_CODES } from '../../core/errors.js';
 
 test('every error code is documented in docs/errors.md, and nothing else is', async () => {
   const doc = await readFile('docs/errors.md', 'utf8');

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { TEMP_PREFIX } from '../../agent/atomic-file.js';
-import { isStewardError } from '../../agent/errors.js';
+import { TEMP_PREFIX } from '../../core/atomic-file.js';
+import { isStewardError } from '../../core/errors.js';
 import {
   assertProcFd,
   type HeldDir,

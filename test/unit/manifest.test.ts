@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatProblem } from '../../agent/errors.js';
+import { formatProblem } from '../../core/errors.js';
 import { isManifestPath, parseRevision } from '../../agent/manifest.js';
 import { KINDS } from '../../providers/registry.js';
 

@@ -4,7 +4,7 @@ import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { isStewardError } from '../../../agent/errors.js';
+import { isStewardError } from '../../../core/errors.js';
 import { FileStateStore } from '../../../agent/state/file-store.js';
 import { acquireLock } from '../../../agent/state/lock.js';
 import { type AuditRecord, freshState } from '../../../agent/state/types.js';
