@@ -20,11 +20,11 @@
  * `shouldStop()` is checked between actions: on shutdown the action in flight
  * finishes, no new one starts, and the state is still recorded.
  */
-import type { Operation } from 'fast-json-patch';
 import { randomBytes } from 'node:crypto';
-import type { DecideDrift, DecideOutput, HoldReason } from '../policies/decide.js';
+import type { ActDecision, DecideDrift, DecideOutput, HoldDecision, HoldReason } from '../policies/decide.js';
+import { foldObservation } from '../policies/fold.js';
 import { decide } from '../policies/decide.js';
-import { emptyRecord, markDrifted, trackConvergence } from '../policies/non-convergence.js';
+import { emptyRecord, trackConvergence } from '../policies/non-convergence.js';
 import { soakStep } from '../policies/soak.js';
 import type { GuardrailConfig, Mode, ResourceRecord } from '../policies/types.js';
 import { providerFor } from '../providers/registry.js';
@@ -37,7 +37,7 @@ import type { Revision } from './source/source.js';
 import { errorMessage } from '../core/errors.js';
 import type { Approval, AuditRecord, PersistedState, StateStore } from './state/types.js';
 
-export type DriftState = 'drifted' | 'backoff' | 'report-only' | 'stuck' | 'held';
+export type DriftState = 'drifted' | 'backoff' | 'report-only' | 'stuck';
 
 export interface DriftReport {
   kind: string;
@@ -94,10 +94,10 @@ export interface ReconcilerDeps {
 /** `freeze.by` of a freeze set by the mass-drift halt. */
 export const MASS_DRIFT_ACTOR = 'steward (mass-drift halt)';
 
-/** Tried in a cycle: per drift key, the drift and the decided operations. */
-type Act = DecideOutput['act'][number];
-
-const sameDoc = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+/** The drift decide sees, carrying the detection it came from (handed back in act/hold: no re-join by key). */
+type CycleDrift = DecideDrift & { detected: DetectedDrift };
+type Act = ActDecision<CycleDrift>;
+type Hold = HoldDecision<CycleDrift>;
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
@@ -113,11 +113,11 @@ export class Reconciler {
     const { deps } = this;
     const started = deps.clock();
     const mode = state.mode ?? deps.initialMode;
-    const records = new Map<string, ResourceRecord>(Object.entries(state.resources));
+    const before = new Map<string, ResourceRecord>(Object.entries(state.resources));
 
-    const detection = await this.detect(revision, records);
+    const detection = await this.detect(revision, before);
     const now = deps.clock();
-    const convergedAfterSeconds = this.fold(detection, records, now);
+    const { records, convergedAfterSeconds } = this.fold(detection, before, now);
     const approvals = this.settleApprovals(state.approvals, revision.sha, detection);
     const soak = soakStep(state.soak, revision.sha, deps.guardrails.soak.observeCycles);
     const decision = this.decide(revision, state, approvals, soak.soaking, mode, detection, records, now);
@@ -132,13 +132,12 @@ export class Reconciler {
     }
 
     const base: PersistedState = { ...state, freeze, approvals, soak: soak.state };
-    const byKey = new Map<string, DetectedDrift>(detection.drift.map((d) => [d.resource.key, d]));
-    const ahead = await this.writeAhead(decision.act, byKey, revision, base, records, decision.bucket, now);
+    const ahead = await this.writeAhead(decision.act, revision, base, records, decision.bucket, now);
     stateError ??= ahead.error;
     const act = ahead.error === null ? decision.act : [];
     const hold = ahead.error === null ? decision.hold : [...decision.hold, ...this.unwritable(decision.act)];
 
-    const applied = await this.apply(act, byKey, revision, ahead.ids, shouldStop);
+    const applied = await this.apply(act, revision, ahead.ids, shouldStop);
     stateError ??= applied.error;
     const counts = this.record(applied.outcomes, records, ahead.pessimistic);
     const released = this.release(revision, records);
@@ -182,58 +181,32 @@ export class Reconciler {
     );
   }
 
-  /**
-   * Fold the observation into each record BEFORE deciding, so a backoff it schedules holds the resource now.
-   * Returns, for resources that converged after drifting, the seconds since their drift was first seen.
-   */
+  /** Fold the observation into the records BEFORE deciding (policies/fold.ts), and emit its transitions. */
   private fold(
     detection: Awaited<ReturnType<typeof detect>>,
-    records: Map<string, ResourceRecord>,
+    records: ReadonlyMap<string, ResourceRecord>,
     now: number,
-  ): number[] {
+  ): { records: Map<string, ResourceRecord>; convergedAfterSeconds: number[] } {
     const { deps } = this;
-    const convCfg = this.convergenceConfig();
-    const convergedAfterSeconds: number[] = [];
-    for (const r of detection.converged) {
-      const rec = records.get(r.key) ?? emptyRecord();
-      // Already converged on this very desired state: nothing to record (the common case; keeps big fleets cheap).
-      if (
-        rec.lastApplied === r.desired &&
-        rec.firstSeen === undefined &&
-        !rec.verifyPending &&
-        rec.attempts === 0 &&
-        !rec.stuck
-      )
-        continue;
-      if (rec.firstSeen !== undefined) convergedAfterSeconds.push(Math.max(0, (now - rec.firstSeen) / 1000));
-      const step = trackConvergence(rec, { kind: 'converged' }, convCfg, now, deps.random);
-      // Converged on fields Git sets: those fields are owned from now on (three-way base).
-      records.set(r.key, { ...step.record, verifyPending: false, lastApplied: r.desired });
-      if (step.transition === 'recovered') deps.emit({ type: 'resource_recovered', key: r.key, id: null });
+    const folded = foldObservation({
+      converged: detection.converged,
+      drifted: detection.drift.map((d) => ({
+        key: d.resource.key,
+        desired: d.resource.desired,
+        settleMs: deps.kinds.get(d.resource.kind)?.settleMs ?? 0,
+      })),
+      records,
+      now,
+      config: this.convergenceConfig(),
+      random: deps.random,
+    });
+    for (const key of folded.recovered) deps.emit({ type: 'resource_recovered', key, id: null });
+    if (folded.stuck.length > 0) {
+      const ids = new Map(detection.drift.map((d) => [d.resource.key, d.id]));
+      for (const { key, attempts } of folded.stuck)
+        deps.emit({ type: 'resource_stuck', key, id: ids.get(key) ?? null, attempts });
     }
-    for (const d of detection.drift) {
-      const rec = records.get(d.resource.key) ?? emptyRecord();
-      // Still drifted after a successful apply of the SAME desired state: it did not stick (another actor
-      // fights us, or the provider ignored it). Drift towards a changed desired state is new drift.
-      const settleMs = deps.kinds.get(d.resource.kind)?.settleMs ?? 0;
-      const settling = rec.verifyPending && rec.appliedAt !== undefined && now - rec.appliedAt < settleMs;
-      if (settling) {
-        // Eventually consistent APIs: right after an apply the old value may still be read back. Within the
-        // kind's settle window that is not "did not stick"; the resource is held (nextAttemptAt) until then.
-        records.set(d.resource.key, markDrifted(rec, now));
-      } else if (rec.verifyPending && sameDoc(rec.lastApplied, d.resource.desired)) {
-        const step = trackConvergence(rec, { kind: 'still-drifted-after-act' }, convCfg, now, deps.random);
-        records.set(d.resource.key, { ...step.record, verifyPending: false });
-        if (step.transition === 'stuck')
-          deps.emit({
-            type: 'resource_stuck',
-            key: d.resource.key,
-            id: d.id,
-            attempts: step.record.attempts,
-          });
-      } else records.set(d.resource.key, markDrifted(rec, now));
-    }
-    return convergedAfterSeconds;
+    return { records: folded.records, convergedAfterSeconds: folded.convergedAfterSeconds };
   }
 
   /**
@@ -268,9 +241,10 @@ export class Reconciler {
     detection: Awaited<ReturnType<typeof detect>>,
     records: ReadonlyMap<string, ResourceRecord>,
     now: number,
-  ): DecideOutput {
+  ): DecideOutput<CycleDrift> {
     const approval = approvals.find((a) => a.sha === revision.sha);
-    const decideDrift: DecideDrift[] = detection.drift.map((d) => ({
+    const decideDrift: CycleDrift[] = detection.drift.map((d) => ({
+      detected: d,
       key: d.resource.key,
       kind: d.resource.kind,
       name: d.resource.name,
@@ -299,7 +273,6 @@ export class Reconciler {
    */
   private async writeAhead(
     act: readonly Act[],
-    byKey: ReadonlyMap<string, DetectedDrift>,
     revision: Revision,
     base: PersistedState,
     records: ReadonlyMap<string, ResourceRecord>,
@@ -334,12 +307,7 @@ export class Reconciler {
       kind: a.drift.kind,
       name: a.drift.name,
       id: a.drift.id,
-      patch: displayPatchOf(
-        this.deps.kinds,
-        byKey.get(a.drift.key)!.resource,
-        a.ops,
-        byKey.get(a.drift.key)!.observed,
-      ),
+      patch: displayPatchOf(this.deps.kinds, a.drift.detected.resource, a.ops, a.drift.detected.observed),
       outcome: 'started',
       action: ids.get(a.drift.key)!,
       durationMs: 0,
@@ -352,8 +320,8 @@ export class Reconciler {
   }
 
   /** The actions the write-ahead could not record: held, never applied. */
-  private unwritable(act: readonly Act[]): DecideOutput['hold'] {
-    return act.map((a) => ({ drift: a.drift, reason: 'state-unwritable' as const, reportOps: a.reportOps }));
+  private unwritable(act: readonly Act[]): Hold[] {
+    return act.map((a) => ({ drift: a.drift, reason: 'state-unwritable' as const }));
   }
 
   /**
@@ -362,7 +330,6 @@ export class Reconciler {
    */
   private async apply(
     act: readonly Act[],
-    byKey: ReadonlyMap<string, DetectedDrift>,
     revision: Revision,
     ids: ReadonlyMap<string, string>,
     shouldStop: () => boolean,
@@ -383,7 +350,6 @@ export class Reconciler {
     });
     const outcomes = await this.applyGroups(
       act,
-      byKey,
       () => error !== null || shouldStop(),
       async (a, o, ms) => {
         error ??= await this.tryWrite(() => deps.store.appendAudit([toAudit(a, o, ms)]));
@@ -467,7 +433,7 @@ export class Reconciler {
     soaking: boolean;
     detection: Awaited<ReturnType<typeof detect>>;
     records: ReadonlyMap<string, ResourceRecord>;
-    hold: DecideOutput['hold'];
+    hold: readonly Hold[];
     outcomes: ReadonlyArray<{ action: ApplyAction; outcome: ApplyOutcome }>;
     counts: { applied: number; failed: number };
     convergedAfterSeconds: number[];
@@ -548,14 +514,13 @@ export class Reconciler {
    * `audit` is awaited for every outcome as soon as it is known (once per outcome, whichever path reports it).
    */
   private async applyGroups(
-    acts: ReadonlyArray<{ drift: { key: string }; ops: Operation[] }>,
-    byKey: ReadonlyMap<string, DetectedDrift>,
+    acts: readonly Act[],
     shouldStop: () => boolean,
     audit: (action: ApplyAction, outcome: ApplyOutcome, durationMs: number) => Promise<void>,
   ): Promise<Array<{ action: ApplyAction; outcome: ApplyOutcome }>> {
     const groups = new Map<Provider, ApplyAction[]>();
     for (const a of acts) {
-      const d = byKey.get(a.drift.key)!;
+      const d = a.drift.detected;
       const provider = providerFor(this.deps.kinds.get(d.resource.kind)!, this.deps.providers);
       const g = groups.get(provider) ?? [];
       g.push({ resource: d.resource, ops: a.ops, observed: d.observed });

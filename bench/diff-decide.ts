@@ -30,7 +30,7 @@ import { silentLogger } from '../agent/log.js';
 import { Reconciler } from '../agent/reconciler.js';
 import { type DecideInput, type DecideOutput, decide } from '../policies/decide.js';
 import { seededRandom } from '../policies/backoff.js';
-import { emptyRecord, markDrifted, trackConvergence } from '../policies/non-convergence.js';
+import { foldObservation } from '../policies/fold.js';
 import { soakStep } from '../policies/soak.js';
 import type { GuardrailConfig, ResourceRecord } from '../policies/types.js';
 import { fileKind } from '../providers/file/kind.js';
@@ -108,39 +108,24 @@ function diffAll(
 const sameDoc = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 /**
- * The in-memory part of `Reconciler.cycle`, steps 1–3 up to the `decide()`
- * call: detect's diff, folding the observation into the records, the soak
- * step and the decide input. Kept in step with agent/reconciler.ts by hand;
- * the `reconciler` case measures the real thing.
+ * The in-memory part of `Reconciler.cycle` up to the `decide()` call: detect's
+ * diff, the fold (the reconciler's own pure step, policies/fold.ts), the soak
+ * step and the decide input. The `reconciler` case measures the real thing.
+ * The records hold copies of the desired documents (as loaded from disk), so
+ * every converged record is rewritten: the first cycle after a restart, the
+ * dearer case.
  */
 function prepareDecide(fleet: Fleet, config: GuardrailConfig, random: () => number): DecideInput {
   const { state } = fleet;
-  const records = new Map<string, ResourceRecord>(Object.entries(state.resources));
-  const convCfg = { alertAfterCycles: config.nonConvergence.alertAfterCycles, backoff: config.backoff };
-  const detection = diffAll(fleet, records);
-  for (const r of detection.converged) {
-    const rec = records.get(r.key) ?? emptyRecord();
-    // As the reconciler: a record already converged on this very desired document is left alone. Here the
-    // records hold copies of it (as loaded from disk), so every converged record is rewritten: the first
-    // cycle after a restart, the dearer case.
-    if (
-      rec.lastApplied === r.desired &&
-      rec.firstSeen === undefined &&
-      !rec.verifyPending &&
-      rec.attempts === 0 &&
-      !rec.stuck
-    )
-      continue;
-    const step = trackConvergence(rec, { kind: 'converged' }, convCfg, NOW, random);
-    records.set(r.key, { ...step.record, verifyPending: false, lastApplied: r.desired });
-  }
-  for (const d of detection.drift) {
-    const rec = records.get(d.resource.key) ?? emptyRecord();
-    if (rec.verifyPending && sameDoc(rec.lastApplied, d.resource.desired)) {
-      const step = trackConvergence(rec, { kind: 'still-drifted-after-act' }, convCfg, NOW, random);
-      records.set(d.resource.key, { ...step.record, verifyPending: false });
-    } else records.set(d.resource.key, markDrifted(rec, NOW));
-  }
+  const detection = diffAll(fleet, new Map(Object.entries(state.resources)));
+  const { records } = foldObservation({
+    converged: detection.converged,
+    drifted: detection.drift.map((d) => ({ key: d.resource.key, desired: d.resource.desired, settleMs: 0 })),
+    records: new Map<string, ResourceRecord>(Object.entries(state.resources)),
+    now: NOW,
+    config: { alertAfterCycles: config.nonConvergence.alertAfterCycles, backoff: config.backoff },
+    random,
+  });
   const soak = soakStep(state.soak, fleet.revision.sha, config.soak.observeCycles);
   const sha = fleet.revision.sha;
   return {

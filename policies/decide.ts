@@ -33,7 +33,7 @@ import { inBackoff } from './backoff.js';
 import { selectWithinCap } from './cap.js';
 import { classifyPatch } from './field-policy.js';
 import { gate } from './gate.js';
-import { checkMassDrift, type MassDriftVerdict } from './mass-drift.js';
+import { checkMassDrift } from './mass-drift.js';
 import { refill, take } from './rate-limit.js';
 import type {
   Drift,
@@ -45,9 +45,10 @@ import type {
   TokenBucket,
 } from './types.js';
 
+/** What decide needs of a drift; the caller's own drift type extends it and comes back as it went in. */
 export type DecideDrift = Drift & { resourcePolicy?: FieldPolicy | undefined; disruptive: readonly string[] };
 
-export interface DecideInput {
+export interface DecideInput<D extends DecideDrift = DecideDrift> {
   now: number;
   mode: Mode;
   freeze: Freeze | null;
@@ -58,7 +59,7 @@ export interface DecideInput {
   revision: { sha: string; approvedKeys: ReadonlySet<string> | null; soaking: boolean };
   /** Number of managed resources in the revision. */
   managed: number;
-  drift: ReadonlyArray<DecideDrift>;
+  drift: ReadonlyArray<D>;
   /** Per-resource records, by drift key. */
   records: ReadonlyMap<string, ResourceRecord>;
   bucket: TokenBucket | null;
@@ -76,46 +77,40 @@ export type HoldReason =
   | 'mass-drift'
   | 'state-unwritable';
 
-export interface ActDecision {
-  drift: Drift;
+export interface ActDecision<D extends DecideDrift = DecideDrift> {
+  /** The caller's drift, as passed in. */
+  drift: D;
   /** The operations to apply: revert operations only. */
   ops: Operation[];
-  /** The operations of this drift that are only reported (not applied). */
-  reportOps: Operation[];
 }
 
-export interface HoldDecision {
-  drift: Drift;
+export interface HoldDecision<D extends DecideDrift = DecideDrift> {
+  drift: D;
   reason: HoldReason;
-  /** The operations of this drift that field policy reports only. */
-  reportOps: Operation[];
 }
 
-export interface DecideOutput {
+export interface DecideOutput<D extends DecideDrift = DecideDrift> {
   /** In the order to apply: oldest drift first. */
-  act: ActDecision[];
-  hold: HoldDecision[];
-  /** Set when mass drift trips on an unapproved revision and no freeze was in force: persist it and alert. */
+  act: ActDecision<D>[];
+  hold: HoldDecision<D>[];
+  /** Set when mass drift trips on the drift no approval covers and no freeze was in force: persist it and alert. */
   freeze: { reason: string } | null;
-  /** The mass-drift check over the drift no approval covers, even when already frozen: for status and metrics. */
-  massDrift: MassDriftVerdict;
   /** The bucket to persist: refilled to `now`, minus the tokens taken. */
   bucket: TokenBucket;
 }
 
-interface Candidate {
+interface Candidate<D extends DecideDrift> {
   key: string;
   firstSeen: number;
-  drift: Drift;
+  drift: D;
   ops: Operation[];
-  reportOps: Operation[];
 }
 
-/** Decides one cycle. Pure: inputs are not modified. */
-export function decide(input: DecideInput): DecideOutput {
-  const hold: HoldDecision[] = [];
-  const holdAll = (items: readonly Candidate[], reason: HoldReason): void => {
-    for (const c of items) hold.push({ drift: c.drift, reason, reportOps: c.reportOps });
+/** Decides one cycle. Pure: inputs are not modified; each drift comes back in `act` or `hold` as it was passed. */
+export function decide<D extends DecideDrift>(input: DecideInput<D>): DecideOutput<D> {
+  const hold: HoldDecision<D>[] = [];
+  const holdAll = (items: readonly Candidate<D>[], reason: HoldReason): void => {
+    for (const c of items) hold.push({ drift: c.drift, reason });
   };
   const refilled = refill(input.bucket, input.now, input.config.rateLimit);
 
@@ -134,9 +129,9 @@ export function decide(input: DecideInput): DecideOutput {
     managed: input.managed,
     config: input.config.massDrift,
   });
-  const stop = (reason: HoldReason, freeze: { reason: string } | null): DecideOutput => {
+  const stop = (reason: HoldReason, freeze: { reason: string } | null): DecideOutput<D> => {
     holdAll(candidates, reason);
-    return { act: [], hold, freeze, massDrift, bucket: refilled };
+    return { act: [], hold, freeze, bucket: refilled };
   };
   if (massDrift.trip) {
     return input.freeze === null ? stop('mass-drift', { reason: massDrift.reason }) : stop('frozen', null);
@@ -162,26 +157,23 @@ export function decide(input: DecideInput): DecideOutput {
   // g. rate limit
   const taken = take(refilled, selected.length);
   holdAll(selected.slice(taken.granted), 'rate-limit');
-  const act = selected
-    .slice(0, taken.granted)
-    .map((c) => ({ drift: c.drift, ops: c.ops, reportOps: c.reportOps }));
-  return { act, hold, freeze: null, massDrift, bucket: taken.bucket };
+  const act = selected.slice(0, taken.granted).map((c) => ({ drift: c.drift, ops: c.ops }));
+  return { act, hold, freeze: null, bucket: taken.bucket };
 }
 
-function toCandidate(d: DecideDrift, input: DecideInput): Candidate {
-  const { resourcePolicy, disruptive, ...drift } = d;
+function toCandidate<D extends DecideDrift>(d: D, input: DecideInput<D>): Candidate<D> {
   const split = classifyPatch({
     kind: d.kind,
     patch: d.patch,
-    resourcePolicy,
-    kindDisruptive: disruptive,
+    resourcePolicy: d.resourcePolicy,
+    kindDisruptive: d.disruptive,
     config: input.config.fieldPolicy,
   });
   const firstSeen = input.records.get(d.key)?.firstSeen ?? input.now;
-  return { key: d.key, firstSeen, drift, ops: split.revert, reportOps: split.report };
+  return { key: d.key, firstSeen, drift: d, ops: split.revert };
 }
 
-function isBackingOff(c: Candidate, input: DecideInput): boolean {
+function isBackingOff<D extends DecideDrift>(c: Candidate<D>, input: DecideInput<D>): boolean {
   const record = input.records.get(c.key);
   return record !== undefined && inBackoff(record, input.now);
 }

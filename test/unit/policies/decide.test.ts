@@ -4,6 +4,7 @@ import type { Operation } from 'fast-json-patch';
 import { seededRandom } from '../../../policies/backoff.js';
 import { type DecideDrift, type DecideInput, type DecideOutput, decide } from '../../../policies/decide.js';
 import { classifyPatch } from '../../../policies/field-policy.js';
+import { checkMassDrift } from '../../../policies/mass-drift.js';
 import { trackConvergence } from '../../../policies/non-convergence.js';
 import { refill } from '../../../policies/rate-limit.js';
 import type { Freeze, ResourceRecord } from '../../../policies/types.js';
@@ -222,33 +223,31 @@ for (const c of cases) {
 test('decide: a mass-drift trip asks for a freeze with a reason that names the numbers', () => {
   const out = decide(baseInput({ managed: 10 }));
   assert.deepEqual(out.freeze, { reason: '5 of 10 managed resources (50%) would change; limit 30%' });
-  assert.equal(out.massDrift.trip, true);
+  assert.deepEqual(summary(out), all('mass-drift'));
 });
 
-test('decide: no new freeze when already frozen, but the would-trip is reported', () => {
+test('decide: no new freeze when already frozen; the would-trip holds everything frozen', () => {
   const out = decide(baseInput({ managed: 10, freeze: frozen }));
   assert.equal(out.freeze, null);
-  assert.equal(out.massDrift.trip, true);
+  assert.deepEqual(summary(out), all('frozen'));
 });
 
 test('decide: an approval that covers the drift: no trip, no freeze, it acts', () => {
   const out = decide(baseInput({ managed: 10, revision: { sha: 'abc', approvedKeys: ALL, soaking: false } }));
   assert.equal(out.freeze, null);
-  assert.equal(out.massDrift.trip, false);
-  assert.ok(out.act.length > 0);
+  assert.deepEqual(summary(out), all('act'));
 });
 
 test('decide: drift an approval does not cover is counted by the mass-drift halt', () => {
   // 5 of 10 would change; the approval covers a only: 4 of 10 (40 %) is above the 30 % limit.
   const one = new Set(['File/a']);
   const out = decide(baseInput({ managed: 10, revision: { sha: 'abc', approvedKeys: one, soaking: false } }));
-  assert.equal(out.massDrift.trip, true);
   assert.deepEqual(out.freeze, { reason: '4 of 10 managed resources (40%) would change; limit 30%' });
   assert.equal(out.act.length, 0);
   // Covering a and b: 3 of 10 is at the limit, so all five act.
   const two = new Set(['File/a', 'File/b']);
   const ok = decide(baseInput({ managed: 10, revision: { sha: 'abc', approvedKeys: two, soaking: false } }));
-  assert.equal(ok.massDrift.trip, false);
+  assert.equal(ok.freeze, null);
   assert.equal(ok.act.length, 5);
 });
 
@@ -259,7 +258,7 @@ test('decide: exactly at the mass-drift threshold still acts', () => {
   assert.equal(out.act.length, 3);
 });
 
-test('decide: acted drifts carry only revert ops; report ops travel alongside', () => {
+test('decide: acted drifts carry only revert ops; the drift comes back as it was passed in', () => {
   const ops: Operation[] = [replace('/spec/instanceType'), replace('/spec/tags/Env')];
   const out = decide(
     baseInput({ drift: [drift('web', ops, { kind: 'Ec2Instance', disruptive: ['/spec/instanceType'] })] }),
@@ -269,18 +268,13 @@ test('decide: acted drifts carry only revert ops; report ops travel alongside', 
     out.act[0]?.ops.map((o) => o.path),
     ['/spec/tags/Env'],
   );
-  assert.deepEqual(
-    out.act[0]?.reportOps.map((o) => o.path),
-    ['/spec/instanceType'],
-  );
-  // the drift handed back is the plain Drift, patch untouched
-  assert.deepEqual(out.act[0]?.drift, {
-    key: 'Ec2Instance/web',
-    kind: 'Ec2Instance',
-    name: 'web',
-    id: 'web',
-    patch: ops,
+  // the drift handed back is the caller's own object (no re-join by key), patch untouched
+  const input = baseInput({
+    drift: [drift('web', ops, { kind: 'Ec2Instance', disruptive: ['/spec/instanceType'] })],
   });
+  const again = decide(input);
+  assert.equal(again.act[0]?.drift, input.drift[0]);
+  assert.deepEqual(again.act[0]?.drift.patch, ops);
 });
 
 test('decide: the bucket is refilled and charged for what acts, not for what is held', () => {
@@ -390,7 +384,23 @@ test('decide: invariants hold over many random inputs', () => {
     for (const h of out.hold) reasons.add(h.reason);
     acted += out.act.length;
     // never act while frozen, observing, soaking, or on a mass-drift trip of what no approval covers
-    const tripped = out.massDrift.trip;
+    // the oracle: drifts with something to revert that no approval covers, against the limits
+    const wouldChange = input.drift.filter(
+      (d) =>
+        !input.revision.approvedKeys?.has(d.key) &&
+        classifyPatch({
+          kind: d.kind,
+          patch: d.patch,
+          resourcePolicy: d.resourcePolicy,
+          kindDisruptive: d.disruptive,
+          config: input.config.fieldPolicy,
+        }).revert.length > 0,
+    ).length;
+    const tripped = checkMassDrift({
+      wouldChange,
+      managed: input.managed,
+      config: input.config.massDrift,
+    }).trip;
     if (input.freeze || input.mode === 'observe' || input.revision.soaking || tripped)
       assert.equal(out.act.length, 0, label);
     assert.equal(out.freeze !== null, tripped && input.freeze === null, label);
