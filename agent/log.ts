@@ -9,7 +9,7 @@ export type Logger = pino.Logger;
  * Secrets by name, request headers that carry them, and file contents (a
  * `content` field, e.g. a resource's spec) — log lines name paths, never values.
  */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'password',
   'token',
   'secret',

@@ -9,7 +9,7 @@ import { unknownKeys } from '../providers/spec-check.js';
 import type { DesiredResource, KindDefinition } from '../providers/types.js';
 import { type PathSegment, parseYaml, type YamlDocument } from '../core/yaml.js';
 
-export const API_VERSION = 'steward/v1';
+const API_VERSION = 'steward/v1';
 const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec', 'policy', 'sensitive'] as const;
 const NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
 

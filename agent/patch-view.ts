@@ -71,7 +71,7 @@ const diffCache = new Map<string, string | null>();
 let diffCacheChars = 0;
 const entryChars = (key: string, diff: string | null): number => key.length + (diff?.length ?? 0);
 
-export function digestOf(value: unknown): Digest {
+function digestOf(value: unknown): Digest {
   const buf = Buffer.from(typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'), 'utf8');
   return { sha256: createHash('sha256').update(buf).digest('hex'), bytes: buf.length };
 }

@@ -87,7 +87,7 @@ export function providerFor(kind: KindDefinition, providers: ReadonlyMap<string,
  * ~80 MiB of memory and start-up time, which an agent that manages only
  * files should not pay.
  */
-export class LazyProvider implements Provider {
+class LazyProvider implements Provider {
   private impl: Promise<Provider> | null = null;
 
   constructor(

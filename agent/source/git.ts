@@ -27,7 +27,7 @@ export interface GitSourceOptions {
 }
 
 /** Files bigger than this are rejected as manifests (a guard against a pushed blob). */
-export const MAX_MANIFEST_BYTES = 1024 * 1024;
+const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 export interface ReadResult {
   files: ManifestFile[];

@@ -23,9 +23,8 @@
  * even when one file changed. Adding it cut a one-file fetch from ~3 MB to
  * ~1 kB in bench/git-source.ts, but isomorphic-git 1.44's pack indexer then
  * looped until out of memory on a thin pack for a revision whose content came
- * back to an earlier one (found by test/e2e/alerts.test.ts under load).
- * `requestThinPack` and `advertisedCapabilities` stay for the benchmark's
- * what-if and for the day the indexer handles it.
+ * back to an earlier one (found by test/e2e/alerts.test.ts under load). A
+ * native git engine is the way to thin packs.
  *
  * One compatibility fix: when a remote's HEAD names a branch that does not
  * exist, `git upload-pack` advertises no HEAD line, and isomorphic-git's fetch
@@ -128,34 +127,6 @@ export function ensureHeadAdvertised(buf: Buffer): Buffer {
 
 async function* once(buf: Buffer): AsyncIterableIterator<Uint8Array> {
   yield buf;
-}
-
-/** The capabilities advertised on the first ref line of a v1 advertisement. */
-export function advertisedCapabilities(advert: Buffer): Set<string> {
-  const lines = parsePktLines(advert) ?? [];
-  const first = lines.find((l, i) => l !== null && i > 0 && !l.startsWith('#'));
-  const nul = first?.indexOf('\0') ?? -1;
-  return new Set(
-    nul >= 0
-      ? first!
-          .slice(nul + 1)
-          .trim()
-          .split(' ')
-      : [],
-  );
-}
-
-/** Adds `thin-pack` to the first `want` line of an upload-pack request. Exported for tests. */
-export function requestThinPack(body: Buffer): Buffer {
-  const len = Number.parseInt(body.subarray(0, 4).toString('ascii'), 16);
-  if (Number.isNaN(len) || len < 4 || len > body.length) return body;
-  const first = body.subarray(4, len).toString('latin1');
-  if (!first.startsWith('want ') || first.includes(' thin-pack')) return body;
-  const line = first.endsWith('\n') ? `${first.slice(0, -1)} thin-pack\n` : `${first} thin-pack`;
-  return Buffer.concat([
-    Buffer.from(`${(line.length + 4).toString(16).padStart(4, '0')}${line}`, 'latin1'),
-    body.subarray(len),
-  ]);
 }
 
 /** A URL fit for a log line or an error: no userinfo, no query, no fragment. */

@@ -50,9 +50,9 @@ import { FILTER_VALUES_PER_CALL, PAGE_SIZE, chunk } from './plan.js';
 import { diffRules, type Rule, ruleToAws } from './rules.js';
 
 /** CreateTags / DeleteTags take up to 1000 resource ids. */
-export const TAG_BATCH = 1000;
+const TAG_BATCH = 1000;
 /** Start/StopInstances ids per call (no documented limit; kept modest). */
-export const STATE_BATCH = 100;
+const STATE_BATCH = 100;
 /** Per-resource calls in flight (mutating bucket: 50 burst, 5/s). */
 const PARALLEL = 4;
 

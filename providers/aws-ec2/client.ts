@@ -22,7 +22,7 @@ export interface Ec2ClientOptions {
   onRequest?: ((operation: string) => void) | undefined;
 }
 
-export const DEFAULT_MAX_ATTEMPTS = 3;
+const DEFAULT_MAX_ATTEMPTS = 3;
 
 export function createEc2Client(opts: Ec2ClientOptions): EC2Client {
   const client = new EC2Client({
@@ -79,7 +79,7 @@ export function awsMessage(e: unknown): string {
   return m.length > 300 ? `${m.slice(0, 297)}...` : m;
 }
 
-export function isThrottling(e: unknown): boolean {
+function isThrottling(e: unknown): boolean {
   const s = e as SdkErrorShape | null;
   return THROTTLING.has(awsCode(e)) || s?.$retryable?.throttling === true;
 }

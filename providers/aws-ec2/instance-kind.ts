@@ -28,7 +28,7 @@ import { SG_ID } from './rules.js';
 import { tagMap, validateTags } from './tags.js';
 
 export const INSTANCE_KIND = 'Ec2Instance';
-export const INSTANCE_FIELDS = [
+const INSTANCE_FIELDS = [
   'selector',
   'tags',
   'state',
@@ -37,7 +37,7 @@ export const INSTANCE_FIELDS = [
   'sourceDestCheck',
   'disableApiTermination',
 ] as const;
-export const INSTANCE_ID = /^i-[0-9a-f]+$/;
+const INSTANCE_ID = /^i-[0-9a-f]+$/;
 const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/;
 
 /** Eventual consistency of the EC2 API: a read right after a write may show the old value. */

@@ -45,7 +45,7 @@ const fail = (id: string | null, code: string, error: string): ObserveResult => 
 });
 
 /** `running`/`stopped` as Git writes them: a pending instance is on its way to running, a stopping one to stopped. */
-export function normaliseState(name: string | undefined): string {
+function normaliseState(name: string | undefined): string {
   if (name === 'pending') return 'running';
   if (name === 'stopping') return 'stopped';
   return name ?? 'unknown';
@@ -54,7 +54,7 @@ export function normaliseState(name: string | undefined): string {
 const isLive = (i: Instance): boolean => i.State?.Name !== 'terminated' && i.State?.Name !== 'shutting-down';
 
 /** The full owned view of an instance (the diff projects it onto what Git sets). `instanceId` is identity, never owned. */
-export function instanceDoc(i: Instance, disableApiTermination?: boolean): OwnedDoc {
+function instanceDoc(i: Instance, disableApiTermination?: boolean): OwnedDoc {
   const spec: Record<string, unknown> = {
     instanceId: i.InstanceId,
     tags: tagsFromAws(i.Tags),
@@ -70,7 +70,7 @@ export function instanceDoc(i: Instance, disableApiTermination?: boolean): Owned
 }
 
 /** The full owned view of a security group. `groupId` is identity, never owned. */
-export function groupDoc(g: SecurityGroup): OwnedDoc {
+function groupDoc(g: SecurityGroup): OwnedDoc {
   return {
     spec: {
       groupId: g.GroupId,

@@ -23,7 +23,7 @@ import type { InstanceSelector } from './instance-kind.js';
 export const FILTER_VALUES_PER_CALL = 200;
 export const PAGE_SIZE = 1000;
 /** States in which an instance can be selected; shutting-down and terminated ones are gone. */
-export const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'] as const;
+const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped'] as const;
 
 export interface InstanceQuery {
   filters: Filter[];
@@ -43,7 +43,7 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
 }
 
 /** The tag key a selector is looked up by: `Name` when it has one (usually the most selective), else the first. */
-export function lookupKey(tags: Readonly<Record<string, string>>): string {
+function lookupKey(tags: Readonly<Record<string, string>>): string {
   const keys = Object.keys(tags).sort();
   return keys.includes('Name') ? 'Name' : keys[0]!;
 }

@@ -37,7 +37,7 @@ export interface Rule {
   description?: string;
 }
 
-export const RULE_FIELDS = [
+const RULE_FIELDS = [
   'protocol',
   'fromPort',
   'toPort',
@@ -61,12 +61,12 @@ const PROTOCOL_NAMES: Readonly<Record<string, string>> = {
 };
 
 /** The peer of a rule, as text: a CIDR block, a group id or a prefix-list id. */
-export function peerOf(r: Rule): string {
+function peerOf(r: Rule): string {
   return r.cidr ?? r.sourceGroupId ?? r.prefixListId ?? '?';
 }
 
 /** The rule's identity (everything but the description), e.g. `tcp 443-443 from 0.0.0.0/0`. */
-export function ruleKey(r: Rule): string {
+function ruleKey(r: Rule): string {
   const ports =
     r.fromPort === undefined
       ? '*'
@@ -77,7 +77,7 @@ export function ruleKey(r: Rule): string {
 }
 
 /** Total order on rules: protocol, ports, peer (the description never decides: keys are unique in a set). */
-export function compareRules(a: Rule, b: Rule): number {
+function compareRules(a: Rule, b: Rule): number {
   const s = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
   return (
     s(a.protocol, b.protocol) ||
@@ -228,7 +228,7 @@ export function validateRules(v: unknown, field: 'ingress' | 'egress'): SpecProb
 }
 
 /** The canonical rule a valid manifest entry asks for. */
-export function ruleFromSpec(v: Readonly<Record<string, unknown>>): Rule {
+function ruleFromSpec(v: Readonly<Record<string, unknown>>): Rule {
   const raw = v['protocol'] === -1 ? '-1' : String(v['protocol']);
   const protocol = raw === '-1' ? 'all' : raw;
   const r: Rule = { protocol };

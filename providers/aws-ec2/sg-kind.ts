@@ -25,7 +25,7 @@ import { SG_ID, rulesFromSpec, validateRules } from './rules.js';
 import { tagMap, validateTags } from './tags.js';
 
 export const SG_KIND = 'SecurityGroup';
-export const SG_FIELDS = ['selector', 'tags', 'ingress', 'egress'] as const;
+const SG_FIELDS = ['selector', 'tags', 'ingress', 'egress'] as const;
 const VPC_ID = /^vpc-[0-9a-f]+$/;
 
 export type GroupSelector = { groupId: string } | { groupName: string; vpcId: string };

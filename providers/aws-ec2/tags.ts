@@ -11,7 +11,7 @@ import { describeType, isPlainObject } from '../../core/object.js';
 import type { SpecProblem } from '../types.js';
 
 /** AWS's per-resource limit on user tags. */
-export const MAX_TAGS = 50;
+const MAX_TAGS = 50;
 
 /**
  * Validates a map of tags at `at` (e.g. ['spec','tags'] or ['spec','selector','tags']).

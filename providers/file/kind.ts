@@ -26,7 +26,7 @@ const FIELDS = ['path', 'content', 'mode', 'ensure'] as const;
 const MODE_RE = /^0?[0-7]{3}$/;
 
 /** Why a relative path is unsafe or unclear, or null when it is fine. */
-export function checkRelativePath(p: string): string | null {
+function checkRelativePath(p: string): string | null {
   if (p.length === 0) return 'must not be empty';
   if (p.includes('\0')) return 'must not contain NUL';
   if (p.includes('\\')) return 'must use "/" as separator (backslash found)';
@@ -42,7 +42,7 @@ export function checkRelativePath(p: string): string | null {
 }
 
 /** Canonical 4-digit octal mode string. */
-export function normalizeMode(mode: string): string {
+function normalizeMode(mode: string): string {
   return mode.padStart(4, '0');
 }
 

@@ -29,7 +29,7 @@ import { StewardError } from '../../core/errors.js';
 import { type HeldDir, openRegular, writeIn } from './held-dir.js';
 
 export const ROOT_MARKER = '.steward-root';
-export const IDENTITY_FILE = 'file-root.json';
+const IDENTITY_FILE = 'file-root.json';
 
 interface Identity {
   root: string;
