@@ -46,7 +46,7 @@ test('bare steward prints the command list to stderr and exits 1 (as before)', a
   const r = await run([]);
   assert.equal(r.code, 1);
   assert.equal(r.out, '');
-  assert.match(r.err, /^  plan +\S/m);
+  assert.match(r.err, /^ {2}plan +\S/m);
 });
 
 /** Each command's help: its usage line, then every flag it takes (and only those). */
