@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
@@ -217,4 +217,21 @@ test('the built bin works through symlinks on PATH, as npm install -g and npx in
     assert.equal(c.code, 1);
     assert.match(c.err, /CONFIG_READ: cannot read config file "steward\.yaml"/);
   }
+});
+
+test('the bin of a checkout that was never built says how to build it, not a stack trace', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'steward-unbuilt-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, 'bin'));
+  await copyFile('bin/steward.js', join(dir, 'bin', 'steward.js'));
+  const r = await exec(process.execPath, [join(dir, 'bin', 'steward.js'), '--version'], {
+    cwd: dir,
+    env: {},
+  });
+  assert.equal(r.code, 1);
+  assert.equal(r.out, '');
+  assert.equal(
+    r.err,
+    `steward: ${join(dir, 'dist', 'agent', 'cli.js')} is missing: run npm ci (or npm run build) in ${dir}\n`,
+  );
 });
