@@ -235,3 +235,19 @@ test('the bin of a checkout that was never built says how to build it, not a sta
     `steward: ${join(dir, 'dist', 'agent', 'cli.js')} is missing: run npm ci (or npm run build) in ${dir}\n`,
   );
 });
+
+test("README's Command line section names every command and flag the help lists, and how to install the command", async () => {
+  const readme = await readFile('README.md', 'utf8');
+  const section = readme.split(/^## /m).find((s) => s.startsWith('Command line\n'));
+  assert.ok(section, 'README has a "## Command line" section');
+  const listed = (await run(['--help'])).out.split('\n\n').find((p) => p.startsWith('commands:'))!;
+  const names = [...listed.matchAll(/^ {2}(\S+) /gm)].map((m) => m[1]!);
+  assert.deepEqual(names, COMMANDS);
+  for (const name of names) {
+    assert.match(section, new RegExp(`\`steward ${name}\\b`), `README shows steward ${name}`);
+    const flags = [...(await run([name, '--help'])).out.matchAll(/--[a-z][a-z-]*/g)].map((m) => m[0]);
+    for (const f of flags) assert.ok(section.includes(f), `README mentions ${name} ${f}`);
+  }
+  assert.match(section, /^npx steward /m, 'README shows npx steward');
+  assert.match(section, /^npm install -g /m, 'README shows npm install -g');
+});
