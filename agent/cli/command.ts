@@ -125,9 +125,12 @@ export async function invoke(
     const why = await explain(command, tokens, misplaced);
     throw usageError(command, why ?? String((e as Error).message).split('\n')[0]!);
   }
-  for (const t of tokens)
-    if (t.kind === 'option' && t.value === '' && command.flags[t.name]?.type === 'string')
-      throw usageError(command, needsValue(t.rawName, command.flags[t.name]!));
+  // parseArgs takes `--config=` as the value "": no file is named, so it is a missing value.
+  for (const t of tokens) {
+    if (t.kind !== 'option' || t.value !== '') continue;
+    const flag = flagOf(command, t.name);
+    if (flag?.type === 'string') throw usageError(command, needsValue(t.rawName, flag));
+  }
   const { positionals } = parsed;
   if (positionals.length > declared.length)
     throw usageError(command, `unexpected argument "${positionals[declared.length]}"`);
@@ -136,6 +139,10 @@ export async function invoke(
   const { help: _, ...values } = parsed.values;
   return command.run({ values, positionals, io, env });
 }
+
+/** A command's own flag by name (never one of Object.prototype's: `--constructor` is unknown). */
+const flagOf = (command: Command, name: string): Flag | undefined =>
+  Object.hasOwn(command.flags, name) ? command.flags[name] : undefined;
 
 const needsValue = (raw: string, flag: Flag): string =>
   `${raw} needs a value (${raw} ${flag.value ?? 'VALUE'})`;
@@ -152,7 +159,7 @@ async function explain(
       continue;
     }
     if (t.kind !== 'option') continue;
-    const flag = command.flags[t.name];
+    const flag = flagOf(command, t.name);
     if (flag === undefined) {
       const long = t.rawName.startsWith('--');
       const near = long ? await suggest(t.name, [...Object.keys(command.flags), 'help']) : undefined;

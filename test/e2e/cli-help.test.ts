@@ -109,6 +109,7 @@ const USAGE_ERRORS: Array<[string[], RegExp]> = [
   [['plan', '--jsn'], /unknown option --jsn \(did you mean --json\?\); see steward plan --help$/],
   [['plan', '--bogus'], /unknown option --bogus; see steward plan --help$/],
   [['plan', '-x'], /unknown option -x; see steward plan --help$/],
+  [['plan', '--constructor'], /unknown option --constructor; see steward plan --help$/],
   [['run', '--json'], /unknown option --json; see steward run --help$/],
   [['run', '--dir', 'x'], /unknown option --dir; see steward run --help$/],
   [
