@@ -1,174 +1,142 @@
 /**
- * The command line: run, plan, validate, quickstart, version.
- * Exit codes: 0 ok / no drift, 1 error, 2 drift (plan).
+ * The command line. Each command is one entry of COMMANDS: its flags, its help
+ * text and its handler together (agent/cli/command.ts parses and prints help).
+ * A handler's module is imported only when that command runs, so `--help` and
+ * `--version` load nothing else. Exit codes: 0 ok / no drift, 1 error, 2 drift (plan).
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
-import { KINDS, buildProviders } from '../providers/registry.js';
-import type { OwnedDoc } from '../providers/types.js';
-import { buildSource } from './build.js';
-import { loadConfig } from './config.js';
-import { detect } from './detect.js';
-import { errorMessage, formatProblem, isStewardError, StewardError } from '../core/errors.js';
-import { parseRevision, type ManifestFile } from './manifest.js';
-import { displayPatchOf, formatDisplayOp } from './patch-view.js';
-import { FileStateStore } from './state/file-store.js';
-import { runAgent } from './run.js';
+import { errorMessage, isStewardError } from '../core/errors.js';
+import {
+  type Command,
+  commandList,
+  configFlag,
+  configPath,
+  defineCommand,
+  formatHelp,
+  type Io,
+  invoke,
+  unknownCommand,
+} from './cli/command.js';
 import { VERSION } from './version.js';
-
-const USAGE = `usage: steward <command> [options]
-
-commands:
-  run [-c steward.yaml]              run the agent (SIGTERM/SIGINT: finish the action in flight, exit 0)
-  plan [-c steward.yaml] [--json]    one detect + diff pass, no action; exit 0 no drift, 2 drift, 1 error
-  validate DIR                       check manifests; exit 0 valid, 1 with file:line:col lines
-  quickstart [--dir .quickstart]     set up and run the local demo (no cloud account needed)
-  version                            print the version
-
-The config path defaults to $STEWARD_CONFIG, then ./steward.yaml.`;
-
-interface Io {
-  out: (s: string) => void;
-  err: (s: string) => void;
-}
 
 const stdio: Io = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) };
 
-interface Args {
-  command: string | undefined;
-  positional: string[];
-  config: string;
-  json: boolean;
-  dir: string | undefined;
-}
+const run = defineCommand({
+  name: 'run',
+  summary: 'run the agent until SIGTERM/SIGINT',
+  details: [
+    'Runs the agent in the foreground: polls the source, detects drift and reconciles it within the guardrails.',
+    'SIGTERM/SIGINT: finish the action in flight, start no new one, flush state, exit 0.',
+    'Exit 1 on a start-up error (the config, a second agent on the same state directory).',
+  ].join('\n'),
+  flags: { config: configFlag },
+  async run({ values, env }) {
+    const [{ loadConfig }, { runAgent }] = await Promise.all([import('./config.js'), import('./run.js')]);
+    return runAgent(await loadConfig(configPath(values.config, env)));
+  },
+});
 
-function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Args {
-  const args: Args = {
-    command: undefined,
-    positional: [],
-    config: env['STEWARD_CONFIG'] ?? 'steward.yaml',
-    json: false,
-    dir: undefined,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new StewardError('USAGE', `${a} needs a value`);
-      return v;
-    };
-    if (a === '-c' || a === '--config') args.config = value();
-    else if (a.startsWith('--config=')) args.config = a.slice('--config='.length);
-    else if (a === '--json') args.json = true;
-    else if (a === '--dir') args.dir = value();
-    else if (a === '-h' || a === '--help') args.command = 'help';
-    else if (a.startsWith('-')) throw new StewardError('USAGE', `unknown option ${a}`);
-    else if (args.command === undefined) args.command = a;
-    else args.positional.push(a);
-  }
-  return args;
-}
+const plan = defineCommand({
+  name: 'plan',
+  summary: 'one detect + diff pass, acting on nothing: what the agent would change',
+  details: [
+    "One detect + diff pass against the source's current revision; changes nothing and records nothing.",
+    'Prints each drifted resource with its patch.',
+    'Exit 0: no drift; 2: drift; 1: an error (the config, a rejected revision, an unreadable resource).',
+  ].join('\n'),
+  flags: {
+    config: configFlag,
+    json: { type: 'boolean', help: 'print {revision, managed, drifted, drift, errors} as JSON' },
+  },
+  async run({ values, io, env }) {
+    const { plan } = await import('./cli/plan.js');
+    return plan({ config: configPath(values.config, env), json: values.json === true }, io);
+  },
+});
 
-/** Collects *.yaml / *.yml under a directory (skipping dot-folders such as .git). */
-async function collectManifests(root: string): Promise<ManifestFile[]> {
-  const out: ManifestFile[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    const entries = await readdir(dir, { withFileTypes: true });
-    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const p = join(dir, e.name);
-      if (e.isDirectory() && !e.name.startsWith('.')) await walk(p);
-      else if (e.isFile() && /\.ya?ml$/i.test(e.name))
-        out.push({ file: relative(process.cwd(), p) || p, text: await readFile(p, 'utf8') });
-    }
-  };
-  await walk(root);
-  return out;
-}
+const validate = defineCommand({
+  name: 'validate',
+  summary: 'check manifests before you push them',
+  details: [
+    'Parses and validates the manifests under DIR as the agent would a new revision.',
+    'Exit 0: valid; 1: one file:line:col: message line per problem on stdout.',
+  ].join('\n'),
+  flags: {},
+  positionals: [{ name: 'DIR', help: 'every *.yaml / *.yml below it (dot-folders such as .git skipped)' }],
+  async run({ positionals, io }) {
+    const { validate } = await import('./cli/validate.js');
+    return validate(positionals[0]!, io);
+  },
+});
 
-async function cmdValidate(args: Args, io: Io): Promise<number> {
-  const dir = args.positional[0];
-  if (!dir) throw new StewardError('USAGE', 'validate needs a directory: steward validate DIR');
-  let files: ManifestFile[];
-  try {
-    files = await collectManifests(dir);
-  } catch (e) {
-    throw new StewardError('USAGE', `cannot read ${dir}: ${errorMessage(e)}`);
-  }
-  const parsed = parseRevision(files, KINDS);
-  if (!parsed.ok) {
-    for (const p of parsed.problems) io.out(formatProblem(p));
-    io.err(`${parsed.problems.length} problem(s) in ${files.length} file(s)`);
+const quickstart = defineCommand({
+  name: 'quickstart',
+  summary: 'set up and run the local demo (no cloud account needed)',
+  details: [
+    'Creates (once) a desired-state Git repository from examples/quickstart, a directory of',
+    'managed files and a config under DIR, then runs the agent on them. Stop with Ctrl-C.',
+  ].join('\n'),
+  flags: { dir: { type: 'string', value: 'DIR', help: 'where the demo lives (default: .quickstart)' } },
+  async run({ values, io }) {
+    const { quickstart } = await import('./quickstart.js');
+    return quickstart(values.dir ?? '.quickstart', io);
+  },
+});
+
+const version = defineCommand({
+  name: 'version',
+  summary: 'print the version',
+  details: 'Prints "steward <version>", as steward --version does.',
+  flags: {},
+  async run({ io }) {
+    io.out(`steward ${VERSION}`);
+    return 0;
+  },
+});
+
+const help = defineCommand({
+  name: 'help',
+  summary: "show the commands, or one command's usage and flags",
+  details: 'steward help COMMAND says what steward COMMAND --help says.',
+  flags: {},
+  positionals: [{ name: 'COMMAND', help: 'one of the commands above', optional: true }],
+  async run({ positionals, io }) {
+    io.out(formatHelp(positionals[0] === undefined ? steward : await find(positionals[0])));
+    return 0;
+  },
+});
+
+/** Every command, in the order `steward --help` lists them. */
+const COMMANDS: readonly Command[] = [run, plan, validate, quickstart, version, help];
+
+/** steward itself: the options before a command. */
+const steward = defineCommand({
+  name: '',
+  summary: 'a GitOps pull agent',
+  usage: 'steward <command> [options]',
+  details: commandList(COMMANDS),
+  notes: [
+    "See steward <command> --help for a command's flags.",
+    'The config path defaults to $STEWARD_CONFIG, then ./steward.yaml.',
+  ].join('\n'),
+  flags: { version: { type: 'boolean', help: 'print the version' } },
+  async run({ values, io, env }) {
+    if (values.version) return version.run({ values: {}, positionals: [], io, env });
+    io.err(formatHelp(steward));
     return 1;
-  }
-  io.err(`ok: ${parsed.resources.length} resource(s) in ${files.length} file(s)`);
-  return 0;
+  },
+});
+
+async function find(name: string): Promise<Command> {
+  const names = COMMANDS.map((c) => c.name);
+  return COMMANDS.find((c) => c.name === name) ?? (await unknownCommand(name, names, steward));
 }
 
-async function cmdPlan(args: Args, io: Io): Promise<number> {
-  const config = await loadConfig(args.config);
-  // A throwaway Git cache: plan must not touch a running agent's state.
-  const cache = config.source.kind === 'http' ? await mkdtemp(join(tmpdir(), 'steward-plan-')) : undefined;
-  try {
-    const source = buildSource(config, cache);
-    const poll = await source.poll();
-    if (poll.kind === 'error') throw poll.error;
-    if (poll.kind === 'rejected') {
-      for (const p of poll.problems) io.err(formatProblem(p));
-      throw new StewardError(
-        'REVISION_REJECTED',
-        `revision ${poll.sha.slice(0, 12)} is invalid (${poll.problems.length} problem(s))`,
-      );
-    }
-    const revision = source.current!;
-    const state = await new FileStateStore(config.state.dir).load();
-    const d = await detect(
-      revision.resources,
-      KINDS,
-      buildProviders(config, {}, { readOnly: true }),
-      (k) => state.resources[k]?.lastApplied as OwnedDoc | undefined,
-    );
-    const drift = d.drift.map((x) => ({
-      kind: x.resource.kind,
-      name: x.resource.name,
-      id: x.id,
-      patch: displayPatchOf(KINDS, x.resource, x.patch, x.observed),
-    }));
-    const errors = d.errors.map((x) => ({
-      kind: x.resource.kind,
-      name: x.resource.name,
-      id: x.id,
-      code: x.code,
-      error: x.error,
-    }));
-    if (args.json) {
-      io.out(
-        JSON.stringify(
-          { revision: revision.sha, managed: d.managed, drifted: drift.length, drift, errors },
-          null,
-          2,
-        ),
-      );
-    } else {
-      io.out(
-        `revision ${revision.sha.slice(0, 12)}: ${d.managed} managed, ${drift.length} drifted, ${errors.length} unreadable`,
-      );
-      for (const x of drift) {
-        io.out(`\n~ ${x.kind}/${x.name}${x.id ? ` (${x.id})` : ''}`);
-        for (const op of x.patch) for (const line of formatDisplayOp(op)) io.out(line);
-      }
-      for (const x of errors) io.out(`\n! ${x.kind}/${x.name}: ${x.error}`);
-    }
-    if (errors.length > 0) return 1;
-    return drift.length > 0 ? 2 : 0;
-  } finally {
-    if (cache) await rm(cache, { recursive: true, force: true });
-  }
-}
-
-async function cmdRun(args: Args): Promise<number> {
-  return runAgent(await loadConfig(args.config));
+/** `steward -c x plan`: say that a command's option goes after the command. */
+function misplaced(option: string): string | undefined {
+  const known = COMMANDS.some((c) =>
+    Object.entries(c.flags).some(([name, f]) => option === `--${name}` || option === `-${f.short}`),
+  );
+  return known ? `options go after the command: steward <command> ${option} …` : undefined;
 }
 
 export async function main(
@@ -177,35 +145,13 @@ export async function main(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
   try {
-    const args = parseArgs(argv, env);
-    switch (args.command) {
-      case 'run':
-        return await cmdRun(args);
-      case 'plan':
-        return await cmdPlan(args, io);
-      case 'validate':
-        return await cmdValidate(args, io);
-      case 'quickstart': {
-        const { quickstart } = await import('./quickstart.js');
-        return await quickstart(args.dir ?? '.quickstart', io);
-      }
-      case 'version':
-        io.out(`steward ${VERSION}`);
-        return 0;
-      case 'help':
-        io.out(USAGE);
-        return 0;
-      case undefined:
-        io.err(USAGE);
-        return 1;
-      default:
-        throw new StewardError('USAGE', `unknown command "${args.command}"`);
-    }
+    const [first, ...rest] = argv;
+    if (first === undefined) return await steward.run({ values: {}, positionals: [], io, env });
+    if (first.startsWith('-')) return await invoke(steward, argv, io, env, misplaced);
+    return await invoke(await find(first), rest, io, env);
   } catch (e) {
-    if (isStewardError(e)) {
-      io.err(`steward: ${e.code}: ${e.message}`);
-      if (e.code === 'USAGE') io.err(USAGE);
-    } else io.err(`steward: ${errorMessage(e)}`);
+    if (isStewardError(e)) io.err(`steward: ${e.code}: ${e.message}`);
+    else io.err(`steward: ${errorMessage(e)}`);
     return 1;
   }
 }
