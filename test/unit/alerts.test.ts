@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { type IncomingHttpHeaders, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
@@ -603,6 +604,23 @@ describe('Alerter: close', () => {
     assert.equal(hang.hits.length, 1);
     assert.equal(slow.hits.length, 1);
     assert.ok(refTimers() <= before);
+  });
+
+  it('drain() keeps a process alive through an unref’d backoff wait until the alert is sent', async (t) => {
+    const r = await startReceiver((n) => ({ status: n === 1 ? 503 : 200 }));
+    t.after(() => r.close());
+    const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        ['--import', 'tsx', 'test/helpers/alert-drain.ts', r.url],
+        (err, out) =>
+          resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout: out }),
+      );
+      child.stdin?.end();
+    });
+    assert.equal(stdout, 'drained sent\n');
+    assert.equal(code, 0);
+    assert.equal(r.hits.length, 2);
   });
 
   it('drain(timeoutMs) gives up waiting after timeoutMs', async (t) => {
