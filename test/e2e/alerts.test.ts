@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { verifySignature } from '../../agent/alerts.js';
+import { verify as verifySignature } from '../../core/hmac.js';
 import { startDaemonHarness } from '../helpers/daemon.js';
 import { createTestRepo } from '../helpers/git-repo.js';
 import { startGitServer } from '../helpers/git-server.js';
