@@ -17,6 +17,10 @@ export const ERROR_CODES = {
   STATE_LOCKED: 'another agent holds the state directory',
   USAGE: 'the command line was not understood',
   PROVIDER_NOT_CONFIGURED: 'a manifest needs a provider that the config does not set up',
+  ADMIN_LISTEN_FAILED: 'the admin API could not listen on admin.listen',
+  ADMIN_TOKEN_UNREADABLE: 'admin.tokenFile exists but is not a readable regular file',
+  WEBHOOK_SECRET_EMPTY: 'admin.webhookSecretFile is empty',
+  STATE_DIR_INVALID: 'state.dir exists but is not a directory',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
