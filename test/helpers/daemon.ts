@@ -36,14 +36,17 @@ export interface DaemonHarnessOptions {
   manual?: boolean;
   /** Extra entries under `providers:` besides `file`. */
   providersYaml?: string;
+  /** The push-webhook secret; null leaves `admin.webhookSecretFile` unset (the webhook is disabled). */
+  webhookSecret?: string | null;
 }
 
 export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<DaemonHarness> {
   const dir = await mkdtemp(join(tmpdir(), 'steward-d-'));
   const root = join(dir, 'managed');
   await mkdir(root);
-  const webhookSecret = 'webhook-secret-for-tests';
-  await writeFile(join(dir, 'webhook-secret'), `${webhookSecret}\n`, { mode: 0o600 });
+  const webhookSecret = opts.webhookSecret === undefined ? 'webhook-secret-for-tests' : opts.webhookSecret;
+  if (webhookSecret !== null)
+    await writeFile(join(dir, 'webhook-secret'), `${webhookSecret}\n`, { mode: 0o600 });
   const lines = [
     `source: { url: ${JSON.stringify(opts.sourceUrl)}, ref: main, path: fleet, interval: ${opts.sourceInterval ?? '1h'} }`,
     'providers:',
@@ -52,7 +55,7 @@ export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<Da
     `reconcile: { interval: ${opts.reconcileInterval ?? '1h'}, mode: ${opts.mode ?? 'enforce'} }`,
     'guardrails:',
     ...(opts.guardrails ?? 'soak: { observeCycles: 0 }').split('\n').map((l) => `  ${l}`),
-    'admin: { listen: "127.0.0.1:0", webhookSecretFile: webhook-secret }',
+    `admin: { listen: "127.0.0.1:0"${webhookSecret === null ? '' : ', webhookSecretFile: webhook-secret'} }`,
     'state: { dir: state }',
     'log: { level: error }',
   ];
@@ -70,7 +73,7 @@ export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<Da
     daemon,
     url,
     token,
-    webhookSecret,
+    webhookSecret: webhookSecret ?? '',
     async req(method, path, o = {}) {
       const headers: Record<string, string> = { ...(o.headers ?? {}) };
       const auth = o.auth ?? true;
