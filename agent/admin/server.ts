@@ -270,7 +270,9 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
       return deny(req, reply, 503, 'NOT_READY', phase === 'starting' ? 'starting' : 'stopping');
   });
 
-  // JSON bodies: the webhook's HMAC is checked over the exact bytes before they are parsed.
+  // JSON only (fastify's default text/plain parser would let other types reach validation instead of 415);
+  // the webhook's HMAC is checked over the exact bytes before they are parsed.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
     const raw = body as Buffer;
     if ((req.routeOptions.config as { routeId?: RouteId }).routeId === 'hook') {
