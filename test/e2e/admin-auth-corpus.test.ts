@@ -13,14 +13,10 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { PUBLIC_PATHS, ROUTES, type RouteSpec } from '../../agent/admin/routes.js';
 import type { Agent } from '../../agent/agent.js';
-import { startDaemonHarness } from '../helpers/daemon.js';
-import { createTestRepo } from '../helpers/git-repo.js';
+import { startOneFileDaemon } from '../helpers/daemon.js';
 import { type RawResponse, rawRequest } from '../helpers/raw-http.js';
 
 const pct = (c: string, lower = false): string => {
@@ -179,18 +175,7 @@ const routed = (r: RawResponse): boolean => {
 };
 
 test('auth corpus: no spelling of any route reaches a non-public handler without credentials; with them, spellings that route behave like the canonical path', async (t) => {
-  const base = await mkdtemp(join(tmpdir(), 'steward-corpus-'));
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  await repo.write(
-    'fleet/a.yaml',
-    'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a.conf, content: "a\\n" }\n',
-  );
-  await repo.commit('v1');
-  const d = await startDaemonHarness({ sourceUrl: repo.workDir, manual: true, mode: 'enforce' });
-  t.after(async () => {
-    await d.stop();
-    await rm(base, { recursive: true, force: true });
-  });
+  const d = await startOneFileDaemon(t, { mode: 'enforce' });
   const sign = (b: string) => `sha256=${createHmac('sha256', d.webhookSecret).update(b).digest('hex')}`;
   const sha = 'a'.repeat(40);
 

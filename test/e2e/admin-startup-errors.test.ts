@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../agent/config.js';
 import { startDaemon } from '../../agent/daemon.js';
-import { ERROR_CODES, isStewardError } from '../../agent/errors.js';
+import { type ERROR_CODES, isStewardError } from '../../agent/errors.js';
 import { silentLogger } from '../../agent/log.js';
-import { startDaemonHarness } from '../helpers/daemon.js';
+import { startOneFileDaemon } from '../helpers/daemon.js';
 import { createTestRepo } from '../helpers/git-repo.js';
 import { rawRequest } from '../helpers/raw-http.js';
 
@@ -115,18 +115,7 @@ test('a state dir that is a regular file: STATE_DIR_INVALID', async (t) => {
 });
 
 test('API contract: 405 with Allow for other and unknown methods, 415, and fastify-level errors in the {error:{code,message}} shape', async (t) => {
-  const base = await mkdtemp(join(tmpdir(), 'steward-contract-'));
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  await repo.write(
-    'fleet/a.yaml',
-    'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a.conf }\n',
-  );
-  await repo.commit('v1');
-  const d = await startDaemonHarness({ sourceUrl: repo.workDir, manual: true });
-  t.after(async () => {
-    await d.stop();
-    await rm(base, { recursive: true, force: true });
-  });
+  const d = await startOneFileDaemon(t);
   const auth = { authorization: `Bearer ${d.token}` };
   const cases: Array<[string, string, Record<string, string>, string | undefined, number, string, string?]> =
     [

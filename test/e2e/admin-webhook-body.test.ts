@@ -6,14 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { WEBHOOK_BUFFER_BUDGET } from '../../agent/admin/server.js';
-import { type DaemonHarness, startDaemonHarness } from '../helpers/daemon.js';
-import { createTestRepo } from '../helpers/git-repo.js';
+import { type DaemonHarness, startOneFileDaemon } from '../helpers/daemon.js';
 
 const sockets = new Set<Socket>();
 
@@ -21,20 +17,13 @@ async function daemon(
   t: { after: (fn: () => Promise<void>) => void },
   webhookSecret: string | null,
 ): Promise<DaemonHarness> {
-  const base = await mkdtemp(join(tmpdir(), 'steward-hookbody-'));
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  await repo.write(
-    'fleet/a.yaml',
-    'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a.conf, content: "a\\n" }\n',
-  );
-  await repo.commit('v1');
-  const d = await startDaemonHarness({ sourceUrl: repo.workDir, manual: true, webhookSecret });
-  t.after(async () => {
-    for (const s of sockets) s.destroy(); // an upload the server still waits for must not hold up its close
-    await d.stop();
-    await rm(base, { recursive: true, force: true });
+  // An upload the server still waits for must not hold up its close.
+  return startOneFileDaemon(t, {
+    webhookSecret,
+    beforeStop: () => {
+      for (const s of sockets) s.destroy();
+    },
   });
-  return d;
 }
 
 interface Upload {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../agent/config.js';
 import { type Daemon, startDaemon } from '../../agent/daemon.js';
 import { silentLogger } from '../../agent/log.js';
+import { createTestRepo } from './git-repo.js';
 
 export interface DaemonHarness {
   dir: string;
@@ -95,4 +96,29 @@ export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<Da
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A manual daemon on a fresh repo holding one File manifest (`a.conf`), stopped and
+ * removed after the test (`beforeStop` runs first, e.g. to drop client sockets).
+ */
+export async function startOneFileDaemon(
+  t: { after: (fn: () => Promise<void>) => void },
+  opts: Partial<DaemonHarnessOptions> & { beforeStop?: () => void } = {},
+): Promise<DaemonHarness> {
+  const base = await mkdtemp(join(tmpdir(), 'steward-one-'));
+  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
+  await repo.write(
+    'fleet/a.yaml',
+    'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a.conf, content: "a\\n" }\n',
+  );
+  await repo.commit('v1');
+  const { beforeStop, ...rest } = opts;
+  const d = await startDaemonHarness({ manual: true, ...rest, sourceUrl: repo.workDir });
+  t.after(async () => {
+    beforeStop?.();
+    await d.stop();
+    await rm(base, { recursive: true, force: true });
+  });
+  return d;
 }
