@@ -420,7 +420,7 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
     const code = (e as NodeJS.ErrnoException).code ?? errorMessage(e);
     const hint =
       code === 'EADDRINUSE'
-        ? 'another process holds that port: stop it (ss -ltnp) or set another admin.listen'
+        ? 'another process (perhaps a steward already running with this config) holds that port: stop it (ss -ltnp) or set another admin.listen'
         : code === 'EACCES'
           ? 'ports below 1024 need privileges: use a higher port in admin.listen'
           : 'check admin.listen (host must be an address of this machine)';
