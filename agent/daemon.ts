@@ -3,15 +3,16 @@
  * and stopped in the right order. The CLI's `run` and the end-to-end tests
  * both use it.
  */
-import { type AdminServer, startAdminServer } from './admin/server.js';
+import { type AdminServer, readAdminSecrets, startAdminServer } from './admin/server.js';
 import { Alerter, type OpenAlert } from './alerts.js';
 import type { Agent } from './agent.js';
 import { buildAgent } from './build.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import { displayUrl } from './source/http-client.js';
 import { MASS_DRIFT_ACTOR } from './reconciler.js';
-import { acquireLock, type Lock } from './state/lock.js';
+import { acquireLock, checkStateDir, type Lock } from './state/lock.js';
 
 export interface Daemon {
   agent: Agent;
@@ -32,16 +33,21 @@ export interface DaemonOptions {
 
 export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
   const log = opts.log ?? createLogger(config.log.level);
-  const lock: Lock = await acquireLock(config.state.dir);
-  let agent: Agent | undefined;
-  let admin: AdminServer | undefined;
+  // Everything that can fail is checked before anything is created: the state dir and the admin
+  // secrets are read-only checks, then the admin port is bound (serving 503 until `open()`), and
+  // only then are the lock, the state and a generated token file written.
+  await checkStateDir(config.state.dir);
+  const secrets = await readAdminSecrets(config, log);
+  const metrics = new Metrics();
+  const agent: Agent = buildAgent(config, log, {
+    ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.random ? { random: opts.random } : {}),
+    onProviderRequest: (provider, operation) => metrics.providerRequests.inc({ provider, operation }),
+  });
+  const admin: AdminServer = await startAdminServer({ agent, config, metrics, log, secrets });
+  let lock: Lock | undefined;
   try {
-    const metrics = new Metrics();
-    agent = buildAgent(config, log, {
-      ...(opts.clock ? { clock: opts.clock } : {}),
-      ...(opts.random ? { random: opts.random } : {}),
-      onProviderRequest: (provider, operation) => metrics.providerRequests.inc({ provider, operation }),
-    });
+    lock = await acquireLock(config.state.dir);
     await agent.init();
     const a = agent;
     const control = () =>
@@ -75,11 +81,11 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       initiallyOpen,
     });
     a.onEvent((e) => alerter.handle(e));
-    admin = await startAdminServer({ agent: a, config, metrics, log });
+    await admin.open();
     log.info(
       {
         config: config.file,
-        source: config.source.url.replace(/\/\/[^@/]*@/, '//'),
+        source: config.source.kind === 'http' ? displayUrl(config.source.url) : config.source.url,
         ref: config.source.ref,
         mode: a.mode,
         frozen: a.currentState.freeze !== null,
@@ -90,6 +96,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     );
     if (!opts.manual) await a.start();
     const server = admin;
+    const held = lock;
     return {
       agent: a,
       admin: server,
@@ -100,13 +107,13 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         await server.close();
         await alerter.drain(5_000); // queued alerts get a moment to leave
         await alerter.close();
-        await lock.release();
+        await held.release();
       },
     };
   } catch (e) {
-    await agent?.stop();
-    await admin?.close();
-    await lock.release();
+    await agent.stop();
+    await admin.close();
+    await lock?.release();
     throw e;
   }
 }

@@ -9,7 +9,7 @@ import { basename, dirname, join } from 'node:path';
 
 export const TEMP_PREFIX = '.steward-tmp-';
 
-async function fsyncDir(dir: string): Promise<void> {
+export async function fsyncDir(dir: string): Promise<void> {
   const h = await open(dir, 'r');
   try {
     await h.sync();

@@ -23,6 +23,10 @@ export const ERROR_CODES = {
   SOURCE_TOO_LARGE: 'a response from the Git source exceeded its size limit',
   FILE_ROOT_CHANGED: 'providers.file.root is not the directory steward recorded managing',
   FILE_PROC_UNAVAILABLE: 'the file provider cannot hold directories by handle on this platform',
+  ADMIN_LISTEN_FAILED: 'the admin API could not listen on admin.listen',
+  ADMIN_TOKEN_UNREADABLE: 'admin.tokenFile exists but is not a readable regular file',
+  WEBHOOK_SECRET_EMPTY: 'admin.webhookSecretFile is empty',
+  STATE_DIR_INVALID: 'state.dir exists but is not a directory',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -21,12 +21,24 @@ export interface RouteSpec {
   method: 'GET' | 'POST' | 'PUT';
   url: string;
   summary: string;
-  auth: 'none' | 'bearer' | 'hmac';
+  /**
+   * Who may call it. Absent means `bearer`: deny by default. `none` is only
+   * accepted for the paths in PUBLIC_PATHS (the server refuses to start otherwise).
+   */
+  auth?: 'none' | 'bearer' | 'hmac';
   body?: object;
   query?: object;
   /** Success status codes. */
   ok: number[];
 }
+
+/** The only routes open without credentials (SPEC §9). */
+export const PUBLIC_PATHS: ReadonlySet<string> = new Set([
+  '/healthz',
+  '/readyz',
+  '/metrics',
+  '/openapi.json',
+]);
 
 export const ROUTES: readonly RouteSpec[] = [
   {
@@ -52,7 +64,6 @@ export const ROUTES: readonly RouteSpec[] = [
     method: 'GET',
     url: '/v1/status',
     summary: 'Mode, freeze, revision, last cycle figures',
-    auth: 'bearer',
     query: emptyQuery,
     ok: [200],
   },
@@ -61,7 +72,6 @@ export const ROUTES: readonly RouteSpec[] = [
     method: 'GET',
     url: '/v1/drift',
     summary: 'Every drifted resource with its JSON Patch',
-    auth: 'bearer',
     query: emptyQuery,
     ok: [200],
   },
@@ -70,7 +80,6 @@ export const ROUTES: readonly RouteSpec[] = [
     method: 'POST',
     url: '/v1/freeze',
     summary: 'Stop acting, keep detecting',
-    auth: 'bearer',
     body: freezeBody,
     ok: [200],
   },
@@ -80,7 +89,6 @@ export const ROUTES: readonly RouteSpec[] = [
     url: '/v1/unfreeze',
     summary:
       'Lift the freeze; approveRevision exempts that revision from the mass-drift halt (the cap still applies)',
-    auth: 'bearer',
     body: unfreezeBody,
     ok: [200],
   },
@@ -89,7 +97,6 @@ export const ROUTES: readonly RouteSpec[] = [
     method: 'PUT',
     url: '/v1/mode',
     summary: 'Set observe or enforce (persisted)',
-    auth: 'bearer',
     body: modeBody,
     ok: [200],
   },
@@ -98,7 +105,6 @@ export const ROUTES: readonly RouteSpec[] = [
     method: 'POST',
     url: '/v1/reconcile',
     summary: 'Poll the source and run a cycle now',
-    auth: 'bearer',
     ok: [202],
   },
   {
@@ -114,7 +120,6 @@ export const ROUTES: readonly RouteSpec[] = [
     method: 'GET',
     url: '/v1/audit',
     summary: 'Applied actions, newest first',
-    auth: 'bearer',
     query: auditQuery,
     ok: [200],
   },
@@ -133,11 +138,12 @@ export function buildOpenApi(): object {
       ['405', 'method not allowed'],
       ['409', 'conflict'],
       ['413', 'body too large'],
+      ['415', 'unsupported content type (send application/json)'],
     ] as const)
       if (r.auth !== 'none' || c === '404' || c === '405')
         responses[c] = { description: d, content: { 'application/json': { schema: errorSchema } } };
     const op: Record<string, unknown> = { operationId: r.id, summary: r.summary, responses };
-    if (r.auth === 'bearer') op['security'] = [{ bearer: [] }];
+    if ((r.auth ?? 'bearer') === 'bearer') op['security'] = [{ bearer: [] }];
     if (r.auth === 'hmac')
       op['parameters'] = [
         { name: 'X-Hub-Signature-256', in: 'header', required: true, schema: { type: 'string' } },

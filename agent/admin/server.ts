@@ -1,20 +1,47 @@
 /**
- * The admin HTTP API (SPEC §6), on fastify. Loopback by default. Every
- * `/v1/*` route needs the bearer token, except the Git push webhook, which
- * is authenticated by its HMAC signature instead (GitHub cannot send a bearer
- * token). Bodies are validated by JSON schema (unknown fields rejected, sizes
- * bounded); errors are `{error: {code, message}}`.
+ * The admin HTTP API (SPEC §6), on fastify. Loopback by default.
+ *
+ * Authentication is decided on the route that will run (SPEC §9): every
+ * route registered on the app gets its auth hook from its own `config.auth`
+ * in an `onRoute` hook, so whatever raw URL the router decoded to reach a
+ * handler, that handler's check ran first. A route without a declared auth
+ * needs the bearer token; `none` is refused unless the path is in
+ * PUBLIC_PATHS. The Git push webhook is authenticated by its HMAC instead
+ * (GitHub cannot send a bearer token).
+ *
+ * Bodies: auth hooks run in `onRequest`, before any body byte is read; an
+ * unauthenticated request is answered (and its connection closed) without
+ * reading its body. Authenticated bodies are limited to 16 KiB; the webhook's
+ * to 5 MiB, only once it is enabled and carries a well-formed signature, with
+ * at most WEBHOOK_BUFFER_BUDGET bytes of them in flight, and its HMAC is verified over the raw
+ * bytes before JSON.parse.
+ *
+ * Errors, fastify's own included, are `{error: {code, message}}`.
  */
-import { readFile } from 'node:fs/promises';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type onRequestHookHandler,
+} from 'fastify';
 import type { Agent } from '../agent.js';
 import type { Config } from '../config.js';
-import { errorMessage } from '../../core/errors.js';
+import { errorMessage, isStewardError, StewardError } from '../../core/errors.js';
+import { refCandidates } from '../source/refs.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { buildOpenApi, ROUTES, type RouteId } from './routes.js';
-import { loadOrCreateToken, tokensEqual, verifyHubSignature } from './token.js';
-import { statusView, driftView } from './views.js';
+import { buildOpenApi, PUBLIC_PATHS, ROUTES, type RouteId, type RouteSpec } from './routes.js';
+import {
+  newToken,
+  readToken,
+  readWebhookSecret,
+  tokensEqual,
+  verifyHubSignature,
+  wellFormedHubSignature,
+  writeNewToken,
+} from './token.js';
+import { driftView, statusView } from './views.js';
 
 export interface AdminDeps {
   agent: Agent;
@@ -23,10 +50,24 @@ export interface AdminDeps {
   log: Logger;
 }
 
+/** What the API needs from disk, read (never created) before anything else starts. */
+export interface AdminSecrets {
+  token: string;
+  /** The token was generated now: `open()` writes it to admin.tokenFile. */
+  tokenIsNew: boolean;
+  webhookSecret: string | null;
+}
+
 export interface AdminServer {
   app: FastifyInstance;
   /** `http://host:port` once listening. */
   url: string;
+  /**
+   * Until this is called every request answers 503 NOT_READY (the port is
+   * bound early so that a taken port fails the start before anything is
+   * created). Writes a generated token file, then serves.
+   */
+  open(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,68 +81,231 @@ type ApiErrorCode =
   | 'CONFLICT'
   | 'NOT_READY'
   | 'WEBHOOK_DISABLED'
+  | 'TOO_MANY_REQUESTS'
   | 'INTERNAL';
 
 function fail(reply: FastifyReply, status: number, code: ApiErrorCode, message: string): FastifyReply {
+  return failCoded(reply, status, code, message);
+}
+
+/** An error answer whose code comes from the error registry (core/errors.ts). */
+function failCoded(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
   return reply.code(status).type('application/json').send({ error: { code, message } });
 }
 
-const WEBHOOK_LIMIT = 5 * 1024 * 1024; // GitHub caps push payloads at 25 MB; ours carry no content we use
-const BODY_LIMIT = 16 * 1024;
+/** An error that already knows its API answer (thrown from the body parser). */
+function apiError(status: number, code: ApiErrorCode, message: string): Error {
+  return Object.assign(new Error(message), { statusCode: status, apiCode: code });
+}
+
+export const WEBHOOK_LIMIT = 5 * 1024 * 1024; // GitHub caps push payloads at 25 MB; ours carry no content we use
+export const BODY_LIMIT = 16 * 1024;
+/**
+ * Bytes of signed-looking webhook bodies buffered at once (each reserves its
+ * Content-Length, or WEBHOOK_LIMIT when chunked); a delivery over it gets 429.
+ */
+export const WEBHOOK_BUFFER_BUDGET = 32 * 1024 * 1024;
+
+const STATUS_CODES: Record<number, ApiErrorCode> = {
+  401: 'UNAUTHORIZED',
+  404: 'NOT_FOUND',
+  405: 'METHOD_NOT_ALLOWED',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'TOO_MANY_REQUESTS',
+  503: 'NOT_READY',
+};
 
 /** Maps framework errors to our error shape; never a 5xx for bad input. */
 function onError(
-  err: Error & { statusCode?: number; code?: string; validation?: unknown },
+  err: Error & { statusCode?: number; code?: string; validation?: unknown; apiCode?: ApiErrorCode },
   _req: FastifyRequest,
   reply: FastifyReply,
 ) {
   const status = err.statusCode ?? 500;
+  if (err.apiCode) return fail(reply, status, err.apiCode, err.message);
+  // Agent refusals that are the caller's business, in our shape with their own code.
+  if (isStewardError(err, 'NOT_FROZEN')) return failCoded(reply, 409, err.code, err.message);
+  if (isStewardError(err, 'STATE_UNWRITABLE')) return failCoded(reply, 503, err.code, err.message);
   if (err.validation) return fail(reply, 400, 'BAD_REQUEST', err.message);
   if (status === 413)
     return fail(reply, 413, 'PAYLOAD_TOO_LARGE', `request body too large (limit ${BODY_LIMIT} bytes)`);
   if (status === 415) return fail(reply, 415, 'UNSUPPORTED_MEDIA_TYPE', 'send application/json');
-  if (status >= 400 && status < 500) return fail(reply, status, 'BAD_REQUEST', err.message);
+  if (status >= 400 && status < 500)
+    return fail(reply, status, STATUS_CODES[status] ?? 'BAD_REQUEST', err.message);
   return fail(reply, 500, 'INTERNAL', 'internal error (see the agent log)');
 }
 
-export async function startAdminServer(deps: AdminDeps): Promise<AdminServer> {
-  const { agent, config, metrics, log } = deps;
-  const token = await loadOrCreateToken(config.admin.tokenFile, log);
+/** Malformed HTTP (bad request line, header overflow, timeouts): answered in our shape, then closed. */
+function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, text, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', 'the request was not sent in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'request headers too large']
+        : [400, 'Bad Request', 'malformed HTTP request'];
+  const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** Reads the token (if any) and the webhook secret; creates nothing. */
+export async function readAdminSecrets(config: Config, log: Logger): Promise<AdminSecrets> {
+  const existing = await readToken(config.admin.tokenFile, log);
   const webhookSecret = config.admin.webhookSecretFile
-    ? (await readFile(config.admin.webhookSecretFile, 'utf8')).replace(/\r?\n$/, '')
+    ? await readWebhookSecret(config.admin.webhookSecretFile)
     : null;
+  return { token: existing ?? newToken(), tokenIsNew: existing === null, webhookSecret };
+}
+
+/** Why the agent is not ready, or null when it is. */
+function notReadyReason(agent: Agent): string | null {
+  if (agent.lastGoodCycleAt === null) return 'no cycle has completed on a good revision yet';
+  if (!agent.stateWritable)
+    return `the state cannot be written (${agent.stateUnwritableReason}): acting on nothing until it can`;
+  return null;
+}
+
+const hasBody = (req: FastifyRequest): boolean =>
+  req.headers['transfer-encoding'] !== undefined ||
+  (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+
+/** Marks a request whose webhook signature was checked against its raw body. */
+const SIGNATURE_VERIFIED = Symbol('signatureVerified');
+type HookRequest = FastifyRequest & { [SIGNATURE_VERIFIED]?: boolean };
+
+export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecrets }): Promise<AdminServer> {
+  const { agent, config, metrics, log } = deps;
+  const secrets = deps.secrets ?? (await readAdminSecrets(config, log));
+  const { token, webhookSecret } = secrets;
+  let phase: 'starting' | 'open' | 'closing' = 'starting';
+  let webhookBuffered = 0;
 
   const app = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT,
+    // One path, one route: no trailing-slash, duplicate-slash or case folding, no `;` parameters.
+    routerOptions: {
+      ignoreTrailingSlash: false,
+      ignoreDuplicateSlashes: false,
+      caseSensitive: true,
+      ...({ useSemicolonDelimiter: false } as object), // accepted at run time, missing from the types
+    },
+    exposeHeadRoutes: false,
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },
     },
-    return503OnClosing: true,
+    // Closing is answered by our own gate below (in our error shape), not fastify's raw 503.
+    return503OnClosing: false,
+    clientErrorHandler: onClientError,
+    frameworkErrors: (err, _req, reply) => {
+      const e = err as Error & { code?: string };
+      if (e.code === 'FST_ERR_BAD_URL')
+        return fail(reply, 400, 'BAD_REQUEST', 'malformed URL (bad percent-encoding)');
+      return fail(reply, 400, 'BAD_REQUEST', 'the request could not be routed');
+    },
   });
 
-  // JSON bodies are kept raw as well: the webhook's signature is over the exact bytes.
-  app.addContentTypeParser(
-    'application/json',
-    { parseAs: 'buffer', bodyLimit: WEBHOOK_LIMIT },
-    (req, body, done) => {
-      const raw = body as Buffer;
-      (req as FastifyRequest & { rawBody?: Buffer }).rawBody = raw;
-      if (req.url !== '/v1/hooks/git' && raw.length > BODY_LIMIT) {
-        done(Object.assign(new Error('too large'), { statusCode: 413 }), undefined);
+  /** Rejects a request; one that is still sending a body gets its connection closed instead of read. */
+  const deny = (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    status: number,
+    code: ApiErrorCode,
+    msg: string,
+  ) => {
+    if (hasBody(req)) reply.header('connection', 'close');
+    return fail(reply, status, code, msg);
+  };
+
+  const bearer: onRequestHookHandler = async (req, reply) => {
+    const auth = req.headers.authorization;
+    const given = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : null;
+    if (!given || !tokensEqual(given, token)) {
+      reply.header('www-authenticate', 'Bearer realm="steward"');
+      return deny(
+        req,
+        reply,
+        401,
+        'UNAUTHORIZED',
+        'missing or wrong bearer token (Authorization: Bearer <contents of admin.tokenFile>)',
+      );
+    }
+  };
+
+  const hmacGate: onRequestHookHandler = async (req, reply) => {
+    if (!webhookSecret)
+      return deny(
+        req,
+        reply,
+        404,
+        'WEBHOOK_DISABLED',
+        'the push webhook is disabled: set admin.webhookSecretFile',
+      );
+    if (!wellFormedHubSignature(req.headers['x-hub-signature-256']))
+      return deny(req, reply, 401, 'UNAUTHORIZED', 'missing or bad X-Hub-Signature-256');
+    const declared = Number(req.headers['content-length']);
+    const reserve =
+      Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, WEBHOOK_LIMIT) : WEBHOOK_LIMIT;
+    if (webhookBuffered + reserve > WEBHOOK_BUFFER_BUDGET)
+      return deny(req, reply, 429, 'TOO_MANY_REQUESTS', 'too many webhook deliveries at once; retry later');
+    webhookBuffered += reserve;
+    reply.raw.once('close', () => {
+      webhookBuffered -= reserve;
+    });
+  };
+
+  // Deny by default: every route, whoever registers it, gets the auth hook its config declares.
+  app.addHook('onRoute', (opts) => {
+    const declared = (opts.config as { auth?: RouteSpec['auth'] } | undefined)?.auth ?? 'bearer';
+    if (declared === 'none' && !PUBLIC_PATHS.has(opts.url))
+      throw new Error(
+        `route ${opts.method} ${opts.url} cannot be public; only ${[...PUBLIC_PATHS].join(', ')} are`,
+      );
+    const own =
+      opts.onRequest === undefined ? [] : Array.isArray(opts.onRequest) ? opts.onRequest : [opts.onRequest];
+    const gate = declared === 'bearer' ? [bearer] : declared === 'hmac' ? [hmacGate] : [];
+    opts.onRequest = [...gate, ...own];
+  });
+
+  // Before start-up finished and while closing, nothing is served (404s included).
+  app.addHook('onRequest', async (req, reply) => {
+    if (phase !== 'open')
+      return deny(req, reply, 503, 'NOT_READY', phase === 'starting' ? 'starting' : 'stopping');
+  });
+
+  // JSON only (fastify's default text/plain parser would let other types reach validation instead of 415);
+  // the webhook's HMAC is checked over the exact bytes before they are parsed.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const raw = body as Buffer;
+    if ((req.routeOptions.config as { routeId?: RouteId }).routeId === 'hook') {
+      const sig = req.headers['x-hub-signature-256'];
+      if (
+        !webhookSecret ||
+        !verifyHubSignature(raw, typeof sig === 'string' ? sig : undefined, webhookSecret)
+      ) {
+        done(apiError(401, 'UNAUTHORIZED', 'missing or bad X-Hub-Signature-256'), undefined);
         return;
       }
-      if (raw.length === 0) {
-        done(null, undefined);
-        return;
-      }
-      try {
-        done(null, JSON.parse(raw.toString('utf8')));
-      } catch (e) {
-        done(Object.assign(new Error(`malformed JSON: ${errorMessage(e)}`), { statusCode: 400 }), undefined);
-      }
-    },
-  );
+      (req as HookRequest)[SIGNATURE_VERIFIED] = true;
+    }
+    if (raw.length === 0) {
+      done(null, undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(raw.toString('utf8')));
+    } catch (e) {
+      done(apiError(400, 'BAD_REQUEST', `malformed JSON: ${errorMessage(e)}`), undefined);
+    }
+  });
 
   app.setErrorHandler(onError);
   // A POST without a body is an empty object, so optional-body routes (unfreeze, reconcile) validate cleanly.
@@ -109,34 +313,22 @@ export async function startAdminServer(deps: AdminDeps): Promise<AdminServer> {
     if (req.body === undefined && req.method !== 'GET') req.body = {};
   });
   app.setNotFoundHandler((req, reply) => {
-    const path = req.url.split('?')[0]!;
-    const allowed = ROUTES.filter((r) => r.url === path).map((r) => r.method);
+    // The 405 decision uses the router itself: the same path that would route with another method.
+    const url = req.url.split('?')[0]!;
+    const allowed = [...new Set(ROUTES.map((r) => r.method))].filter(
+      (m) => m !== req.method && app.hasRoute({ url, method: m }),
+    );
     if (allowed.length > 0) {
       reply.header('allow', allowed.join(', '));
-      return fail(
+      return deny(
+        req,
         reply,
         405,
         'METHOD_NOT_ALLOWED',
-        `${req.method} is not allowed on ${path}; use ${allowed.join(' or ')}`,
+        `${req.method} is not allowed here; use ${allowed.join(' or ')}`,
       );
     }
-    return fail(reply, 404, 'NOT_FOUND', `no route ${req.method} ${path}; see /openapi.json`);
-  });
-
-  app.addHook('onRequest', async (req, reply) => {
-    const path = req.url.split('?')[0]!;
-    if (!path.startsWith('/v1/') || path === '/v1/hooks/git') return;
-    const auth = req.headers.authorization;
-    const given = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : null;
-    if (!given || !tokensEqual(given, token)) {
-      reply.header('www-authenticate', 'Bearer realm="steward"');
-      return fail(
-        reply,
-        401,
-        'UNAUTHORIZED',
-        'missing or wrong bearer token (Authorization: Bearer <contents of admin.tokenFile>)',
-      );
-    }
+    return deny(req, reply, 404, 'NOT_FOUND', 'no such route; see /openapi.json');
   });
 
   const handlers: Record<RouteId, (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> | unknown> =
@@ -155,9 +347,9 @@ export async function startAdminServer(deps: AdminDeps): Promise<AdminServer> {
         return { status: 'ok' };
       },
       readyz: (_req, reply) => {
-        if (agent.lastGoodCycleAt === null)
-          return fail(reply, 503, 'NOT_READY', 'no cycle has completed on a good revision yet');
-        return { status: 'ready', lastCycleAt: new Date(agent.lastGoodCycleAt).toISOString() };
+        const why = notReadyReason(agent);
+        if (why !== null) return fail(reply, 503, 'NOT_READY', why);
+        return { status: 'ready', lastCycleAt: new Date(agent.lastGoodCycleAt!).toISOString() };
       },
       metrics: async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.text()),
       openapi: () => buildOpenApi(),
@@ -168,10 +360,9 @@ export async function startAdminServer(deps: AdminDeps): Promise<AdminServer> {
         await agent.freeze(reason, 'admin-api');
         return statusView(agent);
       },
-      unfreeze: async (req, reply) => {
+      unfreeze: async (req) => {
         const body = (req.body ?? {}) as { approveRevision?: string };
-        if (!agent.currentState.freeze && !body.approveRevision)
-          return fail(reply, 409, 'CONFLICT', 'the agent is not frozen');
+        // Not frozen: 409 NOT_FROZEN, also with approveRevision (no pre-approvals).
         await agent.unfreeze('admin-api', body.approveRevision ?? null);
         return statusView(agent);
       },
@@ -185,23 +376,19 @@ export async function startAdminServer(deps: AdminDeps): Promise<AdminServer> {
         return reply.code(202).send({ accepted: true });
       },
       hook: (req, reply) => {
-        if (!webhookSecret)
-          return fail(
-            reply,
-            404,
-            'WEBHOOK_DISABLED',
-            'the push webhook is disabled: set admin.webhookSecretFile',
-          );
-        const raw = (req as FastifyRequest & { rawBody?: Buffer }).rawBody ?? Buffer.alloc(0);
-        const sig = req.headers['x-hub-signature-256'];
-        if (!verifyHubSignature(raw, typeof sig === 'string' ? sig : undefined, webhookSecret))
-          return fail(reply, 401, 'UNAUTHORIZED', 'missing or bad X-Hub-Signature-256');
+        // A delivery without a JSON body never met the parser: its signature is over the empty body.
+        if (!(req as HookRequest)[SIGNATURE_VERIFIED]) {
+          const sig = req.headers['x-hub-signature-256'];
+          if (
+            !webhookSecret ||
+            !verifyHubSignature(Buffer.alloc(0), typeof sig === 'string' ? sig : undefined, webhookSecret)
+          )
+            return fail(reply, 401, 'UNAUTHORIZED', 'missing or bad X-Hub-Signature-256');
+        }
         const event = req.headers['x-github-event'];
         if (event === 'ping') return { pong: true };
         const ref = (req.body as { ref?: unknown } | undefined)?.ref;
-        const wanted = config.source.ref.startsWith('refs/')
-          ? [config.source.ref]
-          : [`refs/heads/${config.source.ref}`, `refs/tags/${config.source.ref}`];
+        const wanted = refCandidates(config.source.ref);
         if (event !== undefined && event !== 'push')
           return reply.code(202).send({ accepted: false, reason: `ignored event ${String(event)}` });
         if (typeof ref !== 'string' || !wanted.includes(ref))
@@ -224,20 +411,52 @@ export async function startAdminServer(deps: AdminDeps): Promise<AdminServer> {
     app.route({
       method: r.method,
       url: r.url,
+      config: { routeId: r.id, auth: r.auth ?? 'bearer' },
       schema: { ...(r.body ? { body: r.body } : {}), ...(r.query ? { querystring: r.query } : {}) },
-      ...(r.id === 'hook' ? { bodyLimit: WEBHOOK_LIMIT } : {}),
+      bodyLimit: r.auth === 'hmac' ? WEBHOOK_LIMIT : BODY_LIMIT,
       handler: handlers[r.id],
     });
   }
 
   const { host, port } = config.admin.listen;
-  const address = await app.listen({ host, port });
+  let address: string;
+  try {
+    address = await app.listen({ host, port });
+  } catch (e) {
+    await app.close().catch(() => undefined);
+    const code = (e as NodeJS.ErrnoException).code ?? errorMessage(e);
+    const hint =
+      code === 'EADDRINUSE'
+        ? 'another process (perhaps a steward already running with this config) holds that port: stop it (ss -ltnp) or set another admin.listen'
+        : code === 'EACCES'
+          ? 'ports below 1024 need privileges: use a higher port in admin.listen'
+          : 'check admin.listen (host must be an address of this machine)';
+    throw new StewardError('ADMIN_LISTEN_FAILED', `cannot listen on ${host}:${port}: ${code}; ${hint}`, {
+      host,
+      port,
+      errno: code,
+    });
+  }
   const loopback = host === '127.0.0.1' || host === '::1' || host === 'localhost' || host.startsWith('127.');
   if (!loopback)
     log.warn(
       { host, port },
       'admin API listens beyond loopback: keep the token secret and the network trusted',
     );
-  log.info({ address }, 'admin API listening');
-  return { app, url: address, close: () => app.close() };
+  return {
+    app,
+    url: address,
+    async open() {
+      if (secrets.tokenIsNew) {
+        await writeNewToken(config.admin.tokenFile, token, log);
+        secrets.tokenIsNew = false;
+      }
+      phase = 'open';
+      log.info({ address }, 'admin API listening');
+    },
+    close: () => {
+      phase = 'closing';
+      return app.close();
+    },
+  };
 }

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import git, { type HttpClient } from 'isomorphic-git';
 import { errorMessage, StewardError } from '../../core/errors.js';
+import { refCandidates } from './refs.js';
 import type { ManifestFile } from '../manifest.js';
 import { isManifestPath } from '../manifest.js';
 import { displayUrl, gitHttpClient, type HttpCounters, type HttpLimits } from './http-client.js';
@@ -116,16 +117,11 @@ export class GitRepository {
     return dir;
   }
 
-  private candidates(): string[] {
-    const r = this.opts.ref;
-    return r.startsWith('refs/') ? [r] : [`refs/heads/${r}`, `refs/tags/${r}`];
-  }
-
   /** The commit the configured ref points at now (remote: one info/refs request, no pack). */
   async resolve(): Promise<{ sha: string; fullRef: string }> {
     if (this.opts.kind === 'local') {
       const gitdir = await this.localGitdir();
-      for (const ref of this.candidates()) {
+      for (const ref of refCandidates(this.opts.ref)) {
         try {
           const oid = await git.resolveRef({ fs, gitdir, ref });
           return { sha: await this.peel(gitdir, oid), fullRef: ref };
@@ -148,7 +144,7 @@ export class GitRepository {
     } catch (e) {
       throw this.unreachable(e, 'asking for refs of');
     }
-    for (const ref of this.candidates()) {
+    for (const ref of refCandidates(this.opts.ref)) {
       const hit = refs.find((r) => r.ref === ref);
       if (hit) return { sha: hit.peeled ?? hit.oid, fullRef: ref };
     }

@@ -1,15 +1,16 @@
 /**
  * The embedded state store: `state.json` (whole state, checksummed, written
- * atomically with fsync) and `audit.log` (one fsynced JSON line per action).
+ * atomically with fsync) and `audit.log` (one fsynced JSON line per action,
+ * rotated by size to `audit.log.1` … `audit.log.<keep>`, read from the end).
  *
  * A corrupt or half-written state file is reported, never silently replaced
  * by a fresh one: a fresh state would mean "unfrozen", which is exactly the
  * wrong default after a crash.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../core/atomic-file.js';
+import { fsyncDir, writeFileAtomic } from '../../core/atomic-file.js';
 import { StewardError } from '../../core/errors.js';
 import {
   type AuditRead,
@@ -21,6 +22,56 @@ import {
 
 const STATE_FILE = 'state.json';
 const AUDIT_FILE = 'audit.log';
+
+/** Rotate `audit.log` once an append would take it past this size. */
+export const DEFAULT_AUDIT_MAX_BYTES = 64 * 1024 * 1024;
+/** Rotated files kept (`audit.log.1` … `audit.log.5`); older ones are deleted. */
+export const DEFAULT_AUDIT_KEEP = 5;
+/** Bytes read per step when reading the audit log backwards. */
+const AUDIT_CHUNK = 64 * 1024;
+/** A line longer than this is skipped (reported), so one bad line cannot make a read unbounded. */
+export const MAX_AUDIT_LINE = 4 * 1024 * 1024;
+
+export interface FileStateStoreOptions {
+  auditMaxBytes?: number;
+  auditKeep?: number;
+}
+
+/**
+ * Calls `take` for each line of the file from the last to the first (the
+ * segment after the final newline first: empty unless the last line is torn)
+ * until `done()`; holds at most one chunk plus one line.
+ */
+async function readLinesBackwards(
+  h: FileHandle,
+  take: (line: Buffer, offset: number, tooLong: boolean) => void,
+  done: () => boolean,
+): Promise<void> {
+  let pos = (await h.stat()).size;
+  let carry = Buffer.alloc(0); // the start of a line whose beginning is further back
+  let overlong = false; // the line being collected has passed MAX_AUDIT_LINE; its bytes are dropped
+  while (pos > 0 && !done()) {
+    const n = Math.min(AUDIT_CHUNK, pos);
+    pos -= n;
+    const buf = Buffer.alloc(n);
+    await h.read(buf, 0, n, pos);
+    const data = carry.length > 0 ? Buffer.concat([buf, carry]) : buf;
+    let end = data.length;
+    for (let i = data.length - 1; i >= 0 && !done(); i--) {
+      if (data[i] !== 10) continue;
+      take(data.subarray(i + 1, end), pos + i + 1, overlong);
+      overlong = false;
+      end = i;
+    }
+    if (done()) return;
+    carry = Buffer.from(data.subarray(0, end));
+    if (carry.length > MAX_AUDIT_LINE) {
+      overlong = true;
+      carry = Buffer.alloc(0);
+    }
+  }
+  if (pos === 0 && !done() && (carry.length > 0 || overlong)) take(carry, 0, overlong);
+}
 
 interface Envelope {
   format: 'steward-state';
@@ -65,7 +116,16 @@ export class FileStateStore implements StateStore {
   /** Whether the audit log is known to end with a newline (checked once per process). */
   private auditTailChecked = false;
 
-  constructor(readonly dir: string) {}
+  private readonly auditMaxBytes: number;
+  private readonly auditKeep: number;
+
+  constructor(
+    readonly dir: string,
+    opts: FileStateStoreOptions = {},
+  ) {
+    this.auditMaxBytes = opts.auditMaxBytes ?? DEFAULT_AUDIT_MAX_BYTES;
+    this.auditKeep = Math.max(1, opts.auditKeep ?? DEFAULT_AUDIT_KEEP);
+  }
 
   get statePath(): string {
     return join(this.dir, STATE_FILE);
@@ -113,50 +173,92 @@ export class FileStateStore implements StateStore {
   async appendAudit(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const h = await open(this.auditPath, 'a+', 0o600);
+    const data = records.map((r) => `${JSON.stringify(r)}\n`).join('');
+    let h = await open(this.auditPath, 'a+', 0o600);
+    let created = false;
     try {
+      let { size } = await h.stat();
+      if (size > 0 && size + Buffer.byteLength(data) > this.auditMaxBytes) {
+        await h.close();
+        await this.rotateAudit();
+        h = await open(this.auditPath, 'a+', 0o600);
+        size = 0;
+        created = true;
+        this.auditTailChecked = true; // a fresh file has no torn line
+      }
       let prefix = '';
       if (!this.auditTailChecked) {
         // A crash mid-write can leave a torn last line; start on a fresh line so the next record stays intact.
-        const { size } = await h.stat();
         if (size > 0) {
           const { buffer } = await h.read(Buffer.alloc(1), 0, 1, size - 1);
           if (buffer[0] !== 10) prefix = '\n';
         }
         this.auditTailChecked = true;
       }
-      await h.write(prefix + records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+      await h.write(prefix + data);
       await h.sync();
     } finally {
       await h.close();
     }
+    if (created) await fsyncDir(this.dir); // the new file's name is durable too
   }
 
+  /** `audit.log` → `audit.log.1` → … → `audit.log.<keep>` (the oldest is replaced), then fsync the directory. */
+  private async rotateAudit(): Promise<void> {
+    for (let i = this.auditKeep - 1; i >= 1; i--)
+      await rename(`${this.auditPath}.${i}`, `${this.auditPath}.${i + 1}`).catch(
+        (e: NodeJS.ErrnoException) => {
+          if (e.code !== 'ENOENT') throw e;
+        },
+      );
+    await rename(this.auditPath, `${this.auditPath}.1`);
+    await fsyncDir(this.dir);
+  }
+
+  /**
+   * Newest first, reading each file backwards in chunks: memory stays in
+   * proportion to `limit`, not to the log. Continues into rotated files
+   * (`audit.log.1`, …) while fewer than `limit` records were found.
+   * `limit <= 0` reads everything (internal use; the API caps it at 1000).
+   */
   async readAudit(limit: number): Promise<AuditRead> {
-    let text: string;
-    try {
-      text = await readFile(this.auditPath, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], skipped: [] };
-      throw e;
-    }
-    const lines = text.split('\n');
-    const skipped: AuditRead['skipped'] = [];
     const records: AuditRecord[] = [];
-    const last = lines.length - 1; // after the final '\n' comes '' unless the last line is torn
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!;
-      if (line === '' && i === last) continue;
+    const skipped: AuditRead['skipped'] = [];
+    const full = () => limit > 0 && records.length >= limit;
+    for (let i = 0; i <= this.auditKeep && !full(); i++) {
+      const name = i === 0 ? AUDIT_FILE : `${AUDIT_FILE}.${i}`;
+      let h: FileHandle;
       try {
-        records.push(JSON.parse(line) as AuditRecord);
-      } catch {
-        skipped.push({
-          line: i + 1,
-          reason: i === last ? 'torn last line (a write was interrupted)' : 'not valid JSON',
-        });
+        h = await open(join(this.dir, name), 'r');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw e;
+      }
+      try {
+        let last = true; // the segment after the final newline: empty, or a torn last line
+        const take = (line: Buffer, offset: number, tooLong: boolean) => {
+          const isLast = last;
+          last = false;
+          if (tooLong) {
+            skipped.push({ file: name, offset, reason: `line longer than ${MAX_AUDIT_LINE} bytes` });
+            return;
+          }
+          if (isLast && line.length === 0) return;
+          try {
+            records.push(JSON.parse(line.toString('utf8')) as AuditRecord);
+          } catch {
+            skipped.push({
+              file: name,
+              offset,
+              reason: isLast ? 'torn last line (a write was interrupted)' : 'not valid JSON',
+            });
+          }
+        };
+        await readLinesBackwards(h, take, full);
+      } finally {
+        await h.close();
       }
     }
-    records.reverse();
     return { records: limit > 0 ? records.slice(0, limit) : records, skipped };
   }
 }

@@ -3,7 +3,7 @@
  * double every action and race on the state file, so it refuses to start.
  * A lock left by a dead process (kill -9, power loss) is taken over.
  */
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StewardError } from '../../core/errors.js';
 
@@ -21,7 +21,29 @@ export interface Lock {
   release(): Promise<void>;
 }
 
+/**
+ * Fails with STATE_DIR_INVALID when `dir` (or a parent) exists but is not a
+ * directory. Creates nothing, so a start can check it before anything else.
+ */
+export async function checkStateDir(dir: string): Promise<void> {
+  const invalid = (what: string) =>
+    new StewardError(
+      'STATE_DIR_INVALID',
+      `state.dir ${dir} ${what}; move it away or set state.dir to a directory`,
+      { dir },
+    );
+  try {
+    if (!(await stat(dir)).isDirectory()) throw invalid('is not a directory');
+  } catch (e) {
+    if (e instanceof StewardError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw invalid('has a parent that is not a directory');
+    if (code !== 'ENOENT') throw e;
+  }
+}
+
 export async function acquireLock(dir: string): Promise<Lock> {
+  await checkStateDir(dir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, 'agent.lock');
   for (let attempt = 0; attempt < 2; attempt++) {

@@ -59,8 +59,8 @@ export interface AuditRecord {
 
 export interface AuditRead {
   records: AuditRecord[];
-  /** Lines that could not be read (e.g. a torn last line after a crash), with their line numbers. */
-  skipped: Array<{ line: number; reason: string }>;
+  /** Lines that could not be read (e.g. a torn last line after a crash): the file and the byte offset of the line. */
+  skipped: Array<{ file: string; offset: number; reason: string }>;
 }
 
 export interface StateStore {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../agent/config.js';
 import { type Daemon, startDaemon } from '../../agent/daemon.js';
 import { type Logger, silentLogger } from '../../agent/log.js';
+import { createTestRepo } from './git-repo.js';
 
 export interface DaemonHarness {
   dir: string;
@@ -38,14 +39,19 @@ export interface DaemonHarnessOptions {
   providersYaml?: string;
   /** The daemon's logger (default: silent). */
   log?: Logger;
+  /** The push-webhook secret; null leaves `admin.webhookSecretFile` unset (the webhook is disabled). */
+  webhookSecret?: string | null;
+  /** Runs before the daemon starts, with the test directory (the state dir is `<dir>/state`). */
+  beforeStart?: (dir: string) => Promise<void>;
 }
 
 export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<DaemonHarness> {
   const dir = await mkdtemp(join(tmpdir(), 'steward-d-'));
   const root = join(dir, 'managed');
   await mkdir(root);
-  const webhookSecret = 'webhook-secret-for-tests';
-  await writeFile(join(dir, 'webhook-secret'), `${webhookSecret}\n`, { mode: 0o600 });
+  const webhookSecret = opts.webhookSecret === undefined ? 'webhook-secret-for-tests' : opts.webhookSecret;
+  if (webhookSecret !== null)
+    await writeFile(join(dir, 'webhook-secret'), `${webhookSecret}\n`, { mode: 0o600 });
   const lines = [
     `source: { url: ${JSON.stringify(opts.sourceUrl)}, ref: main, path: fleet, interval: ${opts.sourceInterval ?? '1h'} }`,
     'providers:',
@@ -54,7 +60,7 @@ export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<Da
     `reconcile: { interval: ${opts.reconcileInterval ?? '1h'}, mode: ${opts.mode ?? 'enforce'} }`,
     'guardrails:',
     ...(opts.guardrails ?? 'soak: { observeCycles: 0 }').split('\n').map((l) => `  ${l}`),
-    'admin: { listen: "127.0.0.1:0", webhookSecretFile: webhook-secret }',
+    `admin: { listen: "127.0.0.1:0"${webhookSecret === null ? '' : ', webhookSecretFile: webhook-secret'} }`,
     'state: { dir: state }',
     'log: { level: error }',
   ];
@@ -62,6 +68,7 @@ export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<Da
   const configPath = join(dir, 'steward.yaml');
   await writeFile(configPath, `${lines.join('\n')}\n`);
   const config = await loadConfig(configPath);
+  await opts.beforeStart?.(dir);
   const daemon = await startDaemon(config, { log: opts.log ?? silentLogger, manual: opts.manual ?? false });
   const token = (await readFile(config.admin.tokenFile, 'utf8')).trim();
   const url = daemon.admin.url;
@@ -72,7 +79,7 @@ export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<Da
     daemon,
     url,
     token,
-    webhookSecret,
+    webhookSecret: webhookSecret ?? '',
     async req(method, path, o = {}) {
       const headers: Record<string, string> = { ...(o.headers ?? {}) };
       const auth = o.auth ?? true;
@@ -94,4 +101,29 @@ export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<Da
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A manual daemon on a fresh repo holding one File manifest (`a.conf`), stopped and
+ * removed after the test (`beforeStop` runs first, e.g. to drop client sockets).
+ */
+export async function startOneFileDaemon(
+  t: { after: (fn: () => Promise<void>) => void },
+  opts: Partial<DaemonHarnessOptions> & { beforeStop?: () => void } = {},
+): Promise<DaemonHarness> {
+  const base = await mkdtemp(join(tmpdir(), 'steward-one-'));
+  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
+  await repo.write(
+    'fleet/a.yaml',
+    'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a.conf, content: "a\\n" }\n',
+  );
+  await repo.commit('v1');
+  const { beforeStop, ...rest } = opts;
+  const d = await startDaemonHarness({ manual: true, ...rest, sourceUrl: repo.workDir });
+  t.after(async () => {
+    beforeStop?.();
+    await d.stop();
+    await rm(base, { recursive: true, force: true });
+  });
+  return d;
 }
