@@ -73,7 +73,7 @@ test('bytes that do not hash to the oid are refused', async () => {
   const oid = await commitSigned(repo, { format: 'none' }, 'hash me');
   const raw = Buffer.from(await readRawCommit(repo, oid));
   assert.ok(signedCommit(oid.toUpperCase(), raw));
-  raw[raw.length - 2] ^= 1;
+  raw[raw.length - 2] = raw[raw.length - 2]! ^ 1;
   assert.equal(signedCommit(oid, raw), null);
 });
 

@@ -46,7 +46,7 @@ for (const type of ['ed25519', 'ecdsa-256', 'ecdsa-384', 'ecdsa-521', 'rsa'] as 
     assert.equal(sig.namespace, 'git');
     assert.equal(verifySshSignature(sig, pub, message), true);
     const changed = Buffer.from(message);
-    changed[changed.length - 2] ^= 1;
+    changed[changed.length - 2] = changed[changed.length - 2]! ^ 1;
     assert.equal(verifySshSignature(sig, pub, changed), false);
   });
 }

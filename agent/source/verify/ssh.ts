@@ -140,7 +140,11 @@ export function parseSshPublicKey(blob: Buffer): SshPublicKey {
     const n = r.mpint();
     r.end();
     if (n.length * 8 < MIN_RSA_BITS) throw new SshFormatError(`RSA key shorter than ${MIN_RSA_BITS} bits`);
-    key = createPublicKey({ key: { kty: 'RSA', e: b64url(e), n: b64url(n) }, format: 'jwk' });
+    try {
+      key = createPublicKey({ key: { kty: 'RSA', e: b64url(e), n: b64url(n) }, format: 'jwk' });
+    } catch {
+      throw new SshFormatError('RSA key is not usable');
+    }
   } else {
     throw new SshFormatError(
       `unsupported key type ${type} (supported: ssh-ed25519, ecdsa-sha2-nistp*, ssh-rsa)`,

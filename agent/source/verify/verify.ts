@@ -76,6 +76,14 @@ export type VerifyResult =
 const PGP = '-----BEGIN PGP SIGNATURE-----';
 const SSH = '-----BEGIN SSH SIGNATURE-----';
 const X509 = '-----BEGIN SIGNED MESSAGE-----';
+/** Far above any real signature (an RSA-4096 OpenPGP one is ~1 KiB); bounds what the parsers are fed. */
+const MAX_SIGNATURE_CHARS = 64 * 1024;
+
+/** Text from a signature (chosen by whoever pushed) made safe for one log line. */
+function printable(text: string): string {
+  const clean = text.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > 80 ? `${clean.slice(0, 80)}...` : clean;
+}
 
 function fail(
   commit: CommitToVerify,
@@ -156,7 +164,7 @@ function verifySsh(
         'namespace',
         'ssh',
         fingerprint,
-        `the SSH signature is for namespace "${sig.namespace}", not "git"`,
+        `the SSH signature is for namespace "${printable(sig.namespace)}", not "git"`,
         'sign commits with git (gpg.format=ssh), which uses the namespace "git"',
       );
     let problem: { reason: VerifyFailureReason; text: string } | null = null;
@@ -208,6 +216,22 @@ export async function verifyCommit(
   trust: TrustPolicy,
   at: Date,
 ): Promise<VerifyResult> {
+  try {
+    return await verifyOrThrow(commit, trust, at);
+  } catch (e) {
+    // Fail closed on anything unforeseen (a key the crypto library chokes on, ...): a rejection, not a crash.
+    return fail(
+      commit,
+      'bad-signature',
+      null,
+      null,
+      `the signature could not be checked (${printable((e as Error).message ?? String(e))})`,
+      'push a commit signed by a trusted key',
+    );
+  }
+}
+
+async function verifyOrThrow(commit: CommitToVerify, trust: TrustPolicy, at: Date): Promise<VerifyResult> {
   const payload = typeof commit.payload === 'string' ? Buffer.from(commit.payload, 'utf8') : commit.payload;
   const sig = commit.gpgsig?.trimStart();
   if (sig === undefined || sig === '')
@@ -218,6 +242,15 @@ export async function verifyCommit(
       null,
       'the commit is not signed',
       'sign it (git commit -S) with a key in source.verify',
+    );
+  if (sig.length > MAX_SIGNATURE_CHARS)
+    return fail(
+      commit,
+      'bad-signature',
+      null,
+      null,
+      `the signature is ${sig.length} characters, more than the ${MAX_SIGNATURE_CHARS} a commit signature needs`,
+      'push a commit signed by a trusted key',
     );
   const committed = committerTime(payload);
   if (!committed)
