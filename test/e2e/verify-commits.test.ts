@@ -23,6 +23,7 @@ import {
   makeSshKey,
   readRawCommit,
   revokeGpgKey,
+  run,
   type SshKey,
   type SshKeyType,
   sshProgramWithNamespace,
@@ -159,6 +160,66 @@ describe('OpenPGP-signed commits (GnuPG)', () => {
       signer: gpgKey.fingerprint,
       keyId: gpgKey.fingerprint.slice(-16),
     });
+  });
+
+  test('a commit signed with a signing SUBKEY verifies; the signer is the primary fingerprint', async () => {
+    const home = join(root, 'gpg-sub');
+    const key = await makeGpgKey(home, 'Sub <sub@example.org>', 'never', 'cert');
+    try {
+      await run(
+        'gpg',
+        ['--batch', '--passphrase', '', '--quick-add-key', key.fingerprint, 'ed25519', 'sign'],
+        {
+          GNUPGHOME: home,
+        },
+      );
+      const colons = await run('gpg', ['--batch', '--with-colons', '--list-keys', key.fingerprint], {
+        GNUPGHOME: home,
+      });
+      const subFpr = colons
+        .split('\n')
+        .filter((l) => l.startsWith('fpr:'))[1]!
+        .split(':')[9]!;
+      const exported = await run('gpg', ['--batch', '--armor', '--export', key.fingerprint], {
+        GNUPGHOME: home,
+      });
+      const oid = await commitSigned(
+        repo,
+        { format: 'openpgp', key: { ...key, fingerprint: `${subFpr}!` } },
+        'sub',
+      );
+      const commit = signedCommit(oid, await readRawCommit(repo, oid))!;
+      const { keys } = await readOpenPgpKeys(exported, 'sub.asc');
+      const r = await verifyCommit(commit, { openpgp: keys, ssh: [] }, new Date());
+      assert.deepEqual(r, { ok: true, format: 'openpgp', signer: key.fingerprint, keyId: subFpr.slice(-16) });
+      assertRejected(await verifyAt(oid), 'unknown-key', oid, new RegExp(subFpr.slice(-16)));
+    } finally {
+      await stopGpg(home);
+    }
+  });
+
+  test('a key file holding a private key, or no key, is a problem', async () => {
+    const secret = await run(
+      'gpg',
+      [
+        '--batch',
+        '--pinentry-mode',
+        'loopback',
+        '--passphrase',
+        '',
+        '--armor',
+        '--export-secret-keys',
+        gpgOther.fingerprint,
+      ],
+      {
+        GNUPGHOME: gpgOther.home,
+      },
+    );
+    const priv = await readOpenPgpKeys(secret, '/etc/steward/keys/ops.asc');
+    assert.deepEqual(priv.keys, []);
+    assert.match(priv.problems[0]?.message ?? '', /PRIVATE key/);
+    const none = await readOpenPgpKeys('not a key', 'k.asc');
+    assert.match(none.problems[0]?.message ?? '', /not an armored OpenPGP public key/);
   });
 
   test('a commit signed by an unknown key is unknown-key, naming its key id', async () => {

@@ -72,11 +72,16 @@ export interface GpgKey {
   armoredPublic: string;
 }
 
-/** A GnuPG home with one ed25519 signing key (`expire` as gpg takes it: `1d`, `never`). */
-export async function makeGpgKey(home: string, uid: string, expire = 'never'): Promise<GpgKey> {
+/** A GnuPG home with one ed25519 primary key (`expire` as gpg takes it: `1d`, `never`; `usage`: `sign` or `cert`). */
+export async function makeGpgKey(
+  home: string,
+  uid: string,
+  expire = 'never',
+  usage = 'sign',
+): Promise<GpgKey> {
   await mkdir(home, { recursive: true, mode: 0o700 });
   const env = { GNUPGHOME: home };
-  await run('gpg', ['--batch', '--passphrase', '', '--quick-gen-key', uid, 'ed25519', 'sign', expire], env);
+  await run('gpg', ['--batch', '--passphrase', '', '--quick-gen-key', uid, 'ed25519', usage, expire], env);
   const colons = await run('gpg', ['--batch', '--with-colons', '--list-keys', uid], env);
   const fingerprint = colons
     .split('\n')
