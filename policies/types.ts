@@ -4,8 +4,7 @@
  */
 import type { Operation } from 'fast-json-patch';
 
-export type Mode = 'observe' | 'enforce';
-export type FieldPolicy = 'revert' | 'report';
+export type { FieldPolicy, GuardrailConfig, Mode } from './guardrail-config.js';
 
 /** One resource whose observed state differs from its desired state on owned fields. */
 export interface Drift {
@@ -52,14 +51,4 @@ export interface Freeze {
 export interface TokenBucket {
   tokens: number;
   updatedAt: number;
-}
-
-export interface GuardrailConfig {
-  maxActionsPerCycle: number;
-  massDrift: { maxDrifted: number; maxDriftedPercent: number; minManaged: number };
-  rateLimit: { actionsPerMinute: number; burst: number };
-  backoff: { baseMs: number; factor: number; maxMs: number; jitter: number };
-  nonConvergence: { alertAfterCycles: number };
-  soak: { observeCycles: number };
-  fieldPolicy: Readonly<Record<string, Readonly<Record<string, FieldPolicy>>>>;
 }
