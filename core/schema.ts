@@ -51,11 +51,16 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; issues: Issue[] }
 export type Checker<T extends TSchema> = (data: unknown) => Checked<Static<T>>;
 
 /**
- * Compiles `schema` (with the named formats it uses) into a {@link Checker}.
+ * Compiles `schema` (with the named formats it uses) into a {@link Checker};
+ * `root` names the whole value in messages.
  * Each call builds its own ajv instance, so formats of one caller never leak
  * into another's schemas.
  */
-export function compileSchema<T extends TSchema>(schema: T, formats: Formats = {}): Checker<T> {
+export function compileSchema<T extends TSchema>(
+  schema: T,
+  formats: Formats = {},
+  { root = 'the config' }: { root?: string } = {},
+): Checker<T> {
   const ajv = new Ajv({ ...AJV_OPTIONS });
   ajv.addVocabulary(['hints', 'errorMessage']);
   for (const [name, f] of Object.entries(formats)) {
@@ -64,7 +69,7 @@ export function compileSchema<T extends TSchema>(schema: T, formats: Formats = {
   const validate = ajv.compile(schema);
   return (data) => {
     if (validate(data)) return { ok: true, value: data as Static<T> };
-    return { ok: false, issues: explain(validate.errors ?? [], data, formats) };
+    return { ok: false, issues: explain(validate.errors ?? [], data, formats, root) };
   };
 }
 
@@ -78,7 +83,12 @@ export const MAX_INT = Number.MAX_SAFE_INTEGER;
 type SchemaObject = Record<string, unknown>;
 
 /** ajv's errors as steward's messages, one per path (a wrong type, else the first one found). */
-export function explain(errors: readonly ErrorObject[], data: unknown, formats: Formats = {}): Issue[] {
+export function explain(
+  errors: readonly ErrorObject[],
+  data: unknown,
+  formats: Formats = {},
+  root = 'the config',
+): Issue[] {
   const branches = errors
     .filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf')
     .map((e) => `${e.schemaPath}/`);
@@ -86,7 +96,7 @@ export function explain(errors: readonly ErrorObject[], data: unknown, formats: 
   for (const e of errors) {
     if (branches.some((b) => e.schemaPath.startsWith(b))) continue; // a failed alternative: its parent speaks
     if (e.propertyName !== undefined && e.keyword !== 'propertyNames') continue; // reported as propertyNames
-    const issue = explainOne(e, toPath(e.instancePath, data), formats);
+    const issue = explainOne(e, toPath(e.instancePath, data), formats, root);
     const key = JSON.stringify(issue.path);
     const seen = out.get(key);
     // a wrong type says the most: it wins over whatever else its value breaks
@@ -95,13 +105,13 @@ export function explain(errors: readonly ErrorObject[], data: unknown, formats: 
   return [...out.values()].map(({ path, message }) => ({ path, message }));
 }
 
-function explainOne(e: ErrorObject, at: PathSegment[], formats: Formats): Issue {
+function explainOne(e: ErrorObject, at: PathSegment[], formats: Formats, root: string): Issue {
   const parent = (e.parentSchema ?? {}) as SchemaObject;
   const params = e.params as Record<string, unknown>;
   const custom = (parent['errorMessage'] as Record<string, string> | undefined)?.[e.keyword];
   const say = (message: string, path: PathSegment[] = at): Issue => ({
     path,
-    message: `${label(path)}: ${message}`,
+    message: `${label(path, root)}: ${message}`,
   });
   switch (e.keyword) {
     case 'additionalProperties': {
@@ -227,9 +237,9 @@ export function showPath(path: readonly PathSegment[]): string {
   return out;
 }
 
-/** A path for the head of a message: the whole value is `the config`. */
-export function label(path: readonly PathSegment[]): string {
-  return path.length === 0 ? 'the config' : showPath(path);
+/** A path for the head of a message: the whole value is `root`. */
+export function label(path: readonly PathSegment[], root = 'the config'): string {
+  return path.length === 0 ? root : showPath(path);
 }
 
 /** A type name for messages; only numbers and booleans are echoed (strings may be secrets). */

@@ -85,7 +85,7 @@ function schemaKeys(): Map<string, { type: string; dflt: string | RegExp }> {
       if (s.properties) walk(s, key);
     }
   };
-  for (const [section, s] of Object.entries(ConfigSchema.properties as Record<string, Schema>)) {
+  for (const [section, s] of Object.entries(ConfigSchema.properties as unknown as Record<string, Schema>)) {
     walk(s.type === 'array' ? s.items! : s, section);
   }
   return out;
