@@ -22,7 +22,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDuration } from '../core/duration.js';
 import { type SourceProblem, StewardError, formatProblem } from '../core/errors.js';
-import { compileSchema, type Issue, showPath } from '../core/schema.js';
+import { type Checker, compileSchema, defaultsOf, type Issue, showPath } from '../core/schema.js';
 import { FORBIDDEN_KEYS, type PathSegment, type YamlDocument, parseYaml } from '../core/yaml.js';
 import { checkBackoff, type GuardrailConfig, guardrailConfig } from '../policies/guardrail-config.js';
 import { checkProviders, type ProvidersConfig, providersConfig } from '../providers/config.js';
@@ -99,17 +99,17 @@ export const EMBEDDED = '<embedded>';
 /** The admin token file's name inside `state.dir` when `admin.tokenFile` is not set. */
 const TOKEN_FILE_NAME = 'admin-token';
 
-const check = compileSchema(ConfigSchema, CONFIG_FORMATS);
+/** Compiled on first use: commands that never read a config (`--help`) do not pay for it. */
+let checker: Checker<typeof ConfigSchema> | undefined;
+const check = (data: unknown) => (checker ??= compileSchema(ConfigSchema, CONFIG_FORMATS))(data);
 
 /**
  * Every default as written in steward.yaml, read off the schema (only
  * `source.url` has none); deep-frozen.
  */
-export const DEFAULTS: Omit<ConfigInput, 'source'> & { source: Omit<ConfigInput['source'], 'url'> } = (() => {
-  const d = {};
-  check(d); // fails (no source.url) but fills every default in place
-  return deepFreeze(d as ConfigInput);
-})();
+export const DEFAULTS = deepFreeze(defaultsOf(ConfigSchema)) as Omit<ConfigInput, 'source'> & {
+  source: Omit<ConfigInput['source'], 'url'>;
+};
 
 // ---------------------------------------------------------------------------
 // Entry points

@@ -73,6 +73,24 @@ export function compileSchema<T extends TSchema>(
   };
 }
 
+/**
+ * The defaults a schema declares, as validation would fill them into an empty
+ * value: an object's own default with its properties' defaults inside, down
+ * through every object that has a default itself. No ajv needed.
+ */
+export function defaultsOf(schema: TSchema, root = true): unknown {
+  const s = schema as SchemaObject;
+  const own = s['default'];
+  const props = s['properties'] as Record<string, TSchema> | undefined;
+  if (s['type'] !== 'object' || !props || (own === undefined && !root)) return structuredClone(own);
+  const out: Record<string, unknown> = typeof own === 'object' && own !== null ? (structuredClone(own) as Record<string, unknown>) : {};
+  for (const [k, p] of Object.entries(props)) {
+    const d = defaultsOf(p, false);
+    if (d !== undefined) out[k] = d;
+  }
+  return out;
+}
+
 /** Largest integer an `Int` schema accepts: beyond it numbers are no longer exact. */
 export const MAX_INT = Number.MAX_SAFE_INTEGER;
 
