@@ -22,7 +22,14 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDuration } from '../core/duration.js';
 import { type SourceProblem, StewardError, formatProblem } from '../core/errors.js';
-import { type Checker, compileSchema, defaultsOf, type Issue, showPath } from '../core/schema.js';
+import {
+  type Checked,
+  type Checker,
+  compileSchema,
+  defaultsOf,
+  type Issue,
+  showPath,
+} from '../core/schema.js';
 import { FORBIDDEN_KEYS, type PathSegment, type YamlDocument, parseYaml } from '../core/yaml.js';
 import { checkBackoff, type GuardrailConfig, guardrailConfig } from '../policies/guardrail-config.js';
 import { checkProviders, type ProvidersConfig, providersConfig } from '../providers/config.js';
@@ -101,7 +108,10 @@ const TOKEN_FILE_NAME = 'admin-token';
 
 /** Compiled on first use: commands that never read a config (`--help`) do not pay for it. */
 let checker: Checker<typeof ConfigSchema> | undefined;
-const check = (data: unknown) => (checker ??= compileSchema(ConfigSchema, CONFIG_FORMATS))(data);
+function check(data: unknown): Checked<ConfigInput> {
+  checker ??= compileSchema(ConfigSchema, CONFIG_FORMATS);
+  return checker(data);
+}
 
 /**
  * Every default as written in steward.yaml, read off the schema (only
