@@ -167,8 +167,10 @@ export function parseConfig(text: string, file: string, opts: ParseOptions = {})
     const w = (written as { guardrails?: { backoff?: Record<string, unknown> } }).guardrails?.backoff;
     issues.push(...checkBackoff(value.guardrails.backoff, w ?? {}, ['guardrails', 'backoff']));
   }
-  if (clean('providers', 'file'))
-    issues.push(...checkProviders(providersConfig(value.providers, abs), ['providers']));
+  if (clean('providers', 'file')) {
+    const file = providersConfig({ file: value.providers.file }, abs); // only the slice known to be valid
+    issues.push(...checkProviders(file, ['providers']));
+  }
   if (clean('source') && value.source.auth && sourceUrl(value.source.url, abs).kind === 'local') {
     issues.push({
       path: ['source', 'auth'],

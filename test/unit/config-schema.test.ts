@@ -59,3 +59,24 @@ describe('core/schema.ts', () => {
     }
   });
 });
+
+describe('checks beyond the schema', () => {
+  it('run on a valid slice while a sibling slice is invalid, and report both', () => {
+    const text =
+      'source: { url: https://g.example.org/r.git }\n' +
+      'providers: { file: { root: / }, aws-ec2: { region: eu-west-1, endpoint: 5 } }\n';
+    try {
+      parseConfig(text, '/tmp/steward.yaml', { env: {} });
+      assert.fail('expected CONFIG_INVALID');
+    } catch (e) {
+      assert.ok(e instanceof StewardError, String(e));
+      assert.deepEqual(
+        (e.details['problems'] as Array<{ message: string }>).map((p) => p.message),
+        [
+          'providers.file.root: must not be the filesystem root; name the folder that holds the managed files',
+          'providers.aws-ec2.endpoint: expected a string, got number 5 (quote it if you meant text)',
+        ],
+      );
+    }
+  });
+});
