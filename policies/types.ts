@@ -3,9 +3,9 @@
  * data: no clocks, no I/O. Times are epoch milliseconds passed in as `now`.
  */
 import type { Operation } from 'fast-json-patch';
+import { type Static, Type } from 'typebox';
 
-export type Mode = 'observe' | 'enforce';
-export type FieldPolicy = 'revert' | 'report';
+export type { FieldPolicy, GuardrailConfig, Mode } from './guardrail-config.js';
 
 /** One resource whose observed state differs from its desired state on owned fields. */
 export interface Drift {
@@ -19,47 +19,42 @@ export interface Drift {
   patch: Operation[];
 }
 
-/** What the agent remembers about one managed resource across cycles. */
-export interface ResourceRecord {
-  /** Owned document applied last (three-way diff base). */
-  lastApplied?: unknown;
-  /** When the current drift was first seen; unset while converged. */
-  firstSeen?: number;
-  /** Consecutive apply attempts without convergence (failures and applies that did not stick). */
-  attempts: number;
-  /** Not before this time may the agent act on it again (backoff). */
-  nextAttemptAt?: number;
-  /** Consecutive cycles in which the resource was acted on and was still drifted afterwards/next cycle. */
-  cyclesActedDrifted: number;
-  /** A resource_stuck alert is open for it. */
-  stuck: boolean;
-  /**
-   * The last cycle applied to it successfully; the next fresh observation
-   * decides whether that apply stuck. Persisted, so a restart does not grant
-   * an extra, un-backed-off apply.
-   */
-  verifyPending?: boolean;
-  /** When the last successful apply happened (for the kind's settle window). */
-  appliedAt?: number;
-}
+/** What the agent remembers about one managed resource across cycles (persisted in the state file). */
+export const ResourceRecordSchema = Type.Object(
+  {
+    /** Owned document applied last (three-way diff base). */
+    lastApplied: Type.Optional(Type.Unknown()),
+    /** When the current drift was first seen; unset while converged. */
+    firstSeen: Type.Optional(Type.Number()),
+    /** Consecutive apply attempts without convergence (failures and applies that did not stick). */
+    attempts: Type.Integer({ minimum: 0 }),
+    /** Not before this time may the agent act on it again (backoff). */
+    nextAttemptAt: Type.Optional(Type.Number()),
+    /** Consecutive cycles in which the resource was acted on and was still drifted afterwards/next cycle. */
+    cyclesActedDrifted: Type.Integer({ minimum: 0 }),
+    /** A resource_stuck alert is open for it. */
+    stuck: Type.Boolean(),
+    /**
+     * The last cycle applied to it successfully; the next fresh observation
+     * decides whether that apply stuck. Persisted, so a restart does not grant
+     * an extra, un-backed-off apply.
+     */
+    verifyPending: Type.Optional(Type.Boolean()),
+    /** When the last successful apply happened (for the kind's settle window). */
+    appliedAt: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: false },
+);
+export type ResourceRecord = Static<typeof ResourceRecordSchema>;
 
-export interface Freeze {
-  reason: string;
-  by: string;
-  since: number;
-}
+export const FreezeSchema = Type.Object(
+  { reason: Type.String(), by: Type.String(), since: Type.Number() },
+  { additionalProperties: false },
+);
+export type Freeze = Static<typeof FreezeSchema>;
 
-export interface TokenBucket {
-  tokens: number;
-  updatedAt: number;
-}
-
-export interface GuardrailConfig {
-  maxActionsPerCycle: number;
-  massDrift: { maxDrifted: number; maxDriftedPercent: number; minManaged: number };
-  rateLimit: { actionsPerMinute: number; burst: number };
-  backoff: { baseMs: number; factor: number; maxMs: number; jitter: number };
-  nonConvergence: { alertAfterCycles: number };
-  soak: { observeCycles: number };
-  fieldPolicy: Readonly<Record<string, Readonly<Record<string, FieldPolicy>>>>;
-}
+export const TokenBucketSchema = Type.Object(
+  { tokens: Type.Number(), updatedAt: Type.Number() },
+  { additionalProperties: false },
+);
+export type TokenBucket = Static<typeof TokenBucketSchema>;

@@ -1,5 +1,6 @@
 /** Every kind steward knows, and the providers built from the config. */
 import { StewardError } from '../core/errors.js';
+import type { ProvidersConfig } from './config.js';
 import { ec2InstanceKind } from './aws-ec2/instance-kind.js';
 import { securityGroupKind } from './aws-ec2/sg-kind.js';
 import { fileKind } from './file/kind.js';
@@ -14,18 +15,13 @@ import type {
   Provider,
 } from './types.js';
 
+export type { ProvidersConfig } from './config.js';
+
 export const KINDS: ReadonlyMap<string, KindDefinition> = new Map([
   [fileKind.kind, fileKind],
   [ec2InstanceKind.kind, ec2InstanceKind],
   [securityGroupKind.kind, securityGroupKind],
 ]);
-
-/** The config slice the providers take (`providers:` in steward.yaml); agent/config.ts reads it into this shape. */
-export interface ProvidersConfig {
-  /** Absolute root directory of the File provider; null when not configured. */
-  readonly file: { readonly root: string } | null;
-  readonly 'aws-ec2': { readonly region: string; readonly endpoint: string | null } | null;
-}
 
 /** What building the providers needs: their slice, and the state dir (the file provider keeps its root identity there). */
 export interface ProviderSettings {

@@ -12,11 +12,13 @@ import { type FileHandle, mkdir, open, readFile, rename } from 'node:fs/promises
 import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../../core/atomic-file.js';
 import { StewardError } from '../../core/errors.js';
+import { compileSchema } from '../../core/schema.js';
 import {
   type AuditRead,
   type AuditRecord,
   freshState,
   type PersistedState,
+  PersistedStateSchema,
   type StateStore,
 } from './types.js';
 
@@ -96,21 +98,8 @@ function migrate(s: unknown): unknown {
   return { ...o, version: 2, approvals };
 }
 
-function checkShape(s: unknown): s is PersistedState {
-  if (typeof s !== 'object' || s === null) return false;
-  const o = s as Record<string, unknown>;
-  return (
-    o['version'] === 2 &&
-    (o['mode'] === null || o['mode'] === 'observe' || o['mode'] === 'enforce') &&
-    (o['freeze'] === null || typeof o['freeze'] === 'object') &&
-    Array.isArray(o['approvals']) &&
-    (o['approvals'] as unknown[]).every(
-      (a) => typeof a === 'object' && a !== null && typeof (a as { sha?: unknown }).sha === 'string',
-    ) &&
-    typeof o['resources'] === 'object' &&
-    o['resources'] !== null
-  );
-}
+/** The shape a loaded (and migrated) state must have; fills `revision`, `soak`, `bucket` when a file predates them. */
+const checkShape = compileSchema(PersistedStateSchema, {}, { root: 'the state' });
 
 export class FileStateStore implements StateStore {
   /** Whether the audit log is known to end with a newline (checked once per process). */
@@ -158,9 +147,15 @@ export class FileStateStore implements StateStore {
     if (env?.format !== 'steward-state' || typeof env.sha256 !== 'string')
       throw corrupt('not a steward state file');
     if (digest(JSON.stringify(env.state)) !== env.sha256) throw corrupt('checksum mismatch');
-    const state = migrate(env.state);
-    if (!checkShape(state)) throw corrupt('unexpected shape');
-    return { ...freshState(), ...state };
+    const checked = checkShape(migrate(env.state));
+    if (!checked.ok)
+      throw corrupt(
+        `unexpected shape: ${checked.issues
+          .slice(0, 3)
+          .map((i) => i.message)
+          .join('; ')}`,
+      );
+    return checked.value;
   }
 
   async save(state: PersistedState): Promise<void> {

@@ -3,38 +3,63 @@
  * embedded default keeps files in `state.dir`; a shared backend for several
  * replicas can implement the same interface later.
  */
-import type { Freeze, Mode, ResourceRecord, TokenBucket } from '../../policies/types.js';
+import { type Static, type TSchema, Type } from 'typebox';
+import { ModeSchema } from '../../policies/guardrail-config.js';
+import { FreezeSchema, ResourceRecordSchema, TokenBucketSchema } from '../../policies/types.js';
 import type { DisplayOp } from '../patch-view.js';
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+/** A field a version-2 file may lack, having been written before it existed: absent means null. */
+const Later = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()], { default: null });
 
 /**
  * An operator's `approveRevision`: exempts the drift it approved from the
  * mass-drift halt until that drift has converged, then it is spent.
  */
-export interface Approval {
-  sha: string;
-  by: string;
-  at: number;
-  /**
-   * The resources (drift keys) whose drift it approved. Null until bound: at
-   * the first cycle on `sha`, to the drift seen then (an approval given while
-   * the agent already showed drift on `sha` is bound at once, to that drift).
-   */
-  keys: string[] | null;
-}
+export const ApprovalSchema = Type.Object(
+  {
+    sha: Type.String(),
+    by: Type.String(),
+    at: Type.Number(),
+    /**
+     * The resources (drift keys) whose drift it approved. Null until bound: at
+     * the first cycle on `sha`, to the drift seen then (an approval given while
+     * the agent already showed drift on `sha` is bound at once, to that drift).
+     */
+    keys: Nullable(Type.Array(Type.String())),
+  },
+  { additionalProperties: false },
+);
+export type Approval = Static<typeof ApprovalSchema>;
 
-export interface PersistedState {
-  version: 2;
-  /** Null until someone sets it: the config's reconcile.mode applies. */
-  mode: Mode | null;
-  freeze: Freeze | null;
-  /** Open approvals (`approveRevision`), at most one per revision; spent once their drift converged. */
-  approvals: Approval[];
-  /** The last revision accepted, restored at start so a bad commit pushed meanwhile cannot replace it. */
-  revision: { sha: string; acceptedAt: number } | null;
-  soak: { sha: string; cyclesObserved: number } | null;
-  bucket: TokenBucket | null;
-  resources: Record<string, ResourceRecord>;
-}
+/**
+ * The state file's `state` (version 2), checked on load. `revision`, `soak`
+ * and `bucket` came later than the rest: absent means null.
+ */
+export const PersistedStateSchema = Type.Object(
+  {
+    version: Type.Literal(2),
+    /** Null until someone sets it: the config's reconcile.mode applies. */
+    mode: Nullable(ModeSchema),
+    freeze: Nullable(FreezeSchema),
+    /** Open approvals (`approveRevision`), at most one per revision; spent once their drift converged. */
+    approvals: Type.Array(ApprovalSchema),
+    /** The last revision accepted, restored at start so a bad commit pushed meanwhile cannot replace it. */
+    revision: Later(
+      Type.Object({ sha: Type.String(), acceptedAt: Type.Number() }, { additionalProperties: false }),
+    ),
+    soak: Later(
+      Type.Object(
+        { sha: Type.String(), cyclesObserved: Type.Integer({ minimum: 0 }) },
+        { additionalProperties: false },
+      ),
+    ),
+    bucket: Later(TokenBucketSchema),
+    resources: Type.Record(Type.String(), ResourceRecordSchema, { additionalProperties: false }),
+  },
+  { additionalProperties: false },
+);
+export type PersistedState = Static<typeof PersistedStateSchema>;
 
 export interface AuditRecord {
   at: string;
