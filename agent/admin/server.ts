@@ -19,6 +19,7 @@
  * Errors, fastify's own included, are `{error: {code, message}}`.
  */
 import type { Socket } from 'node:net';
+import type { TSchema } from 'typebox';
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -28,6 +29,7 @@ import Fastify, {
 import type { Agent } from '../agent.js';
 import type { Config } from '../config.js';
 import { errorMessage, isStewardError, StewardError } from '../../core/errors.js';
+import { compileSchema } from '../../core/schema.js';
 import { refCandidates } from '../source/refs.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -198,9 +200,6 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
       ...({ useSemicolonDelimiter: false } as object), // accepted at run time, missing from the types
     },
     exposeHeadRoutes: false,
-    ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },
-    },
     // Closing is answered by our own gate below (in our error shape), not fastify's raw 503.
     return503OnClosing: false,
     clientErrorHandler: onClientError,
@@ -307,6 +306,18 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
     }
   });
 
+  // Bodies and queries are checked by the same tooling as the config and the state file.
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const check = compileSchema(
+      schema as TSchema,
+      {},
+      { root: httpPart === 'querystring' ? 'the query' : 'the body' },
+    );
+    return (data: unknown) => {
+      const r = check(data);
+      return r.ok ? true : { error: new Error(r.issues.map((i) => i.message).join('; ')) };
+    };
+  });
   app.setErrorHandler(onError);
   // A POST without a body is an empty object, so optional-body routes (unfreeze, reconcile) validate cleanly.
   app.addHook('preValidation', async (req) => {

@@ -3,6 +3,7 @@
  * together), how its arguments are parsed (`node:util` parseArgs, strict), and
  * how its help and usage errors read. No command lives here: see agent/cli.ts.
  */
+import { suggest } from '../../core/suggest.js';
 import { parseArgs } from 'node:util';
 import { StewardError } from '../../core/errors.js';
 
@@ -84,13 +85,10 @@ const usageError = (command: Command, message: string): StewardError =>
   new StewardError('USAGE', `${message}; see steward ${command.name ? `${command.name} ` : ''}--help`);
 
 /** The closest of `candidates` to a typo. Imported when needed: the config module is not small. */
-async function suggest(input: string, candidates: readonly string[]): Promise<string | undefined> {
-  return (await import('../config.js')).suggest(input, candidates);
-}
 
 /** Throws a USAGE error for a command word that is not in `names`. */
 export async function unknownCommand(word: string, names: readonly string[], root: Command): Promise<never> {
-  const near = await suggest(word, names);
+  const near = suggest(word, names);
   throw usageError(root, `unknown command "${word}"${near ? ` (did you mean "${near}"?)` : ''}`);
 }
 
@@ -162,7 +160,7 @@ async function explain(
     const flag = flagOf(command, t.name);
     if (flag === undefined) {
       const long = t.rawName.startsWith('--');
-      const near = long ? await suggest(t.name, [...Object.keys(command.flags), 'help']) : undefined;
+      const near = long ? suggest(t.name, [...Object.keys(command.flags), 'help']) : undefined;
       const hint = near !== undefined ? `did you mean --${near}?` : misplaced?.(t.rawName);
       return `unknown option ${t.rawName}${hint ? ` (${hint})` : ''}`;
     }

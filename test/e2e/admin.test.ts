@@ -325,3 +325,19 @@ test('GET /v1/audit lists applied actions newest first, with a limit', async (t)
   const one = (await d.req('GET', '/v1/audit?limit=1')).json as { records: unknown[] };
   assert.equal(one.records.length, 1);
 });
+
+test('bad bodies are explained by the shared schema tooling, without echoing the value', async (t) => {
+  const { d } = await setup(t);
+  const cases: Array<[string, string, unknown, RegExp]> = [
+    ['POST', '/v1/freeze', { reason: 'x', extra: 'SECRET-VALUE' }, /extra/],
+    ['PUT', '/v1/mode', { mode: 'SECRET-MODE' }, /mode/],
+    ['POST', '/v1/unfreeze', { approveRevision: 'SECRET-SHA' }, /approveRevision/],
+  ];
+  for (const [method, path, body, names] of cases) {
+    const r = await d.req(method, path, { body });
+    assert.equal(r.status, 400, path);
+    const message = (r.json as { error: { message: string } }).error.message;
+    assert.match(message, names, message);
+    assert.doesNotMatch(message, /SECRET/, 'a string value is never echoed');
+  }
+});
