@@ -71,3 +71,16 @@ test('layers: no import cycles', () => {
   for (const f of graph.keys()) if (!state.has(f)) visit(f);
   assert.deepEqual(cycles, []);
 });
+
+test('tests mirror the source tree: test/<path>[.<aspect>].test.ts tests <path>.ts (or the folder <path>/)', () => {
+  const tests = readdirSync(join(ROOT, 'test'), { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && e.name.endsWith('.test.ts'))
+    .map((e) => relative(join(ROOT, 'test'), join(e.parentPath, e.name)))
+    .filter((p) => !p.startsWith('e2e/') && !p.startsWith('helpers/') && p !== 'layers.test.ts');
+  const orphans = tests.filter((p) => {
+    const bases = [p.replace(/\.test\.ts$/, ''), p.replace(/(\.[a-z-]+)?\.test\.ts$/, '')];
+    return !bases.some((b) => graph.has(`${b}.ts`) || all.some((f) => f.startsWith(`${b}/`)));
+  });
+  assert.deepEqual(orphans, []);
+  assert.ok(tests.length > 30, `${tests.length} unit test files found`);
+});

@@ -3,7 +3,7 @@
  * written (`ConfigInput`), every default (its `default`s) and the validation
  * (ajv, through core/schema.ts); the hints for keys people commonly write but
  * steward does not take sit next to the keys they stand in for.
- * docs/config.md is checked against this file (test/unit/config-docs.test.ts).
+ * docs/config.md is checked against this file (test/agent/config/schema.test.ts).
  */
 import { isIP, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';

@@ -1,0 +1,50 @@
+/**
+ * The file provider on a real directory, driven directly: cases where the
+ * file at a managed path is shared with something outside the root.
+ */
+import assert from 'node:assert/strict';
+import { chmod, link, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileKind } from '../../../providers/file/kind.js';
+import { FileProvider } from '../../../providers/file/provider.js';
+import type { ApplyOutcome, DesiredResource } from '../../../providers/types.js';
+
+test('a managed file hard-linked to one outside the root: a mode fix does not chmod the outside file', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'steward-fp-'));
+  t.after(() => rm(base, { recursive: true, force: true }));
+  const root = join(base, 'root');
+  await mkdir(root);
+  await writeFile(join(base, 'secret'), 'outside\n', { mode: 0o600 });
+  await chmod(join(base, 'secret'), 0o600);
+  await link(join(base, 'secret'), join(root, 'a.conf'));
+
+  const spec = { path: 'a.conf', mode: '0644' };
+  const r: DesiredResource = {
+    key: 'File/a',
+    kind: 'File',
+    name: 'a',
+    spec,
+    desired: fileKind.toDesired(spec),
+    origin: '',
+  };
+  const p = new FileProvider({ root });
+  const seen = (await p.observe([r])).get('File/a')!;
+  assert.equal(seen.status, 'present');
+  const outcomes: ApplyOutcome[] = await p.apply(
+    [
+      {
+        resource: r,
+        ops: [{ op: 'replace', path: '/spec/mode', value: '0644' }],
+        observed: seen.status === 'present' ? seen.doc : { spec: {} },
+      },
+    ],
+    { shouldStop: () => false, onOutcome: async () => {} },
+  );
+  assert.equal(outcomes[0]!.outcome, 'applied');
+  assert.equal((await stat(join(base, 'secret'))).mode & 0o777, 0o600, 'the outside file keeps its mode');
+  assert.equal((await stat(join(root, 'a.conf'))).mode & 0o777, 0o644, 'the managed file has the mode asked');
+  assert.equal(await readFile(join(root, 'a.conf'), 'utf8'), 'outside\n', 'with the content it had');
+  assert.equal((await stat(join(root, 'a.conf'))).nlink, 1, 'and no longer shared');
+});
