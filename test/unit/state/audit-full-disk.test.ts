@@ -44,16 +44,20 @@ async function fill(dir: string): Promise<string> {
 
 test('a full state disk: an audit append that cannot write its whole record fails, and the next one stays readable', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'steward-audit-full-'));
-  t.after(() => rm(base, { recursive: true, force: true }));
   const mnt = join(base, 'state');
   await mkdir(mnt);
+  let mounted = false;
+  t.after(async () => {
+    if (mounted) await run('umount', [mnt]);
+    await rm(base, { recursive: true, force: true });
+  });
   try {
     await run('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
+    mounted = true;
   } catch {
     t.skip('cannot mount a small tmpfs here (needs root)');
     return;
   }
-  t.after(() => run('umount', [mnt]));
   const store = new FileStateStore(mnt);
   await store.appendAudit([intent('first', 10)]);
   const filler = await fill(mnt);
