@@ -195,8 +195,17 @@ export class FileStateStore implements StateStore {
         }
         this.auditTailChecked = true;
       }
-      await h.write(prefix + data);
-      await h.sync();
+      // writeFile loops over short writes (a disk filling up mid-record); write() would report a torn line durable.
+      try {
+        await h.writeFile(prefix + data);
+        await h.sync();
+      } catch (e) {
+        // Leave no torn fragment for the next record to be glued to; if that fails too, re-check the tail then.
+        await h.truncate(size).catch(() => {
+          this.auditTailChecked = false;
+        });
+        throw e;
+      }
     } finally {
       await h.close();
     }
