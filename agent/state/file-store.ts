@@ -200,10 +200,9 @@ export class FileStateStore implements StateStore {
         await h.writeFile(prefix + data);
         await h.sync();
       } catch (e) {
-        // Leave no torn fragment for the next record to be glued to; if that fails too, re-check the tail then.
-        await h.truncate(size).catch(() => {
-          this.auditTailChecked = false;
-        });
+        // Leave no torn fragment for the next record to be glued to, and re-check the tail before the next one.
+        await h.truncate(size).catch(() => {});
+        this.auditTailChecked = false;
         throw e;
       }
     } finally {
