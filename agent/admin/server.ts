@@ -274,10 +274,31 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
     opts.onRequest = [...gate, ...own];
   });
 
+  /** 404, or 405 when the router would take the same path with another method. */
+  const notFound = (req: FastifyRequest, reply: FastifyReply) => {
+    const url = req.url.split('?')[0]!;
+    const allowed = [...new Set(ROUTES.map((r) => r.method))].filter(
+      (m) => m !== req.method && app.hasRoute({ url, method: m }),
+    );
+    if (allowed.length > 0) {
+      reply.header('allow', allowed.join(', '));
+      return deny(
+        req,
+        reply,
+        405,
+        'METHOD_NOT_ALLOWED',
+        `${req.method} is not allowed here; use ${allowed.join(' or ')}`,
+      );
+    }
+    return deny(req, reply, 404, 'NOT_FOUND', 'no such route; see /openapi.json');
+  };
+
   // Before start-up finished and while closing, nothing is served (404s included).
   app.addHook('onRequest', async (req, reply) => {
     if (phase !== 'open')
       return deny(req, reply, 503, 'NOT_READY', phase === 'starting' ? 'starting' : 'stopping');
+    // No route: answered here, before fastify would read and parse the (unauthenticated) body.
+    if (req.is404) return notFound(req, reply);
   });
 
   // JSON only (fastify's default text/plain parser would let other types reach validation instead of 415);
@@ -312,24 +333,8 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
   app.addHook('preValidation', async (req) => {
     if (req.body === undefined && req.method !== 'GET') req.body = {};
   });
-  app.setNotFoundHandler((req, reply) => {
-    // The 405 decision uses the router itself: the same path that would route with another method.
-    const url = req.url.split('?')[0]!;
-    const allowed = [...new Set(ROUTES.map((r) => r.method))].filter(
-      (m) => m !== req.method && app.hasRoute({ url, method: m }),
-    );
-    if (allowed.length > 0) {
-      reply.header('allow', allowed.join(', '));
-      return deny(
-        req,
-        reply,
-        405,
-        'METHOD_NOT_ALLOWED',
-        `${req.method} is not allowed here; use ${allowed.join(' or ')}`,
-      );
-    }
-    return deny(req, reply, 404, 'NOT_FOUND', 'no such route; see /openapi.json');
-  });
+  // Normally answered by the onRequest hook above; the 405 decision uses the router itself.
+  app.setNotFoundHandler(notFound);
 
   const handlers: Record<RouteId, (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> | unknown> =
     {
