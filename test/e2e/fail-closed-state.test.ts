@@ -341,3 +341,42 @@ test('a revision that stops managing more than the mass-drift limits raises mass
   await h.cycle();
   assert.equal(h.events.filter((e) => e.type === 'mass_release').length, 1);
 });
+
+test('an approval is spent when its change converged even if a report-only drift it covered never will: a later mass tamper freezes', async (t) => {
+  const { repo, h } = await fleet(t, 200, G);
+  const reportOnly = 'r199';
+  const manifests = (v2: readonly string[]) =>
+    names(200)
+      .map((x) => {
+        const m = file(x, v2.includes(x) ? `${x} v2\n` : `${x} v1\n`);
+        return x === reportOnly ? m.replace('spec:', 'policy: { onDrift: report }\nspec:') : m;
+      })
+      .join('---\n');
+  await repo.write('fleet/all.yaml', manifests([]));
+  await repo.commit('r199 is report-only');
+  assert.equal((await h.cycle()).drifted, 0);
+  // Someone edits the report-only file: reported, never reverted, so it never converges.
+  await tamper(h, [reportOnly], 'hand edit\n');
+  assert.deepEqual((await h.cycle()).held, { 'report-only': 1 });
+
+  // 70 of 200 change in Git: frozen, approved, rolled out.
+  await repo.write('fleet/all.yaml', manifests(names(70)));
+  const v2 = await repo.commit('v2 for 70');
+  assert.equal((await h.cycle()).frozen, true);
+  await h.agent.unfreeze('bob', v2);
+  let applied = 0;
+  for (let i = 0; i < 3; i++) {
+    h.clock.now += MINUTE;
+    applied += (await h.cycle()).applied;
+  }
+  assert.equal(applied, 70);
+  assert.deepEqual(h.agent.currentState.approvals, [], 'nothing the approval covered is left to converge');
+
+  // The 70 approved files are rewritten by hand, under the same revision (35 % > 30 %).
+  await tamper(h, names(70));
+  h.clock.now += MINUTE;
+  const r = await h.cycle();
+  assert.equal(r.frozen, true, 'the mass tamper freezes');
+  assert.equal(r.applied, 0);
+  for (const n of names(70).slice(0, 5)) assert.equal(await content(h, n), 'tampered\n');
+});
