@@ -33,3 +33,12 @@ test('unauthenticated bodies sent to a 404 or 405 are answered without being rea
     assert.equal(r.headers['connection'], 'close', `${what}: the unread body is not kept on the connection`);
   }
 });
+
+test('CONNECT is answered in the error shape (405), not by a dropped connection', async (t) => {
+  const d = await startOneFileDaemon(t);
+  for (const target of ['127.0.0.1:80', d.url.replace('http://', '')]) {
+    const r = await rawRequest(d.url, { method: 'CONNECT', target });
+    assert.equal(r.status, 405, `CONNECT ${target}: ${r.body}`);
+    assert.equal((r.json as { error: { code: string } }).error.code, 'METHOD_NOT_ALLOWED');
+  }
+});
