@@ -149,7 +149,12 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
       : err.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'Request Header Fields Too Large', 'request headers too large']
         : [400, 'Bad Request', 'malformed HTTP request'];
-  const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message } });
+  answerRaw(socket, status, text, 'BAD_REQUEST', message);
+}
+
+/** An error answer written straight to the socket (no fastify request exists), then closed. */
+function answerRaw(socket: Socket, status: number, text: string, code: ApiErrorCode, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
@@ -210,6 +215,18 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
         return fail(reply, 400, 'BAD_REQUEST', 'malformed URL (bad percent-encoding)');
       return fail(reply, 400, 'BAD_REQUEST', 'the request could not be routed');
     },
+  });
+
+  // CONNECT never reaches fastify (node hands the socket to 'connect' listeners, or drops it without one).
+  app.server.on('connect', (_req: unknown, socket: Socket) => {
+    socket.on('error', () => socket.destroy()); // node removed its own error listener: a reset must not throw
+    answerRaw(
+      socket,
+      405,
+      'Method Not Allowed',
+      'METHOD_NOT_ALLOWED',
+      'CONNECT is not allowed here; see /openapi.json',
+    );
   });
 
   /** Rejects a request; one that is still sending a body gets its connection closed instead of read. */
