@@ -152,8 +152,9 @@ export class FileStateStore implements StateStore {
     let env: Envelope;
     try {
       env = JSON.parse(text) as Envelope;
-    } catch (e) {
-      throw corrupt(`not valid JSON: ${(e as Error).message}`);
+    } catch {
+      // Not V8's message: it quotes the bytes around the error, and state.json holds file contents.
+      throw corrupt(`not valid JSON, ${Buffer.byteLength(text)} bytes`);
     }
     if (env?.format !== 'steward-state' || typeof env.sha256 !== 'string')
       throw corrupt('not a steward state file');
