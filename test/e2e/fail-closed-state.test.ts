@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { isStewardError } from '../../core/errors.js';
 import { FileStateStore } from '../../agent/state/file-store.js';
 import type { AuditRecord, StateStore } from '../../agent/state/types.js';
-import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { createTestRepo, git, type TestRepo } from '../helpers/git-repo.js';
 import { type Harness, makeHarness } from '../helpers/harness.js';
 
 const file = (name: string, content: string) =>
@@ -406,4 +406,36 @@ test('a state dir that comes back empty (a volume not mounted) is not a first st
     assert.equal(r.applied, 0, 'nothing acts while the freeze may have been lost');
   }
   assert.equal(await content(h, 'r000'), 'tampered\n');
+});
+
+test('an approval does not outlive its revision: one left unconverged when Git moved on does not come back with it', async (t) => {
+  const { repo, h } = await fleet(t, 200, G.replace('maxActionsPerCycle: 50', 'maxActionsPerCycle: 10'));
+  const manifests = (v2: readonly string[]) =>
+    names(200)
+      .map((x) => file(x, v2.includes(x) ? `${x} v2\n` : `${x} v1\n`))
+      .join('---\n');
+  await h.cycle();
+  // 70 of 200 change in Git: frozen, approved; the rollout starts (10 a cycle)...
+  await repo.write('fleet/all.yaml', manifests(names(70)));
+  const v2 = await repo.commit('v2 for 70');
+  assert.equal((await h.cycle()).frozen, true);
+  await h.agent.unfreeze('bob', v2);
+  h.clock.now += MINUTE;
+  assert.equal((await h.cycle()).applied, 10);
+  // ...and is abandoned: Git goes back to v1 in a new commit, which converges.
+  await repo.write('fleet/all.yaml', manifests([]));
+  await repo.commit('back to v1');
+  h.clock.now += MINUTE;
+  assert.equal((await h.cycle()).applied, 10);
+  h.clock.now += MINUTE;
+  assert.equal((await h.cycle()).drifted, 0);
+  assert.deepEqual(h.agent.currentState.approvals, [], 'the approval went with its revision');
+
+  // Months later a pusher force-pushes the old approved commit: 70 of 200 would change.
+  await git(repo.workDir, ['reset', '-q', '--hard', v2]);
+  h.clock.now += MINUTE;
+  const r = await h.cycle();
+  assert.equal(r.revision, v2);
+  assert.equal(r.frozen, true, 'the mass-drift halt holds: nobody approved this change now');
+  assert.equal(r.applied, 0);
 });
