@@ -212,15 +212,20 @@ export class Reconciler {
   /**
    * Approvals: the one for this revision is bound to the drift it approved (if it was not yet), and spent
    * once none of that drift is left to converge — so a later mass tamper under the same revision freezes
-   * again. A report-only drift never converges (nothing reverts it), so it keeps no approval alive.
+   * again. A report-only drift never converges (nothing reverts it), so it keeps no approval alive. An
+   * approval of another revision is spent too: Git moved on (or never got there), and a commit brought
+   * back later is not a change anyone approved now.
    */
   private settleApprovals(
     approvals: readonly Approval[],
     sha: string,
     detection: Awaited<ReturnType<typeof detect>>,
   ): Approval[] {
+    for (const a of approvals)
+      if (a.sha !== sha)
+        this.deps.emit({ type: 'approval_spent', sha: a.sha, resources: a.keys?.length ?? 0 });
     const mine = approvals.find((a) => a.sha === sha);
-    if (!mine) return [...approvals];
+    if (!mine) return [];
     const drifted = detection.drift.map((d) => d.resource.key);
     const keys = mine.keys ?? drifted;
     const open = new Set(
@@ -228,12 +233,11 @@ export class Reconciler {
         .filter((d) => revertOps(this.decideDrift(d), this.deps.guardrails).length > 0)
         .map((d) => d.resource.key),
     );
-    const others = approvals.filter((a) => a !== mine);
     if (!keys.some((k) => open.has(k))) {
       this.deps.emit({ type: 'approval_spent', sha, resources: keys.length });
-      return others;
+      return [];
     }
-    return [...others, { ...mine, keys }];
+    return [{ ...mine, keys }];
   }
 
   /** Decide (pure): what the guardrails allow this cycle. */
