@@ -23,7 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ActDecision, DecideDrift, DecideOutput, HoldDecision, HoldReason } from '../policies/decide.js';
 import { foldObservation } from '../policies/fold.js';
-import { decide } from '../policies/decide.js';
+import { decide, revertOps } from '../policies/decide.js';
 import { emptyRecord, trackConvergence } from '../policies/non-convergence.js';
 import { soakStep } from '../policies/soak.js';
 import type { GuardrailConfig, Mode, ResourceRecord } from '../policies/types.js';
@@ -211,24 +211,33 @@ export class Reconciler {
 
   /**
    * Approvals: the one for this revision is bound to the drift it approved (if it was not yet), and spent
-   * once none of that drift is left — so a later mass tamper under the same revision freezes again.
+   * once none of that drift is left to converge — so a later mass tamper under the same revision freezes
+   * again. A report-only drift never converges (nothing reverts it), so it keeps no approval alive. An
+   * approval of another revision is spent too: Git moved on (or never got there), and a commit brought
+   * back later is not a change anyone approved now.
    */
   private settleApprovals(
     approvals: readonly Approval[],
     sha: string,
     detection: Awaited<ReturnType<typeof detect>>,
   ): Approval[] {
+    for (const a of approvals)
+      if (a.sha !== sha)
+        this.deps.emit({ type: 'approval_spent', sha: a.sha, resources: a.keys?.length ?? 0 });
     const mine = approvals.find((a) => a.sha === sha);
-    if (!mine) return [...approvals];
+    if (!mine) return [];
     const drifted = detection.drift.map((d) => d.resource.key);
     const keys = mine.keys ?? drifted;
-    const open = new Set(drifted);
-    const others = approvals.filter((a) => a !== mine);
+    const open = new Set(
+      detection.drift
+        .filter((d) => revertOps(this.decideDrift(d), this.deps.guardrails).length > 0)
+        .map((d) => d.resource.key),
+    );
     if (!keys.some((k) => open.has(k))) {
       this.deps.emit({ type: 'approval_spent', sha, resources: keys.length });
-      return others;
+      return [];
     }
-    return [...others, { ...mine, keys }];
+    return [{ ...mine, keys }];
   }
 
   /** Decide (pure): what the guardrails allow this cycle. */
@@ -243,16 +252,7 @@ export class Reconciler {
     now: number,
   ): DecideOutput<CycleDrift> {
     const approval = approvals.find((a) => a.sha === revision.sha);
-    const decideDrift: CycleDrift[] = detection.drift.map((d) => ({
-      detected: d,
-      key: d.resource.key,
-      kind: d.resource.kind,
-      name: d.resource.name,
-      id: d.id,
-      patch: d.patch,
-      resourcePolicy: d.resource.onDrift,
-      disruptive: this.deps.kinds.get(d.resource.kind)?.disruptive ?? [],
-    }));
+    const decideDrift: CycleDrift[] = detection.drift.map((d) => this.decideDrift(d));
     return decide({
       now,
       mode,
@@ -264,6 +264,20 @@ export class Reconciler {
       bucket: state.bucket,
       config: this.deps.guardrails,
     });
+  }
+
+  /** A detected drift as decide sees it. */
+  private decideDrift(d: DetectedDrift): CycleDrift {
+    return {
+      detected: d,
+      key: d.resource.key,
+      kind: d.resource.kind,
+      name: d.resource.name,
+      id: d.id,
+      patch: d.patch,
+      resourcePolicy: d.resource.onDrift,
+      disruptive: this.deps.kinds.get(d.resource.kind)?.disruptive ?? [],
+    };
   }
 
   /**

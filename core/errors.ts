@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   ADMIN_TOKEN_UNREADABLE: 'admin.tokenFile exists but is not a readable regular file',
   WEBHOOK_SECRET_EMPTY: 'admin.webhookSecretFile is empty',
   STATE_DIR_INVALID: 'state.dir exists but is not a directory',
+  FILE_TOO_LARGE: 'a managed file is larger than any manifest can hold, so it was not read',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -161,16 +161,20 @@ export function decide<D extends DecideDrift>(input: DecideInput<D>): DecideOutp
   return { act, hold, freeze: null, bucket: taken.bucket };
 }
 
-function toCandidate<D extends DecideDrift>(d: D, input: DecideInput<D>): Candidate<D> {
-  const split = classifyPatch({
+/** The operations of `d` that its field policy lets the agent revert; none means the drift is report-only. */
+export function revertOps(d: DecideDrift, config: GuardrailConfig): Operation[] {
+  return classifyPatch({
     kind: d.kind,
     patch: d.patch,
     resourcePolicy: d.resourcePolicy,
     kindDisruptive: d.disruptive,
-    config: input.config.fieldPolicy,
-  });
+    config: config.fieldPolicy,
+  }).revert;
+}
+
+function toCandidate<D extends DecideDrift>(d: D, input: DecideInput<D>): Candidate<D> {
   const firstSeen = input.records.get(d.key)?.firstSeen ?? input.now;
-  return { key: d.key, firstSeen, drift: d, ops: split.revert };
+  return { key: d.key, firstSeen, drift: d, ops: revertOps(d, input.config) };
 }
 
 function isBackingOff<D extends DecideDrift>(c: Candidate<D>, input: DecideInput<D>): boolean {

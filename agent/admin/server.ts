@@ -151,7 +151,12 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
       : err.code === 'HPE_HEADER_OVERFLOW'
         ? [431, 'Request Header Fields Too Large', 'request headers too large']
         : [400, 'Bad Request', 'malformed HTTP request'];
-  const body = JSON.stringify({ error: { code: 'BAD_REQUEST', message } });
+  answerRaw(socket, status, text, 'BAD_REQUEST', message);
+}
+
+/** An error answer written straight to the socket (no fastify request exists), then closed. */
+function answerRaw(socket: Socket, status: number, text: string, code: ApiErrorCode, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
@@ -209,6 +214,18 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
         return fail(reply, 400, 'BAD_REQUEST', 'malformed URL (bad percent-encoding)');
       return fail(reply, 400, 'BAD_REQUEST', 'the request could not be routed');
     },
+  });
+
+  // CONNECT never reaches fastify (node hands the socket to 'connect' listeners, or drops it without one).
+  app.server.on('connect', (_req: unknown, socket: Socket) => {
+    socket.on('error', () => socket.destroy()); // node removed its own error listener: a reset must not throw
+    answerRaw(
+      socket,
+      405,
+      'Method Not Allowed',
+      'METHOD_NOT_ALLOWED',
+      'CONNECT is not allowed here; see /openapi.json',
+    );
   });
 
   /** Rejects a request; one that is still sending a body gets its connection closed instead of read. */
@@ -273,10 +290,31 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
     opts.onRequest = [...gate, ...own];
   });
 
+  /** 404, or 405 when the router would take the same path with another method. */
+  const notFound = (req: FastifyRequest, reply: FastifyReply) => {
+    const url = req.url.split('?')[0]!;
+    const allowed = [...new Set(ROUTES.map((r) => r.method))].filter(
+      (m) => m !== req.method && app.hasRoute({ url, method: m }),
+    );
+    if (allowed.length > 0) {
+      reply.header('allow', allowed.join(', '));
+      return deny(
+        req,
+        reply,
+        405,
+        'METHOD_NOT_ALLOWED',
+        `${req.method} is not allowed here; use ${allowed.join(' or ')}`,
+      );
+    }
+    return deny(req, reply, 404, 'NOT_FOUND', 'no such route; see /openapi.json');
+  };
+
   // Before start-up finished and while closing, nothing is served (404s included).
   app.addHook('onRequest', async (req, reply) => {
     if (phase !== 'open')
       return deny(req, reply, 503, 'NOT_READY', phase === 'starting' ? 'starting' : 'stopping');
+    // No route: answered here, before fastify would read and parse the (unauthenticated) body.
+    if (req.is404) return notFound(req, reply);
   });
 
   // JSON only (fastify's default text/plain parser would let other types reach validation instead of 415);
@@ -323,24 +361,8 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
   app.addHook('preValidation', async (req) => {
     if (req.body === undefined && req.method !== 'GET') req.body = {};
   });
-  app.setNotFoundHandler((req, reply) => {
-    // The 405 decision uses the router itself: the same path that would route with another method.
-    const url = req.url.split('?')[0]!;
-    const allowed = [...new Set(ROUTES.map((r) => r.method))].filter(
-      (m) => m !== req.method && app.hasRoute({ url, method: m }),
-    );
-    if (allowed.length > 0) {
-      reply.header('allow', allowed.join(', '));
-      return deny(
-        req,
-        reply,
-        405,
-        'METHOD_NOT_ALLOWED',
-        `${req.method} is not allowed here; use ${allowed.join(' or ')}`,
-      );
-    }
-    return deny(req, reply, 404, 'NOT_FOUND', 'no such route; see /openapi.json');
-  });
+  // Normally answered by the onRequest hook above; the 405 decision uses the router itself.
+  app.setNotFoundHandler(notFound);
 
   const handlers: Record<RouteId, (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> | unknown> =
     {

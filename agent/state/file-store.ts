@@ -141,8 +141,9 @@ export class FileStateStore implements StateStore {
     let env: Envelope;
     try {
       env = JSON.parse(text) as Envelope;
-    } catch (e) {
-      throw corrupt(`not valid JSON: ${(e as Error).message}`);
+    } catch {
+      // Not V8's message: it quotes the bytes around the error, and state.json holds file contents.
+      throw corrupt(`not valid JSON, ${Buffer.byteLength(text)} bytes`);
     }
     if (env?.format !== 'steward-state' || typeof env.sha256 !== 'string')
       throw corrupt('not a steward state file');
@@ -190,8 +191,16 @@ export class FileStateStore implements StateStore {
         }
         this.auditTailChecked = true;
       }
-      await h.write(prefix + data);
-      await h.sync();
+      // writeFile loops over short writes (a disk filling up mid-record); write() would report a torn line durable.
+      try {
+        await h.writeFile(prefix + data);
+        await h.sync();
+      } catch (e) {
+        // Leave no torn fragment for the next record to be glued to, and re-check the tail before the next one.
+        await h.truncate(size).catch(() => {});
+        this.auditTailChecked = false;
+        throw e;
+      }
     } finally {
       await h.close();
     }

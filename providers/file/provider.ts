@@ -30,6 +30,7 @@ import type {
 import {
   assertProcFd,
   type HeldDir,
+  type OpenFile,
   openParent,
   openRegular,
   openRoot,
@@ -41,6 +42,33 @@ import { fileKind } from './kind.js';
 import { RootIdentity } from './root-identity.js';
 
 const PARALLEL = 16;
+/**
+ * Largest managed file steward reads. A manifest holds at most 1 MiB, so no desired content is larger; a
+ * bigger file (a sparse one costs its writer no disk) is an observe error instead of that much memory.
+ */
+export const MAX_FILE_BYTES = 8 * 1024 * 1024;
+
+/** The file's content, read at most MAX_FILE_BYTES (checked while reading: the file may grow meanwhile). */
+async function readBounded(f: OpenFile, rel: string): Promise<string> {
+  const tooLarge = () =>
+    new StewardError(
+      'FILE_TOO_LARGE',
+      `"${rel}" is larger than ${MAX_FILE_BYTES} bytes, more than any manifest can hold; steward did not read it. Replace it with a regular-sized file (or remove it) and the next cycle reverts it`,
+      { path: rel, limit: MAX_FILE_BYTES },
+    );
+  if (f.stat.size > MAX_FILE_BYTES) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await f.handle.read(buf, 0, buf.length, total);
+    if (bytesRead === 0) break;
+    total += bytesRead;
+    if (total > MAX_FILE_BYTES) throw tooLarge();
+    chunks.push(buf.subarray(0, bytesRead));
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 function errCode(e: unknown): string {
   if (e instanceof StewardError) return e.code;
@@ -134,7 +162,7 @@ export class FileProvider implements Provider {
         const f = await openRegular(parent, posix.basename(rel), rel);
         if (!f) return absent;
         try {
-          const content = await f.handle.readFile('utf8');
+          const content = await readBounded(f, rel);
           const mode = (f.stat.mode & 0o7777).toString(8).padStart(4, '0');
           return { status: 'present', id: rel, doc: { spec: { ensure: 'present', content, mode } } };
         } finally {
@@ -256,7 +284,7 @@ export class FileProvider implements Provider {
           if (f.stat.nlink === 1) await f.handle.chmod(modeBits);
           else {
             // Shared with another name, perhaps outside the root: fchmod would change that file too.
-            const content = await f.handle.readFile('utf8');
+            const content = await readBounded(f, rel);
             await writeIn(parent, name, content, modeBits, () => this.assertStillInPlace(parent, rel));
           }
         } finally {

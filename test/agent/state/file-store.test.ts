@@ -107,3 +107,20 @@ test('one agent per state dir: a second one is refused with the holder pid; a st
   await taken.release();
   await assert.rejects(readFile(taken.path), { code: 'ENOENT' });
 });
+
+test('a corrupt state file is reported without quoting it: state.json keeps file contents', async (t) => {
+  const dir = await tmp(t);
+  const s = new FileStateStore(dir);
+  const state = freshState();
+  state.resources['File/db'] = {
+    lastApplied: { spec: { ensure: 'present', content: 'password=TOPSECRET-hunter2\n' } },
+  } as never;
+  await s.save(state);
+  // One byte lost on disk: the content string's opening quote.
+  const text = await readFile(s.statePath, 'utf8');
+  await writeFile(s.statePath, text.replace('"password=', 'password='));
+  await assert.rejects(
+    () => s.load(),
+    (e: unknown) => isStewardError(e, 'STATE_CORRUPT') && !/TOPSECRET|password=/.test((e as Error).message),
+  );
+});

@@ -3,7 +3,7 @@
  * file at a managed path is shared with something outside the root.
  */
 import assert from 'node:assert/strict';
-import { chmod, link, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -47,4 +47,25 @@ test('a managed file hard-linked to one outside the root: a mode fix does not ch
   assert.equal((await stat(join(root, 'a.conf'))).mode & 0o777, 0o644, 'the managed file has the mode asked');
   assert.equal(await readFile(join(root, 'a.conf'), 'utf8'), 'outside\n', 'with the content it had');
   assert.equal((await stat(join(root, 'a.conf'))).nlink, 1, 'and no longer shared');
+});
+
+test('a managed path made huge (a sparse file costs the attacker no disk) is an observe error, never read into memory', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'steward-fp-'));
+  t.after(() => rm(base, { recursive: true, force: true }));
+  const root = join(base, 'root');
+  await mkdir(root);
+  await writeFile(join(root, 'a.conf'), '');
+  await truncate(join(root, 'a.conf'), 9 * 1024 * 1024);
+  const spec = { path: 'a.conf', content: 'a\n' };
+  const r: DesiredResource = {
+    key: 'File/a',
+    kind: 'File',
+    name: 'a',
+    spec,
+    desired: fileKind.toDesired(spec),
+    origin: '',
+  };
+  const seen = (await new FileProvider({ root }).observe([r])).get('File/a')!;
+  assert.equal(seen.status, 'error');
+  assert.equal(seen.status === 'error' ? seen.code : null, 'FILE_TOO_LARGE');
 });
