@@ -12,8 +12,14 @@
  * missing or different marker, is `FILE_ROOT_CHANGED` for every File — an
  * observe error, never "absent", so nothing is created. Mounting the volume
  * back makes the same checks pass again. A deliberate move is accepted by
- * deleting `file-root.json`: the next observe adopts the root as it is (its
- * marker if it has one, else a new one).
+ * deleting `file-root.json` (and the new root's marker, if it has one): the
+ * next observe adopts the root and writes a new marker.
+ *
+ * The other way round — a marker in the root but no record in the state dir —
+ * means the state is gone (an empty state dir: a volume not mounted, a wiped
+ * disk), and with it a persisted freeze, approvals and backoff: the daemon
+ * refuses (FILE_ROOT_CHANGED) until the state is back or the marker deleted.
+ * One-shot commands (plan) keep no record and only check.
  *
  * The marker is steward's, not the fleet's: no File may name it (kind
  * validation), so it is never diffed, managed or deleted. A configured root
@@ -68,7 +74,16 @@ export class RootIdentity {
     const recorded = await this.read();
     const marker = await readMarker(root);
     if (!recorded) {
-      if (adopt) await this.adopt(root, dev, ino, marker);
+      if (!adopt) return;
+      // A marker without a record: this root was managed by a steward whose state is gone — most likely an
+      // empty state dir (a volume not mounted), where a persisted freeze or the backoff would be lost too.
+      if (marker !== null)
+        throw new StewardError(
+          'FILE_ROOT_CHANGED',
+          `providers.file.root "${this.rootPath}" holds steward's marker ${ROOT_MARKER}, but ${this.file} does not record it: the state directory looks lost or not mounted (a persisted freeze would be lost with it), so nothing is acted on. Mount the state volume; to start afresh on purpose, delete ${ROOT_MARKER} in the root`,
+          { root: this.rootPath },
+        );
+      await this.adopt(root, dev, ino, marker);
       return;
     }
     const why =
@@ -82,7 +97,7 @@ export class RootIdentity {
     if (why)
       throw new StewardError(
         'FILE_ROOT_CHANGED',
-        `providers.file.root "${this.rootPath}" is not the directory steward manages (${why}); nothing is treated as missing. If a volume is not mounted, mount it; if the root was replaced on purpose, delete ${this.file} and the next cycle adopts it`,
+        `providers.file.root "${this.rootPath}" is not the directory steward manages (${why}); nothing is treated as missing. If a volume is not mounted, mount it; if the root was replaced on purpose, delete ${this.file} (and the root's ${ROOT_MARKER}, if it has one) and the next cycle adopts it`,
         { root: this.rootPath },
       );
   }

@@ -381,9 +381,7 @@ test('an approval is spent when its change converged even if a report-only drift
   for (const n of names(70).slice(0, 5)) assert.equal(await content(h, n), 'tampered\n');
 });
 
-test('a state dir that comes back empty (a volume not mounted) is not a first start: a persisted freeze is not lost', {
-  todo: 'needs a way to tell "state lost" from "first start" (e.g. a state marker kept beside the file root); see the review report',
-}, async (t) => {
+test('a state dir that comes back empty (a volume not mounted) is not a first start: a persisted freeze is not lost', async (t) => {
   const { h } = await fleet(t, 10, G);
   await h.cycle();
   await h.agent.freeze('maintenance', 'alice');
