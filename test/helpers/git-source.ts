@@ -7,11 +7,15 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { GitRepository, type GitSourceOptions } from '../../agent/source/git.js';
+import { createGitEngine, type EngineKind } from '../../agent/source/engine.js';
+import type { GitSourceOptions } from '../../agent/source/git.js';
 import { DesiredStateSource } from '../../agent/source/source.js';
 import { KINDS } from '../../providers/registry.js';
 import { createTestRepo } from './git-repo.js';
 import { type GitServer, startGitServer } from './git-server.js';
+
+/** The engines the source suites run against: each test runs once per engine. */
+export const ENGINES: readonly Exclude<EngineKind, 'auto'>[] = ['isomorphic', 'git'];
 
 export const SOURCE_AUTH = { username: 'steward', password: 'pa55-W0rd-s3cret' };
 
@@ -33,8 +37,8 @@ export interface ServedRepo {
   source(url?: string, http?: GitSourceOptions['http']): Promise<DesiredStateSource>;
 }
 
-/** Everything is stopped and removed after the test. */
-export async function serveRepo(t: TestContext): Promise<ServedRepo> {
+/** Everything is stopped and removed after the test. Sources use `engine` (default isomorphic). */
+export async function serveRepo(t: TestContext, engine: EngineKind = 'isomorphic'): Promise<ServedRepo> {
   const dir = await mkdtemp(join(tmpdir(), 'steward-e2e-src-'));
   const projectRoot = join(dir, 'srv');
   await mkdir(projectRoot);
@@ -60,7 +64,7 @@ export async function serveRepo(t: TestContext): Promise<ServedRepo> {
       cacheDir: join(dir, `cache-${n++}`),
     };
     if (http) opts.http = http;
-    return new DesiredStateSource(new GitRepository(opts), KINDS, () => 0);
+    return new DesiredStateSource(createGitEngine(opts, engine), KINDS, () => 0);
   };
   return { dir, projectRoot, server, first, source };
 }
