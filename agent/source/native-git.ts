@@ -84,9 +84,13 @@ const PASSED_REQUEST_HEADERS = ['content-type', 'accept', 'content-encoding'];
 const PASSED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'expires', 'pragma'];
 
 let emptyHome: string | undefined;
-/** An empty private directory for HOME, so no user configuration can be found. */
+/** An empty private (0700) directory for HOME, so no user configuration can be found; removed at exit. */
 function home(): string {
-  emptyHome ??= fs.mkdtempSync(join(tmpdir(), 'steward-git-home-'));
+  if (emptyHome === undefined) {
+    const dir = fs.mkdtempSync(join(tmpdir(), 'steward-git-home-'));
+    process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    emptyHome = dir;
+  }
   return emptyHome;
 }
 

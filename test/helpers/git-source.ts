@@ -34,7 +34,7 @@ export interface ServedRepo {
   /** The sha of the one commit on main. */
   first: string;
   /** A fresh source (own object cache) on `url`, default the served repo. */
-  source(url?: string, http?: GitSourceOptions['http']): Promise<DesiredStateSource>;
+  source(url?: string, http?: GitSourceOptions['http'], ref?: string): Promise<DesiredStateSource>;
 }
 
 /** Everything is stopped and removed after the test. Sources use `engine` (default isomorphic). */
@@ -54,11 +54,11 @@ export async function serveRepo(t: TestContext, engine: EngineKind = 'isomorphic
     await rm(dir, { recursive: true, force: true });
   });
   let n = 0;
-  const source = async (url = server.repoUrl('desired'), http?: GitSourceOptions['http']) => {
+  const source = async (url = server.repoUrl('desired'), http?: GitSourceOptions['http'], ref = 'main') => {
     const opts: GitSourceOptions = {
       url,
       kind: 'http',
-      ref: 'main',
+      ref,
       path: 'fleet',
       auth: SOURCE_AUTH,
       cacheDir: join(dir, `cache-${n++}`),
