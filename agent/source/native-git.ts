@@ -78,6 +78,8 @@ import { DEFAULT_HTTP_LIMITS, displayUrl, gitHttpClient, type HttpCounters } fro
 export const NATIVE_GIT_MIN = { major: 2, minor: 31 } as const;
 
 const MAX_STDERR_BYTES = 64 * 1024;
+/** A SHA-1 or SHA-256 object id: what a ref may resolve to before it is used in an argument. */
+const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 const TOKEN_HEADER = 'x-steward-relay';
 /** Request headers from git that are passed on; everything else (the token included) stays here. */
 const PASSED_REQUEST_HEADERS = ['content-type', 'accept', 'content-encoding'];
@@ -461,7 +463,7 @@ export class NativeGitEngine implements GitEngine {
           `${ref}^{commit}`,
         ]);
         const sha = r.stdout.toString('utf8').trim();
-        if (r.code === 0 && /^[0-9a-f]{40,64}$/.test(sha)) return { sha, fullRef: ref };
+        if (r.code === 0 && OBJECT_ID.test(sha)) return { sha, fullRef: ref };
       }
       throw refNotFound(this.opts.ref, `in ${this.opts.url}`);
     }
@@ -486,7 +488,7 @@ export class NativeGitEngine implements GitEngine {
     });
     for (const ref of candidates) {
       const sha = refs.get(`${ref}^{}`) ?? refs.get(ref);
-      if (sha) return { sha, fullRef: ref };
+      if (sha && OBJECT_ID.test(sha)) return { sha, fullRef: ref };
     }
     throw refNotFound(this.opts.ref, `at ${this.shownUrl}`);
   }
