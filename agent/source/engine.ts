@@ -13,20 +13,11 @@
  * coded errors; test/e2e/source-*.test.ts run against both.
  */
 import { spawnSync } from 'node:child_process';
-import { GitRepository, type GitSourceOptions, type ReadResult } from './git.js';
-import type { HttpCounters } from './http-client.js';
+import { type GitEngine, GitRepository, type GitSourceOptions } from './git.js';
 import { NativeGitEngine, NATIVE_GIT_MIN } from './native-git.js';
 
-export interface GitEngine {
-  /** HTTP requests, upload-pack POSTs and bytes read from the remote so far. */
-  readonly counters: HttpCounters;
-  /** The commit the configured ref points at now (remote: one info/refs request, no pack). */
-  resolve(): Promise<{ sha: string; fullRef: string }>;
-  /** Makes sure the commit is available locally (remote: a shallow fetch, only if missing). */
-  ensure(sha: string, fullRef: string): Promise<void>;
-  /** Every manifest under source.path at the commit, and the problems that make it invalid. */
-  readManifests(sha: string): Promise<ReadResult>;
-}
+/** The interface lives beside the options and results it uses (git.ts), so neither engine imports this module. */
+export type { GitEngine } from './git.js';
 
 export type EngineKind = 'auto' | 'git' | 'isomorphic';
 export const ENGINE_KINDS: readonly EngineKind[] = ['auto', 'git', 'isomorphic'];

@@ -12,7 +12,6 @@ import git, { type HttpClient } from 'isomorphic-git';
 import { errorMessage, StewardError } from '../../core/errors.js';
 import type { ManifestFile } from '../manifest.js';
 import { isManifestPath } from '../manifest.js';
-import type { GitEngine } from './engine.js';
 import { displayUrl, gitHttpClient, type HttpCounters, type HttpLimits } from './http-client.js';
 
 export interface GitSourceOptions {
@@ -34,6 +33,18 @@ export interface ReadResult {
   files: ManifestFile[];
   /** Problems that make the revision invalid regardless of YAML (missing folder, bad encoding, too large). */
   problems: Array<{ file: string; message: string }>;
+}
+
+/** What `DesiredStateSource` reads Git through; both engines implement it (see engine.ts). */
+export interface GitEngine {
+  /** HTTP requests, upload-pack POSTs and bytes read from the remote so far. */
+  readonly counters: HttpCounters;
+  /** The commit the configured ref points at now (remote: one info/refs request, no pack). */
+  resolve(): Promise<{ sha: string; fullRef: string }>;
+  /** Makes sure the commit is available locally (remote: a shallow fetch, only if missing). */
+  ensure(sha: string, fullRef: string): Promise<void>;
+  /** Every manifest under source.path at the commit, and the problems that make it invalid. */
+  readManifests(sha: string): Promise<ReadResult>;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });

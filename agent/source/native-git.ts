@@ -59,10 +59,10 @@ import { join } from 'node:path';
 import type { GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { errorMessage, StewardError } from '../../core/errors.js';
 import { isManifestPath } from '../manifest.js';
-import type { GitEngine } from './engine.js';
 import {
   addManifest,
   cachePath,
+  type GitEngine,
   type GitSourceOptions,
   localGitdir,
   MAX_MANIFEST_BYTES,
