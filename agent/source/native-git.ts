@@ -81,6 +81,8 @@ const MAX_STDERR_BYTES = 64 * 1024;
 /** A SHA-1 or SHA-256 object id: what a ref may resolve to before it is used in an argument. */
 const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 const TOKEN_HEADER = 'x-steward-relay';
+/** Largest request body git may send through the relay (its wants and haves). */
+const MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 /** Request headers from git that are passed on; everything else (the token included) stays here. */
 const PASSED_REQUEST_HEADERS = ['content-type', 'accept', 'content-encoding'];
 const PASSED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'expires', 'pragma'];
@@ -216,7 +218,7 @@ function gitReason(stderr: string): string {
 }
 
 /** What the relay saw during one git command. */
-interface RelayLog {
+export interface RelayLog {
   /** The first error of the HTTP client (a refused redirect, a size limit, a timeout, a refused connection). */
   error?: unknown;
   /** The last non-2xx status the source answered. */
@@ -224,8 +226,12 @@ interface RelayLog {
   statusMessage?: string;
 }
 
-/** A loopback HTTP relay from git to the source through the engine's own HTTP client, for one git command. */
-async function withRelay<T>(
+/**
+ * A loopback HTTP relay from git to the source through the engine's own HTTP
+ * client, for one git command: `fn` gets the URL to give git and the
+ * environment that carries the relay's token. Exported for tests.
+ */
+export async function withRelay<T>(
   client: HttpClient,
   upstream: string,
   fn: (url: string, env: Record<string, string>, log: RelayLog) => Promise<T>,
@@ -247,7 +253,15 @@ async function withRelay<T>(
       return;
     }
     const chunks: Buffer[] = [];
-    for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
+    let bodyBytes = 0;
+    for await (const c of req as AsyncIterable<Buffer>) {
+      bodyBytes += c.length;
+      if (bodyBytes > MAX_REQUEST_BYTES) {
+        res.writeHead(413).end();
+        return;
+      }
+      chunks.push(c);
+    }
     const headers: Record<string, string> = { 'user-agent': 'steward' };
     for (const h of PASSED_REQUEST_HEADERS) {
       const v = req.headers[h];

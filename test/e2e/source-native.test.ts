@@ -2,7 +2,8 @@
  * What only the native engine has to prove (SPEC §9): the credentials never
  * reach a git process (argv, environment) or the disk; git runs with hooks,
  * credential helpers and redirects off, and the user's own git configuration
- * is never read; `auto` picks native git only when there is one. Plus a
+ * is never read; the relay serves git alone; `auto` picks native git only
+ * when there is one. Plus a
  * remote annotated tag, against both engines.
  */
 import assert from 'node:assert/strict';
@@ -12,7 +13,8 @@ import { join } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { createGitEngine } from '../../agent/source/engine.js';
 import { GitRepository } from '../../agent/source/git.js';
-import { NativeGitEngine } from '../../agent/source/native-git.js';
+import { gitHttpClient } from '../../agent/source/http-client.js';
+import { NativeGitEngine, withRelay } from '../../agent/source/native-git.js';
 import { DesiredStateSource } from '../../agent/source/source.js';
 import { KINDS } from '../../providers/registry.js';
 import { git } from '../helpers/git-repo.js';
@@ -126,3 +128,25 @@ for (const engine of ENGINES)
       if (o.kind === 'accepted') assert.equal(o.revision.sha, f.first);
     });
   });
+
+test("the relay answers only git's own requests: without its token, 403 and nothing reaches the source", async (t) => {
+  const f = await serveRepo(t);
+  const counters = { requests: 0, packRequests: 0, bytesIn: 0 };
+  const client = gitHttpClient({ url: f.server.repoUrl('desired'), auth: SOURCE_AUTH, counters });
+  await withRelay(client, f.server.repoUrl('desired'), async (url, env) => {
+    const [name, token] = (env['GIT_CONFIG_VALUE_0'] ?? '').split(': ');
+    assert.ok(name && token, 'the token is handed to git through its environment');
+    const refs = `${url}/info/refs?service=git-upload-pack`;
+    const wrong = token.replace(/.$/, (c) => (c === '0' ? '1' : '0'));
+    for (const headers of [{}, { [name]: 'guessed' }, { [name]: `${token}x` }, { [name]: wrong }])
+      assert.equal((await fetch(refs, { headers })).status, 403);
+    assert.equal(f.server.requests.length, 0, 'no request without the token went on to the source');
+    const ok = await fetch(refs, { headers: { [name]: token } });
+    assert.equal(ok.status, 200);
+    assert.match(await ok.text(), /refs\/heads\/main/);
+    assert.deepEqual(
+      f.server.requests.map((r) => r.authorized),
+      [true],
+    );
+  });
+});
