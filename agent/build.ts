@@ -5,7 +5,7 @@ import type { Provider } from '../providers/types.js';
 import { Agent } from './agent.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { GitRepository } from './source/git.js';
+import { createGitEngine, type EngineKind } from './source/engine.js';
 import { DesiredStateSource } from './source/source.js';
 import { FileStateStore } from './state/file-store.js';
 import type { StateStore } from './state/types.js';
@@ -14,17 +14,22 @@ export function buildSource(
   config: Config,
   cacheDir = join(config.state.dir, 'git'),
   clock: () => number = Date.now,
+  /** Which Git engine reads the source; 'isomorphic' until `source.engine` is in the config. */
+  engine: EngineKind = 'isomorphic',
 ): DesiredStateSource {
-  const repo = new GitRepository({
-    url: config.source.url,
-    kind: config.source.kind,
-    ref: config.source.ref,
-    path: config.source.path,
-    auth: config.source.auth
-      ? { username: config.source.auth.username, password: config.source.auth.password }
-      : null,
-    cacheDir,
-  });
+  const repo = createGitEngine(
+    {
+      url: config.source.url,
+      kind: config.source.kind,
+      ref: config.source.ref,
+      path: config.source.path,
+      auth: config.source.auth
+        ? { username: config.source.auth.username, password: config.source.auth.password }
+        : null,
+      cacheDir,
+    },
+    engine,
+  );
   return new DesiredStateSource(repo, KINDS, clock);
 }
 
@@ -35,12 +40,14 @@ export interface BuildOverrides extends ProviderHooks {
   providers?: ReadonlyMap<string, Provider>;
   /** Use this state store instead of the files in state.dir (tests: inject faults at the store boundary). */
   store?: StateStore;
+  /** The Git engine of the source (tests run the source suite against each). */
+  sourceEngine?: EngineKind;
 }
 
 export function buildAgent(config: Config, log: Logger, overrides: BuildOverrides = {}): Agent {
-  const { clock, random, providers, onProviderRequest, store } = overrides;
+  const { clock, random, providers, onProviderRequest, store, sourceEngine } = overrides;
   return new Agent({
-    source: buildSource(config, undefined, clock),
+    source: buildSource(config, undefined, clock, sourceEngine),
     kinds: KINDS,
     providers: providers ?? buildProviders(config, onProviderRequest ? { onProviderRequest } : {}),
     store: store ?? new FileStateStore(config.state.dir),

@@ -7,7 +7,8 @@
  * folder, one commit).
  *
  *  - `unchanged poll`: `DesiredStateSource.poll()` when the ref has not moved —
- *    requests, bytes and pack requests per poll (target: no pack);
+ *    requests, bytes and pack requests per poll (target: no pack), with each
+ *    engine (isomorphic-git, and the native engine's `git ls-remote`);
  *  - `first fetch`: `GitRepository.ensure()` into an empty cache (what the
  *    agent does on first start) against `git init --bare && git fetch
  *    --depth 1 URL +refs/heads/main:…` over the same server, alternating,
@@ -21,7 +22,12 @@
  *    `deepen 1` fetch with the whole tree, even for a client that has all but
  *    one blob);
  *  - `read + parse`: what follows a fetch in the agent — `readManifests(sha)`
- *    (every manifest blob from the object store) and `parseRevision`.
+ *    (every manifest blob from the object store) and `parseRevision`;
+ *  - `…, native engine`: the same first fetch, changed fetch and read with the
+ *    agent's native engine (NativeGitEngine: `git fetch` behind the relay, thin
+ *    packs; `ls-tree` + one `cat-file --batch`), each side by side with plain
+ *    `git fetch` in the same alternated runs; the read row prints
+ *    isomorphic-git's read time as a multiple of the native engine's.
  */
 import * as fs from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -30,7 +36,9 @@ import { join } from 'node:path';
 import git, { type GitHttpRequest, type GitHttpResponse, type HttpClient } from 'isomorphic-git';
 import nodeHttp from 'isomorphic-git/http/node';
 import { parseRevision } from '../agent/manifest.js';
+import { createGitEngine, type EngineKind } from '../agent/source/engine.js';
 import { GitRepository } from '../agent/source/git.js';
+import { NativeGitEngine } from '../agent/source/native-git.js';
 import { DesiredStateSource } from '../agent/source/source.js';
 import { KINDS } from '../providers/registry.js';
 import { createTestRepo, git as gitCli, type TestRepo } from '../test/helpers/git-repo.js';
@@ -57,7 +65,11 @@ interface Side {
 }
 
 interface Comparison {
+  /** The isomorphic engine (GitRepository). */
   iso: Side;
+  /** The agent's native engine (NativeGitEngine: git behind the relay). */
+  engine: Side;
+  /** Plain `git fetch`, the floor. */
   native: Side;
 }
 
@@ -69,18 +81,23 @@ interface SizeResult {
   thin: Side;
   readMs: number[];
   parseMs: number[];
+  /** readManifests(sha) of the native engine. */
+  engineReadMs: number[];
+}
+
+interface PollResult {
+  engine: EngineKind;
+  n: number;
+  ms: number[];
+  requests: number;
+  bytes: number;
+  packRequests: number;
+  serverPacks: number;
 }
 
 interface ChildResult {
   sizes: SizeResult[];
-  poll: {
-    n: number;
-    ms: number[];
-    requests: number;
-    bytes: number;
-    packRequests: number;
-    serverPacks: number;
-  };
+  polls: PollResult[];
 }
 
 const emptySide = (): Side => ({ ms: [], packBytes: [], requests: [] });
@@ -178,13 +195,20 @@ async function benchSize(base: string, server: GitServer, n: number): Promise<Si
       (cacheDir) =>
         new GitRepository({ url, kind: 'http', ref: 'main', path: 'fleet', auth: null, cacheDir }),
     );
+  const newEngine = (): Promise<NativeGitEngine> =>
+    mkdtemp(join(base, 'engine-')).then(
+      (cacheDir) =>
+        new NativeGitEngine({ url, kind: 'http', ref: 'main', path: 'fleet', auth: null, cacheDir }),
+    );
 
   // First fetch, alternating sides; rep 0 is the untimed warm-up.
-  const first: Comparison = { iso: emptySide(), native: emptySide() };
+  const first: Comparison = { iso: emptySide(), engine: emptySide(), native: emptySide() };
   const readMs: number[] = [];
   const parseMs: number[] = [];
-  const scratch: Comparison = { iso: emptySide(), native: emptySide() };
+  const engineReadMs: number[] = [];
+  const scratch: Comparison = { iso: emptySide(), engine: emptySide(), native: emptySide() };
   let warmIso: GitRepository | undefined;
+  let warmEngine: NativeGitEngine | undefined;
   let warmNative = '';
   for (let k = 0; k <= reps(n); k++) {
     const into = k === 0 ? scratch : first;
@@ -215,16 +239,28 @@ async function benchSize(base: string, server: GitServer, n: number): Promise<Si
         await gitCli(warmNative, ['init', '--quiet', '--bare']);
         await nativeFetch(warmNative, url);
       });
-    if (k % 2 === 0) {
-      await iso();
-      await native();
-    } else {
-      await native();
-      await iso();
-    }
+    const engine = async (): Promise<void> => {
+      let e: NativeGitEngine | undefined;
+      await timed(server, into.engine, async () => {
+        e = await newEngine();
+        await e.ensure(sha, REF);
+      });
+      if (!e) return;
+      warmEngine = e;
+      const t = performance.now();
+      const read = await e.readManifests(sha);
+      if (k > 0) engineReadMs.push(performance.now() - t);
+      check(
+        read.files.length === n && read.problems.length === 0,
+        `${n} manifests read by the native engine`,
+      );
+    };
+    const order = [iso, engine, native];
+    for (let s = 0; s < order.length; s++) await order[(s + k) % order.length]!();
   }
-  if (!warmIso) throw new Error('git benchmark: no warm repository');
+  if (!warmIso || !warmEngine) throw new Error('git benchmark: no warm repository');
   const isoRepo = warmIso;
+  const engineRepo = warmEngine;
   check(
     (await gitCli(warmNative, ['rev-parse', 'refs/remotes/origin/main'])) === sha,
     'native fetched the commit',
@@ -236,7 +272,7 @@ async function benchSize(base: string, server: GitServer, n: number): Promise<Si
   await git.addRemote({ fs, gitdir: thinDir, remote: 'origin', url, force: true });
   await thinPackFetch(thinDir, url);
   const fleet = buildFleet(n);
-  const changed: Comparison = { iso: emptySide(), native: emptySide() };
+  const changed: Comparison = { iso: emptySide(), engine: emptySide(), native: emptySide() };
   const thin = emptySide();
   const victim = Math.floor(n / 2);
   for (let k = 0; k <= reps(n); k++) {
@@ -248,12 +284,17 @@ async function benchSize(base: string, server: GitServer, n: number): Promise<Si
     const sides = [
       () => timed(server, into.iso, () => isoRepo.ensure(next, REF)),
       () => timed(server, into.native, () => nativeFetch(warmNative, url)),
+      () => timed(server, into.engine, () => engineRepo.ensure(next, REF)),
       () => timed(server, k === 0 ? scratch.iso : thin, () => thinPackFetch(thinDir, url)),
     ];
     for (let s = 0; s < sides.length; s++) await sides[(s + k) % sides.length]!();
     const read = await isoRepo.readManifests(next);
     const text = read.files.find((f) => f.file === manifestPath(victim, r.name))?.text ?? '';
     check(text.includes(`# change ${k}`), 'the changed manifest is read from the warm cache');
+    const byEngine = (await engineRepo.readManifests(next)).files.find(
+      (f) => f.file === manifestPath(victim, r.name),
+    );
+    check(byEngine?.text.includes(`# change ${k}`) === true, 'the native engine reads the change');
     const { blob } = await git.readBlob({
       fs,
       gitdir: thinDir,
@@ -262,20 +303,21 @@ async function benchSize(base: string, server: GitServer, n: number): Promise<Si
     });
     check(Buffer.from(blob).toString('utf8').includes(`# change ${k}`), 'the thin-pack fetch has the change');
   }
-  return { n, buildMs, first, changed, thin, readMs, parseMs };
+  return { n, buildMs, first, changed, thin, readMs, parseMs, engineReadMs };
 }
 
 /** Unchanged polls of the largest repository: the agent asks for the ref and finds it where it was. */
-async function benchPoll(base: string, server: GitServer, n: number): Promise<ChildResult['poll']> {
+async function benchPoll(
+  base: string,
+  server: GitServer,
+  n: number,
+  engine: Exclude<EngineKind, 'auto'>,
+): Promise<PollResult> {
   const cacheDir = await mkdtemp(join(base, 'poll-'));
-  const repo = new GitRepository({
-    url: server.repoUrl(`fleet-${n}`),
-    kind: 'http',
-    ref: 'main',
-    path: 'fleet',
-    auth: null,
-    cacheDir,
-  });
+  const repo = createGitEngine(
+    { url: server.repoUrl(`fleet-${n}`), kind: 'http', ref: 'main', path: 'fleet', auth: null, cacheDir },
+    engine,
+  );
   const source = new DesiredStateSource(repo, KINDS, () => NOW);
   const first = await source.poll();
   check(first.kind === 'accepted', `first poll accepts the revision (got ${first.kind})`);
@@ -289,6 +331,7 @@ async function benchPoll(base: string, server: GitServer, n: number): Promise<Ch
     check(o.kind === 'unchanged', `poll ${i} is unchanged (got ${o.kind})`);
   }
   return {
+    engine,
     n,
     ms,
     requests: repo.counters.requests / POLLS,
@@ -311,8 +354,10 @@ async function runChild(progress: (m: string) => void): Promise<ChildResult> {
       sizes.push(await benchSize(base, server, n));
     }
     progress(`${NAME}: unchanged polls`);
-    const poll = await benchPoll(base, server, SIZES[SIZES.length - 1]!);
-    return { sizes, poll };
+    const polls: PollResult[] = [];
+    for (const engine of ['isomorphic', 'git'] as const)
+      polls.push(await benchPoll(base, server, SIZES[SIZES.length - 1]!, engine));
+    return { sizes, polls };
   } finally {
     await server?.stop();
     await rm(base, { recursive: true, force: true });
@@ -326,23 +371,26 @@ const kB = (bytes: number): string =>
       ? `${(bytes / 1e3).toFixed(1)} kB`
       : `${bytes} B`;
 
-function comparisonRow(c: string, n: number, cmp: Comparison, note: string): Row {
-  const iso = median(cmp.iso.ms);
+/** One side of a comparison against plain `git fetch`, as a row with its ratio. */
+function comparisonRow(c: string, n: number, cmp: Comparison, side: 'iso' | 'engine', note: string): Row {
+  const mine = cmp[side];
+  const ms = median(mine.ms);
   const native = median(cmp.native.ms);
-  const ratio = iso / native;
+  const ratio = ms / native;
+  const who = side === 'iso' ? 'isomorphic-git' : 'native engine';
   return {
     benchmark: NAME,
-    case: c,
+    case: side === 'iso' ? c : `${c}, native engine`,
     n,
-    runs: cmp.iso.ms.length,
-    medianMs: iso,
-    minMs: Math.min(...cmp.iso.ms),
-    maxMs: Math.max(...cmp.iso.ms),
+    runs: mine.ms.length,
+    medianMs: ms,
+    minMs: Math.min(...mine.ms),
+    maxMs: Math.max(...mine.ms),
     rate: null,
     peakRssMiB: null,
-    figure: `${ratio.toFixed(1)}× native (${native.toFixed(0)} ms) · pack ${kB(median(cmp.iso.packBytes))} vs ${kB(median(cmp.native.packBytes))}`,
+    figure: `${ratio.toFixed(1)}× native (${native.toFixed(0)} ms) · pack ${kB(median(mine.packBytes))} vs ${kB(median(cmp.native.packBytes))}`,
     target: { value: ratio, max: RATIO_TARGET, label: `≤ ${RATIO_TARGET}× native` },
-    note: `${note}; isomorphic-git min–max ${Math.min(...cmp.iso.ms).toFixed(0)}–${Math.max(...cmp.iso.ms).toFixed(0)} ms, native ${Math.min(...cmp.native.ms).toFixed(0)}–${Math.max(...cmp.native.ms).toFixed(0)} ms; requests per fetch ${median(cmp.iso.requests)} vs ${median(cmp.native.requests)}`,
+    note: `${note}; ${who} min–max ${Math.min(...mine.ms).toFixed(0)}–${Math.max(...mine.ms).toFixed(0)} ms, native ${Math.min(...cmp.native.ms).toFixed(0)}–${Math.max(...cmp.native.ms).toFixed(0)} ms; requests per fetch ${median(mine.requests)} vs ${median(cmp.native.requests)}`,
   };
 }
 
@@ -353,39 +401,43 @@ export const gitSource: Benchmark = {
   async run(ctx) {
     const r = await runInChild<ChildResult>(import.meta.url, ['--child']);
     const rows: Row[] = [];
-    const p = r.poll;
-    rows.push({
-      benchmark: NAME,
-      case: 'unchanged poll',
-      n: p.n,
-      runs: p.ms.length,
-      medianMs: median(p.ms),
-      minMs: Math.min(...p.ms),
-      maxMs: Math.max(...p.ms),
-      rate: null,
-      peakRssMiB: null,
-      figure: `${p.requests} req · ${p.packRequests} pack · ${kB(p.bytes)} per poll`,
-      target: { value: p.packRequests + p.serverPacks, max: 0, label: 'no pack' },
-      note: `DesiredStateSource.poll() × ${POLLS} with the ref unchanged: one GET info/refs each (client counters; the server saw ${p.serverPacks} upload-pack POSTs)`,
-    });
+    for (const p of r.polls)
+      rows.push({
+        benchmark: NAME,
+        case: p.engine === 'git' ? 'unchanged poll, native engine' : 'unchanged poll',
+        n: p.n,
+        runs: p.ms.length,
+        medianMs: median(p.ms),
+        minMs: Math.min(...p.ms),
+        maxMs: Math.max(...p.ms),
+        rate: null,
+        peakRssMiB: null,
+        figure: `${p.requests} req · ${p.packRequests} pack · ${kB(p.bytes)} per poll`,
+        target: { value: p.packRequests + p.serverPacks, max: 0, label: 'no pack' },
+        note: `DesiredStateSource.poll() × ${POLLS} with the ref unchanged (${p.engine} engine): one GET info/refs each (client counters; the server saw ${p.serverPacks} upload-pack POSTs)`,
+      });
     for (const s of r.sizes) {
       ctx.progress(`${NAME}: ${s.n} files: repository built in ${(s.buildMs / 1000).toFixed(1)} s`);
-      rows.push(
-        comparisonRow(
-          'first fetch',
-          s.n,
-          s.first,
-          'GitRepository.ensure() into an empty cache vs git init --bare + git fetch --depth 1',
-        ),
-      );
-      rows.push(
-        comparisonRow(
-          'changed fetch',
-          s.n,
-          s.changed,
-          'one manifest changed: ensure(new sha) into the warm cache vs git fetch --depth 1 into the warm native repository',
-        ),
-      );
+      for (const side of ['iso', 'engine'] as const) {
+        rows.push(
+          comparisonRow(
+            'first fetch',
+            s.n,
+            s.first,
+            side,
+            'ensure() into an empty cache vs git init --bare + git fetch --depth 1',
+          ),
+        );
+        rows.push(
+          comparisonRow(
+            'changed fetch',
+            s.n,
+            s.changed,
+            side,
+            'one manifest changed: ensure(new sha) into the warm cache vs git fetch --depth 1 into the warm native repository',
+          ),
+        );
+      }
       const thin = median(s.thin.ms);
       rows.push({
         benchmark: NAME,
@@ -416,6 +468,23 @@ export const gitSource: Benchmark = {
         figure: `read ${median(s.readMs).toFixed(0)} · parse ${median(s.parseMs).toFixed(0)} ms`,
         target: null,
         note: 'after a fetch: readManifests(sha) (every blob from the object store) + parseRevision',
+      });
+      const isoRead = median(s.readMs);
+      const engineRead = median(s.engineReadMs);
+      rows.push({
+        benchmark: NAME,
+        case: 'read, native engine',
+        n: s.n,
+        runs: s.engineReadMs.length,
+        medianMs: engineRead,
+        minMs: Math.min(...s.engineReadMs),
+        maxMs: Math.max(...s.engineReadMs),
+        rate: s.n / (engineRead / 1000),
+        rateUnit: 'files',
+        peakRssMiB: null,
+        figure: `isomorphic-git read ${(isoRead / engineRead).toFixed(1)}× this (${isoRead.toFixed(0)} vs ${engineRead.toFixed(0)} ms)`,
+        target: null,
+        note: 'readManifests(sha): one ls-tree -r -z -l and one cat-file --batch, vs isomorphic-git reading blob by blob',
       });
     }
     return rows;

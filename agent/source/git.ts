@@ -28,12 +28,24 @@ export interface GitSourceOptions {
 }
 
 /** Files bigger than this are rejected as manifests (a guard against a pushed blob). */
-const MAX_MANIFEST_BYTES = 1024 * 1024;
+export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 export interface ReadResult {
   files: ManifestFile[];
   /** Problems that make the revision invalid regardless of YAML (missing folder, bad encoding, too large). */
   problems: Array<{ file: string; message: string }>;
+}
+
+/** What `DesiredStateSource` reads Git through; both engines implement it (see engine.ts). */
+export interface GitEngine {
+  /** HTTP requests, upload-pack POSTs and bytes read from the remote so far. */
+  readonly counters: HttpCounters;
+  /** The commit the configured ref points at now (remote: one info/refs request, no pack). */
+  resolve(): Promise<{ sha: string; fullRef: string }>;
+  /** Makes sure the commit is available locally (remote: a shallow fetch, only if missing). */
+  ensure(sha: string, fullRef: string): Promise<void>;
+  /** Every manifest under source.path at the commit, and the problems that make it invalid. */
+  readManifests(sha: string): Promise<ReadResult>;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -43,7 +55,77 @@ function redact(message: string, secret: string | undefined): string {
   return secret ? message.split(secret).join('***') : message;
 }
 
-export class GitRepository {
+/** Adds one blob to a ReadResult: a manifest if it is small enough and UTF-8, else a problem. Shared by both engines. */
+export function addManifest(out: ReadResult, path: string, blob: Uint8Array): void {
+  if (blob.byteLength > MAX_MANIFEST_BYTES) {
+    out.problems.push({ file: path, message: tooLargeMessage(blob.byteLength) });
+    return;
+  }
+  try {
+    out.files.push({ file: path, text: decoder.decode(blob) });
+  } catch {
+    out.problems.push({ file: path, message: 'file is not valid UTF-8' });
+  }
+}
+
+export function tooLargeMessage(bytes: number): string {
+  return `file is ${bytes} bytes; manifests are limited to ${MAX_MANIFEST_BYTES}`;
+}
+
+/** The problem a revision without source.path has (never read as "manage nothing"). */
+export function missingPath(dir: string, sha: string): ReadResult {
+  return {
+    files: [],
+    problems: [{ file: dir || '.', message: `source.path "${dir}" does not exist at ${sha.slice(0, 12)}` }],
+  };
+}
+
+/** The refs `source.ref` may name, in the order they are tried. */
+export function refCandidates(ref: string): string[] {
+  return ref.startsWith('refs/') ? [ref] : [`refs/heads/${ref}`, `refs/tags/${ref}`];
+}
+
+/** A clear, secret-free SOURCE_UNREACHABLE, with a hint for the HTTP statuses a user can fix. Shared by both engines. */
+export function sourceUnreachable(
+  what: string,
+  shownUrl: string,
+  message: string,
+  status: number | undefined,
+  secret: string | undefined,
+): StewardError {
+  let hint = '';
+  if (status === 401 || status === 403) hint = ' (authentication failed: check source.auth)';
+  else if (status === 404) hint = ' (repository not found: check source.url)';
+  return new StewardError(
+    'SOURCE_UNREACHABLE',
+    `${what} ${shownUrl} failed: ${redact(message, secret)}${hint}`,
+    { status },
+    { cause: undefined },
+  );
+}
+
+/** The Git directory of a local source: its .git/, or the repository itself when bare. */
+export function localGitdir(url: string): string {
+  const dotGit = join(url, '.git');
+  if (fs.existsSync(join(dotGit, 'HEAD'))) return dotGit;
+  if (fs.existsSync(join(url, 'HEAD')) && fs.existsSync(join(url, 'objects'))) return url;
+  throw new StewardError(
+    'SOURCE_UNREACHABLE',
+    `source.url ${url} is not a Git repository (no .git/ and not a bare repository)`,
+  );
+}
+
+/** Where a remote's objects are cached for one engine (`prefix` keeps the engines' caches apart). */
+export function cachePath(cacheDir: string, url: string, prefix = ''): string {
+  return join(cacheDir, prefix + createHash('sha256').update(url).digest('hex').slice(0, 16));
+}
+
+export function refNotFound(ref: string, where: string): StewardError {
+  return new StewardError('SOURCE_REF_NOT_FOUND', `ref "${ref}" not found ${where}; check source.ref`);
+}
+
+/** The isomorphic-git engine (pure JavaScript: no `git` binary needed). */
+export class GitRepository implements GitEngine {
   readonly counters: HttpCounters = { requests: 0, packRequests: 0, bytesIn: 0 };
   private readonly http: HttpClient | null;
   private readonly cache: object = {};
@@ -77,36 +159,17 @@ export class GitRepository {
   private unreachable(e: unknown, what: string): StewardError {
     if (e instanceof StewardError) return e;
     const status = (e as { data?: { statusCode?: number } }).data?.statusCode;
-    let hint = '';
-    if (status === 401 || status === 403) hint = ' (authentication failed: check source.auth)';
-    else if (status === 404) hint = ' (repository not found: check source.url)';
-    const msg = redact(errorMessage(e), this.opts.auth?.password);
-    return new StewardError(
-      'SOURCE_UNREACHABLE',
-      `${what} ${this.shownUrl} failed: ${msg}${hint}`,
-      { status },
-      { cause: undefined },
-    );
+    return sourceUnreachable(what, this.shownUrl, errorMessage(e), status, this.opts.auth?.password);
   }
 
   private async localGitdir(): Promise<string> {
-    if (this.gitdir) return this.gitdir;
-    const dotGit = join(this.opts.url, '.git');
-    if (fs.existsSync(join(dotGit, 'HEAD'))) this.gitdir = dotGit;
-    else if (fs.existsSync(join(this.opts.url, 'HEAD')) && fs.existsSync(join(this.opts.url, 'objects')))
-      this.gitdir = this.opts.url;
-    else
-      throw new StewardError(
-        'SOURCE_UNREACHABLE',
-        `source.url ${this.opts.url} is not a Git repository (no .git/ and not a bare repository)`,
-      );
+    this.gitdir ??= localGitdir(this.opts.url);
     return this.gitdir;
   }
 
   private async cacheGitdir(): Promise<string> {
     if (this.gitdir) return this.gitdir;
-    const id = createHash('sha256').update(this.opts.url).digest('hex').slice(0, 16);
-    const dir = join(this.opts.cacheDir, id);
+    const dir = cachePath(this.opts.cacheDir, this.opts.url);
     if (!fs.existsSync(join(dir, 'HEAD'))) {
       await fs.promises.mkdir(dir, { recursive: true });
       await git.init({ fs, gitdir: dir, bare: true, defaultBranch: 'steward' });
@@ -127,10 +190,7 @@ export class GitRepository {
           return { sha: await this.peel(gitdir, oid), fullRef: ref };
         } catch {}
       }
-      throw new StewardError(
-        'SOURCE_REF_NOT_FOUND',
-        `ref "${this.opts.ref}" not found in ${this.opts.url}; check source.ref`,
-      );
+      throw refNotFound(this.opts.ref, `in ${this.opts.url}`);
     }
     let refs: Awaited<ReturnType<typeof git.listServerRefs>>;
     try {
@@ -148,10 +208,7 @@ export class GitRepository {
       const hit = refs.find((r) => r.ref === ref);
       if (hit) return { sha: hit.peeled ?? hit.oid, fullRef: ref };
     }
-    throw new StewardError(
-      'SOURCE_REF_NOT_FOUND',
-      `ref "${this.opts.ref}" not found at ${this.shownUrl}; check source.ref`,
-    );
+    throw refNotFound(this.opts.ref, `at ${this.shownUrl}`);
   }
 
   private async peel(gitdir: string, oid: string): Promise<string> {
@@ -213,13 +270,7 @@ export class GitRepository {
       root = await git.readTree({ fs, gitdir, oid: sha, filepath: dir || undefined, cache: this.cache });
     } catch (e) {
       const missing = (e as { code?: string }).code === 'NotFoundError';
-      if (missing)
-        return {
-          files: [],
-          problems: [
-            { file: dir || '.', message: `source.path "${dir}" does not exist at ${sha.slice(0, 12)}` },
-          ],
-        };
+      if (missing) return missingPath(dir, sha);
       throw this.unreachable(e, 'reading');
     }
     const walk = async (tree: typeof root.tree, prefix: string): Promise<void> => {
@@ -232,22 +283,11 @@ export class GitRepository {
       }
     };
     await walk(root.tree, dir);
-    const files: ManifestFile[] = [];
+    const out: ReadResult = { files: [], problems };
     for (const b of blobs) {
       const { blob } = await git.readBlob({ fs, gitdir, oid: b.oid, cache: this.cache });
-      if (blob.byteLength > MAX_MANIFEST_BYTES) {
-        problems.push({
-          file: b.path,
-          message: `file is ${blob.byteLength} bytes; manifests are limited to ${MAX_MANIFEST_BYTES}`,
-        });
-        continue;
-      }
-      try {
-        files.push({ file: b.path, text: decoder.decode(blob) });
-      } catch {
-        problems.push({ file: b.path, message: 'file is not valid UTF-8' });
-      }
+      addManifest(out, b.path, blob);
     }
-    return { files, problems };
+    return out;
   }
 }

@@ -7,7 +7,7 @@ import type { KindDefinition } from '../../providers/types.js';
 import type { DesiredResource } from '../../providers/types.js';
 import { isStewardError, type SourceProblem, StewardError } from '../../core/errors.js';
 import { parseRevision } from '../manifest.js';
-import type { GitRepository } from './git.js';
+import type { GitEngine } from './engine.js';
 
 export interface Revision {
   sha: string;
@@ -27,7 +27,7 @@ export class DesiredStateSource {
   lastError: StewardError | null = null;
 
   constructor(
-    readonly repo: GitRepository,
+    readonly repo: GitEngine,
     private readonly kinds: ReadonlyMap<string, KindDefinition>,
     private readonly clock: () => number,
   ) {}

@@ -212,8 +212,69 @@ function serveHuge(
   const isPack = record.method === 'POST' && record.service === 'git-upload-pack';
   const total = isAdvert ? huge.advertisement : isPack ? huge.pack : undefined;
   if (total === undefined) return false;
-  req.resume(); // the request body (wants/haves) is not needed
   const service = record.service ?? 'git-upload-pack';
+  if (isPack) {
+    // A stateless shallow fetch (native git) first sends its wants and `deepen` without
+    // `done`, and reads only the shallow list; the request with `done` gets it again, then the pack.
+    const body: Buffer[] = [];
+    req.on('data', (c: Buffer) => body.length < 16 && body.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(body).toString('latin1');
+      const shallow = Buffer.concat([pkt(`shallow ${FAKE_SHA}\n`), Buffer.from('0000', 'ascii')]);
+      if (text.includes('deepen') && !text.includes('done\n')) {
+        res.writeHead(200, {
+          'Content-Type': `application/x-${service}-result`,
+          'Cache-Control': 'no-cache',
+        });
+        res.end(shallow);
+      } else {
+        // isomorphic-git reads whatever follows the NAK; native git checks the shallow list and
+        // that a pack starts: for it, the data is a pack of one endless blob.
+        const native = text.includes('deepen') && !text.includes('isomorphic-git');
+        streamHuge(huge, res, record, isAdvert, service, total, native ? shallow : null);
+      }
+    });
+    return true;
+  }
+  req.resume(); // the request body is not needed
+  streamHuge(huge, res, record, isAdvert, service, total);
+  return true;
+}
+
+/**
+ * The start of a well-formed pack: header (version 2, one object), a blob of
+ * 1 GiB, the zlib header of its data; then STORED_BLOCKs (deflate blocks of raw
+ * zeros) keep it well-formed as long as they come.
+ */
+const ENDLESS_BLOB_PACK = Buffer.concat([
+  Buffer.from('PACK', 'ascii'),
+  Buffer.from([0, 0, 0, 2, 0, 0, 0, 1]),
+  // type 3 (blob), size 2^30 as git's varint: low 4 bits, then 7 bits a byte.
+  Buffer.from([0b10110000, 0x80, 0x80, 0x80, 0x04]),
+  Buffer.from([0x78, 0x01]),
+]);
+const STORED_BLOCK_LEN = 65000;
+const STORED_BLOCK = Buffer.concat([
+  Buffer.from([
+    0x00,
+    STORED_BLOCK_LEN & 0xff,
+    STORED_BLOCK_LEN >> 8,
+    ~STORED_BLOCK_LEN & 0xff,
+    (~STORED_BLOCK_LEN >> 8) & 0xff,
+  ]),
+  Buffer.alloc(STORED_BLOCK_LEN),
+]);
+
+function streamHuge(
+  huge: HugeResponses,
+  res: ServerResponse,
+  record: GitRequest,
+  isAdvert: boolean,
+  service: string,
+  total: number,
+  /** The shallow list a `deepen` request is answered with before the pack. */
+  shallow: Buffer | null = null,
+): void {
   res.writeHead(200, {
     'Content-Type': isAdvert ? `application/x-${service}-advertisement` : `application/x-${service}-result`,
     'Cache-Control': 'no-cache',
@@ -224,11 +285,15 @@ function serveHuge(
         Buffer.from('0000', 'ascii'),
         pkt(`${FAKE_SHA} refs/heads/main\0multi_ack side-band-64k shallow\n`),
       ])
-    : pkt('NAK\n');
+    : shallow
+      ? Buffer.concat([shallow, pkt('NAK\n'), pkt(Buffer.concat([Buffer.from([1]), ENDLESS_BLOB_PACK]))])
+      : pkt('NAK\n');
   // One 64 KiB-ish block, reused: the server's own memory stays flat however much it sends.
   const unit = isAdvert
     ? pkt(`${FAKE_SHA} refs/heads/${'x'.repeat(16)}\n`)
-    : pkt(Buffer.concat([Buffer.from([1]), Buffer.alloc(65515)]));
+    : shallow
+      ? pkt(Buffer.concat([Buffer.from([1]), STORED_BLOCK]))
+      : pkt(Buffer.concat([Buffer.from([1]), Buffer.alloc(65515)]));
   const block = Buffer.concat(
     Array.from({ length: Math.max(1, Math.floor(65536 / unit.length)) }, () => unit),
   );
@@ -249,7 +314,6 @@ function serveHuge(
   };
   write(head);
   pump();
-  return true;
 }
 
 /** Decodes a URL path, falling back to the raw text on malformed escapes. */

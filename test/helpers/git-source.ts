@@ -7,11 +7,15 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { GitRepository, type GitSourceOptions } from '../../agent/source/git.js';
+import { createGitEngine, type EngineKind } from '../../agent/source/engine.js';
+import type { GitSourceOptions } from '../../agent/source/git.js';
 import { DesiredStateSource } from '../../agent/source/source.js';
 import { KINDS } from '../../providers/registry.js';
 import { createTestRepo } from './git-repo.js';
 import { type GitServer, startGitServer } from './git-server.js';
+
+/** The engines the source suites run against: each test runs once per engine. */
+export const ENGINES: readonly Exclude<EngineKind, 'auto'>[] = ['isomorphic', 'git'];
 
 export const SOURCE_AUTH = { username: 'steward', password: 'pa55-W0rd-s3cret' };
 
@@ -30,11 +34,11 @@ export interface ServedRepo {
   /** The sha of the one commit on main. */
   first: string;
   /** A fresh source (own object cache) on `url`, default the served repo. */
-  source(url?: string, http?: GitSourceOptions['http']): Promise<DesiredStateSource>;
+  source(url?: string, http?: GitSourceOptions['http'], ref?: string): Promise<DesiredStateSource>;
 }
 
-/** Everything is stopped and removed after the test. */
-export async function serveRepo(t: TestContext): Promise<ServedRepo> {
+/** Everything is stopped and removed after the test. Sources use `engine` (default isomorphic). */
+export async function serveRepo(t: TestContext, engine: EngineKind = 'isomorphic'): Promise<ServedRepo> {
   const dir = await mkdtemp(join(tmpdir(), 'steward-e2e-src-'));
   const projectRoot = join(dir, 'srv');
   await mkdir(projectRoot);
@@ -50,17 +54,17 @@ export async function serveRepo(t: TestContext): Promise<ServedRepo> {
     await rm(dir, { recursive: true, force: true });
   });
   let n = 0;
-  const source = async (url = server.repoUrl('desired'), http?: GitSourceOptions['http']) => {
+  const source = async (url = server.repoUrl('desired'), http?: GitSourceOptions['http'], ref = 'main') => {
     const opts: GitSourceOptions = {
       url,
       kind: 'http',
-      ref: 'main',
+      ref,
       path: 'fleet',
       auth: SOURCE_AUTH,
       cacheDir: join(dir, `cache-${n++}`),
     };
     if (http) opts.http = http;
-    return new DesiredStateSource(new GitRepository(opts), KINDS, () => 0);
+    return new DesiredStateSource(createGitEngine(opts, engine), KINDS, () => 0);
   };
   return { dir, projectRoot, server, first, source };
 }

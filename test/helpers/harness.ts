@@ -12,6 +12,7 @@ import { type Config, loadConfig } from '../../agent/config.js';
 import type { AgentEvent } from '../../agent/events.js';
 import { silentLogger } from '../../agent/log.js';
 import type { CycleReport } from '../../agent/reconciler.js';
+import type { EngineKind } from '../../agent/source/engine.js';
 import type { PollOutcome } from '../../agent/source/source.js';
 import type { StateStore } from '../../agent/state/types.js';
 import { seededRandom } from '../../policies/backoff.js';
@@ -55,6 +56,8 @@ export interface HarnessOptions {
   store?: (config: Config) => StateStore;
   /** Runs before the first agent loads its state (e.g. mount a small volume at the state dir). */
   beforeInit?: (stateDir: string) => Promise<void>;
+  /** The Git engine of the source (default: buildSource's). */
+  sourceEngine?: EngineKind;
 }
 
 export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
@@ -102,6 +105,7 @@ export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
       random: seededRandom(42),
       ...(opts.providers ? { providers: opts.providers(config) } : {}),
       ...(opts.store ? { store: opts.store(config) } : {}),
+      ...(opts.sourceEngine ? { sourceEngine: opts.sourceEngine } : {}),
     });
     a.onEvent((e) => events.push(e));
     return a;

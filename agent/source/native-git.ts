@@ -1,0 +1,587 @@
+/**
+ * Reading desired state with the native `git` binary (child_process.spawn,
+ * never a shell), without a work tree.
+ *
+ * Remote (smart HTTP/S): `git ls-remote` for the ref (one GET of info/refs, no
+ * pack); `git fetch --depth 1 --no-tags` of that one ref into a bare cache
+ * repository in the state dir, only when the commit is missing (thin packs:
+ * a one-file push downloads about one blob). Local repository: read in place
+ * (`--git-dir`). Either way a revision is read with ONE `git ls-tree -r -z -l`
+ * and ONE `git cat-file --batch` process, blob by blob.
+ *
+ * Fail closed (SPEC §9), the same rules and errors as the isomorphic engine:
+ *
+ * - git never talks to the source itself. It talks plain HTTP to a loopback
+ *   relay that lives for one git command and sends every request on through
+ *   the SAME client as the isomorphic engine (./http-client.ts). So the
+ *   credentials never reach git at all — not its argv, not its environment,
+ *   not a file, not an askpass helper — and are added only to requests for
+ *   source.url's origin; redirects are followed only within that origin
+ *   (SOURCE_REDIRECT_REFUSED otherwise, https→http included); the
+ *   advertisement and the pack are bounded (SOURCE_TOO_LARGE: the connection
+ *   is dropped, so neither git nor we read past the limit); response and idle
+ *   timeouts apply; `counters` count what went over the wire. Chosen over a
+ *   GIT_ASKPASS helper because it needs no secret in any process but this
+ *   one, and because git's own redirect and size handling (curl follows
+ *   redirects with the credentials it was given, and has no response size
+ *   limit that git exposes) cannot express these rules.
+ * - Only git's relay may use the relay: each command gets a fresh random
+ *   token that git sends as a header (`http.extraHeader`, passed through
+ *   GIT_CONFIG_COUNT in that child's own environment, readable only by this
+ *   user, never in argv); a request without it is answered 403 and not sent
+ *   on. The relay listens on 127.0.0.1 only and is closed when the command
+ *   ends.
+ * - No configuration, hooks or credential helpers of the machine, the user or
+ *   the repository run: the environment is built from scratch (PATH only,
+ *   HOME and XDG_CONFIG_HOME an empty private directory, GIT_CONFIG_NOSYSTEM,
+ *   GIT_CONFIG_GLOBAL=/dev/null, GIT_TERMINAL_PROMPT=0, no askpass, no proxy
+ *   variables), and every command runs with `-c core.hooksPath=/dev/null
+ *   -c credential.helper= -c protocol.allow=never -c protocol.http.allow=always
+ *   -c http.followRedirects=false -c gc.auto=0 -c maintenance.auto=false`
+ *   (nothing is left running in the background) and http.lowSpeedLimit/Time.
+ * - What we read from git is bounded: ls-remote's output by the advertisement
+ *   limit, each blob by the 1 MiB manifest limit (known from `ls-tree -l`
+ *   before it is read; a larger one is a problem, never read), stderr to its
+ *   last 64 KiB. A process past its limit is killed.
+ * - Messages never show the relay's URL or token, only source.url as
+ *   displayUrl shows it; secrets are redacted.
+ *
+ * Needs git ≥ 2.31 (GIT_CONFIG_COUNT); `createGitEngine('auto')` falls back to
+ * isomorphic-git otherwise.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { GitHttpResponse, HttpClient } from 'isomorphic-git';
+import { errorMessage, StewardError } from '../../core/errors.js';
+import { isManifestPath } from '../manifest.js';
+import {
+  addManifest,
+  cachePath,
+  type GitEngine,
+  type GitSourceOptions,
+  localGitdir,
+  MAX_MANIFEST_BYTES,
+  missingPath,
+  type ReadResult,
+  refCandidates,
+  refNotFound,
+  sourceUnreachable,
+  tooLargeMessage,
+} from './git.js';
+import { DEFAULT_HTTP_LIMITS, displayUrl, gitHttpClient, type HttpCounters } from './http-client.js';
+
+export const NATIVE_GIT_MIN = { major: 2, minor: 31 } as const;
+
+const MAX_STDERR_BYTES = 64 * 1024;
+/** A SHA-1 or SHA-256 object id: what a ref may resolve to before it is used in an argument. */
+const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
+const TOKEN_HEADER = 'x-steward-relay';
+/** Largest request body git may send through the relay (its wants and haves). */
+const MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+/** Request headers from git that are passed on; everything else (the token included) stays here. */
+const PASSED_REQUEST_HEADERS = ['content-type', 'accept', 'content-encoding'];
+const PASSED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'expires', 'pragma'];
+
+let emptyHome: string | undefined;
+/** An empty private (0700) directory for HOME, so no user configuration can be found; removed at exit. */
+function home(): string {
+  if (emptyHome === undefined) {
+    const dir = fs.mkdtempSync(join(tmpdir(), 'steward-git-home-'));
+    process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+    emptyHome = dir;
+  }
+  return emptyHome;
+}
+
+function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const h = home();
+  return {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    HOME: h,
+    XDG_CONFIG_HOME: h,
+    LC_ALL: 'C',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: '',
+    SSH_ASKPASS: '',
+    GIT_LITERAL_PATHSPECS: '1',
+    ...extra,
+  };
+}
+
+interface RunResult {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+interface RunOptions {
+  env?: Record<string, string>;
+  /** Largest stdout kept; past it the process is killed and `tooLarge` thrown. */
+  maxStdout: number;
+  tooLarge: () => StewardError;
+  input?: string;
+  /** Streams stdout instead of collecting it (then maxStdout does not apply). */
+  onStdout?: (chunk: Buffer) => void;
+}
+
+/** Runs git (never through a shell) with the hardening every command gets. */
+function runGit(args: string[], opts: RunOptions): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', [...HARDENING, ...args], {
+      env: baseEnv(opts.env),
+      stdio: ['pipe', 'pipe', 'pipe'],
+      shell: false,
+    });
+    const out: Buffer[] = [];
+    let outBytes = 0;
+    let err = '';
+    let failure: Error | undefined;
+    const fail = (e: Error): void => {
+      failure ??= e;
+      child.kill('SIGKILL');
+    };
+    child.stdout.on('data', (c: Buffer) => {
+      if (opts.onStdout) {
+        try {
+          opts.onStdout(c);
+        } catch (e) {
+          fail(e as Error);
+        }
+        return;
+      }
+      outBytes += c.length;
+      if (outBytes > opts.maxStdout) fail(opts.tooLarge());
+      else out.push(c);
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      err = (err + c.toString('utf8')).slice(-MAX_STDERR_BYTES);
+    });
+    child.stdin.on('error', () => {}); // a process that exits early closes its stdin: its exit code says why
+    child.on('error', (e) => {
+      const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      failure ??= missing
+        ? new StewardError(
+            'SOURCE_UNREACHABLE',
+            'the native Git engine needs a `git` binary on the PATH; install git or use the isomorphic engine',
+          )
+        : e;
+    });
+    child.on('close', (code) => {
+      if (failure) reject(failure);
+      else resolve({ code, stdout: Buffer.concat(out), stderr: err });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+const HARDENING = [
+  '-c',
+  'core.hooksPath=/dev/null',
+  '-c',
+  'credential.helper=',
+  '-c',
+  'core.askPass=',
+  '-c',
+  'core.fsmonitor=false',
+  '-c',
+  'protocol.allow=never',
+  '-c',
+  'protocol.http.allow=always',
+  '-c',
+  'http.followRedirects=false',
+  '-c',
+  'gc.auto=0',
+  '-c',
+  'maintenance.auto=false',
+  '-c',
+  'fetch.writeCommitGraph=false',
+  '-c',
+  // v0: ls-remote is one GET of info/refs, like the isomorphic engine's (v2 adds an ls-refs POST).
+  'protocol.version=0',
+];
+
+/** The last line of git's stderr that says what went wrong, without the "fatal:" prefix. */
+function gitReason(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const last = [...lines].reverse().find((l) => /^(fatal|error):/.test(l)) ?? lines.at(-1) ?? 'git failed';
+  return last.replace(/^(fatal|error):\s*/, '');
+}
+
+/** What the relay saw during one git command. */
+export interface RelayLog {
+  /** The first error of the HTTP client (a refused redirect, a size limit, a timeout, a refused connection). */
+  error?: unknown;
+  /** The last non-2xx status the source answered. */
+  status?: number;
+  statusMessage?: string;
+}
+
+/**
+ * A loopback HTTP relay from git to the source through the engine's own HTTP
+ * client, for one git command: `fn` gets the URL to give git and the
+ * environment that carries the relay's token. Exported for tests.
+ */
+export async function withRelay<T>(
+  client: HttpClient,
+  upstream: string,
+  fn: (url: string, env: Record<string, string>, log: RelayLog) => Promise<T>,
+): Promise<T> {
+  const token = randomBytes(32).toString('hex');
+  const want = Buffer.from(token);
+  const log: RelayLog = {};
+  const base = upstream.replace(/\/+$/, '');
+  const server = http.createServer((req, res) => {
+    void relay(req, res).catch((e) => {
+      log.error ??= e;
+      res.destroy();
+    });
+  });
+  const relay = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const got = Buffer.from(String(req.headers[TOKEN_HEADER] ?? ''));
+    if (got.length !== want.length || !timingSafeEqual(got, want) || !req.url?.startsWith('/r/')) {
+      res.writeHead(403).end();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let bodyBytes = 0;
+    for await (const c of req as AsyncIterable<Buffer>) {
+      bodyBytes += c.length;
+      if (bodyBytes > MAX_REQUEST_BYTES) {
+        res.writeHead(413).end();
+        return;
+      }
+      chunks.push(c);
+    }
+    const headers: Record<string, string> = { 'user-agent': 'steward' };
+    for (const h of PASSED_REQUEST_HEADERS) {
+      const v = req.headers[h];
+      if (typeof v === 'string') headers[h] = v;
+    }
+    const method = req.method ?? 'GET';
+    let answer: GitHttpResponse;
+    try {
+      answer = await client.request({
+        url: `${base}/${req.url.slice(3)}`,
+        method,
+        headers,
+        ...(method === 'POST' ? { body: single(Buffer.concat(chunks)) } : {}),
+      });
+    } catch (e) {
+      log.error ??= e;
+      res.writeHead(502).end();
+      return;
+    }
+    if (answer.statusCode < 200 || answer.statusCode >= 300) {
+      log.status = answer.statusCode;
+      log.statusMessage = answer.statusMessage;
+    }
+    const out: Record<string, string> = {};
+    for (const h of PASSED_RESPONSE_HEADERS) {
+      const v = answer.headers?.[h];
+      if (typeof v === 'string') out[h] = v;
+    }
+    res.writeHead(answer.statusCode, answer.statusMessage, out);
+    try {
+      if (answer.body) for await (const c of answer.body) if (!res.write(c)) await once(res, 'drain');
+    } catch (e) {
+      log.error ??= e;
+      res.destroy();
+      return;
+    }
+    res.end();
+  };
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const env = {
+    GIT_CONFIG_COUNT: '1',
+    GIT_CONFIG_KEY_0: 'http.extraHeader',
+    GIT_CONFIG_VALUE_0: `${TOKEN_HEADER}: ${token}`,
+  };
+  try {
+    return await fn(`http://127.0.0.1:${port}/r`, env, log);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+async function* single(b: Buffer): AsyncIterableIterator<Uint8Array> {
+  yield b;
+}
+
+function once(emitter: http.ServerResponse, event: string): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      emitter.off(event, done);
+      emitter.off('close', done);
+      resolve();
+    };
+    emitter.on(event, done);
+    emitter.on('close', done);
+  });
+}
+
+/** Reads `git cat-file --batch` output blob by blob: "<oid> <type> <size>\n<bytes>\n". */
+class BatchReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private header: { size: number } | null = null;
+  private next = 0;
+
+  constructor(
+    private readonly expected: ReadonlyArray<{ path: string; oid: string; size: number }>,
+    private readonly onBlob: (path: string, blob: Buffer) => void,
+  ) {}
+
+  get done(): boolean {
+    return this.next === this.expected.length;
+  }
+
+  push(chunk: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    for (;;) {
+      if (!this.header) {
+        const nl = this.buf.indexOf(10);
+        if (nl < 0) {
+          if (this.buf.length > 256) throw new Error('git cat-file sent an overlong header');
+          return;
+        }
+        const line = this.buf.subarray(0, nl).toString('utf8');
+        this.buf = this.buf.subarray(nl + 1);
+        const m = /^([0-9a-f]+) blob (\d+)$/.exec(line);
+        const want = this.expected[this.next];
+        if (!m || !want || m[1] !== want.oid) throw new Error(`git cat-file answered "${line.slice(0, 80)}"`);
+        const size = Number(m[2]);
+        if (size > MAX_MANIFEST_BYTES) throw new Error(`git cat-file announced a ${size}-byte blob`);
+        this.header = { size };
+      }
+      if (this.buf.length < this.header.size + 1) return;
+      const blob = Buffer.from(this.buf.subarray(0, this.header.size));
+      this.buf = this.buf.subarray(this.header.size + 1);
+      this.header = null;
+      const want = this.expected[this.next++];
+      if (want) this.onBlob(want.path, blob);
+    }
+  }
+}
+
+export class NativeGitEngine implements GitEngine {
+  readonly counters: HttpCounters = { requests: 0, packRequests: 0, bytesIn: 0 };
+  private readonly client: HttpClient | null;
+  private readonly lowSpeedTime: string;
+  private readonly maxAdvertisementBytes: number;
+  private gitdir: string | null = null;
+
+  constructor(private readonly opts: GitSourceOptions) {
+    const limits = { ...DEFAULT_HTTP_LIMITS, ...opts.http };
+    this.maxAdvertisementBytes = limits.maxAdvertisementBytes;
+    // The relay's client times the source out precisely; git's own low-speed
+    // limit (whole seconds) is a backstop behind it.
+    this.lowSpeedTime = String(
+      Math.ceil(Math.max(limits.responseTimeoutMs, limits.idleTimeoutMs) / 1000) + 5,
+    );
+    this.client =
+      opts.kind === 'http'
+        ? gitHttpClient({ url: opts.url, auth: opts.auth, counters: this.counters, limits: opts.http ?? {} })
+        : null;
+  }
+
+  private get shownUrl(): string {
+    return this.opts.kind === 'http' ? displayUrl(this.opts.url) : this.opts.url;
+  }
+
+  private failed(what: string, r: { stderr: string } | null, log: RelayLog | null): StewardError {
+    if (log?.error instanceof StewardError) return log.error;
+    const secret = this.opts.auth?.password;
+    if (log?.error) return sourceUnreachable(what, this.shownUrl, errorMessage(log.error), undefined, secret);
+    if (log?.status)
+      return sourceUnreachable(
+        what,
+        this.shownUrl,
+        `HTTP Error: ${log.status} ${log.statusMessage ?? ''}`.trimEnd(),
+        log.status,
+        secret,
+      );
+    const reason = gitReason(r?.stderr ?? '').replace(
+      /https?:\/\/127\.0\.0\.1:\d+\/r\/?/g,
+      `${this.shownUrl}/`,
+    );
+    return sourceUnreachable(what, this.shownUrl, reason, undefined, secret);
+  }
+
+  private remote<T>(fn: (url: string, env: Record<string, string>, log: RelayLog) => Promise<T>): Promise<T> {
+    if (!this.client) throw new StewardError('SOURCE_UNREACHABLE', 'a local source has no HTTP client');
+    return withRelay(this.client, this.opts.url, (url, env, log) =>
+      fn(url, { ...env, GIT_HTTP_LOW_SPEED_LIMIT: '1', GIT_HTTP_LOW_SPEED_TIME: this.lowSpeedTime }, log),
+    );
+  }
+
+  private async cacheGitdir(): Promise<string> {
+    if (this.gitdir) return this.gitdir;
+    const dir = cachePath(this.opts.cacheDir, this.opts.url, 'native-');
+    if (!fs.existsSync(join(dir, 'HEAD'))) {
+      await fs.promises.mkdir(dir, { recursive: true });
+      // --template= : no sample hooks or info files in the cache.
+      const r = await this.local(['init', '--quiet', '--bare', '--template=', dir]);
+      if (r.code !== 0) throw this.failed('creating the Git cache for', r, null);
+    }
+    this.gitdir = dir;
+    return dir;
+  }
+
+  private gitdirFor(): Promise<string> | string {
+    if (this.opts.kind === 'local') {
+      this.gitdir ??= localGitdir(this.opts.url);
+      return this.gitdir;
+    }
+    return this.cacheGitdir();
+  }
+
+  /** A git command on a local directory (no network), its output bounded. */
+  private local(args: string[], maxStdout = 64 * 1024): Promise<RunResult> {
+    return runGit(args, {
+      maxStdout,
+      tooLarge: () =>
+        new StewardError('SOURCE_TOO_LARGE', `git ${args[0]} printed more than ${maxStdout} bytes`),
+    });
+  }
+
+  private async hasCommit(gitdir: string, sha: string): Promise<boolean> {
+    const r = await this.local(['--git-dir', gitdir, 'cat-file', '-e', `${sha}^{commit}`]);
+    return r.code === 0;
+  }
+
+  async resolve(): Promise<{ sha: string; fullRef: string }> {
+    const candidates = refCandidates(this.opts.ref);
+    if (this.opts.kind === 'local') {
+      const gitdir = await this.gitdirFor();
+      for (const ref of candidates) {
+        const r = await this.local([
+          '--git-dir',
+          gitdir,
+          'rev-parse',
+          '--verify',
+          '--quiet',
+          `${ref}^{commit}`,
+        ]);
+        const sha = r.stdout.toString('utf8').trim();
+        if (r.code === 0 && OBJECT_ID.test(sha)) return { sha, fullRef: ref };
+      }
+      throw refNotFound(this.opts.ref, `in ${this.opts.url}`);
+    }
+    const refs = await this.remote(async (url, env, log) => {
+      const r = await runGit(['ls-remote', '--', url, ...candidates.flatMap((c) => [c, `${c}^{}`])], {
+        env,
+        maxStdout: this.maxAdvertisementBytes,
+        tooLarge: () =>
+          new StewardError(
+            'SOURCE_TOO_LARGE',
+            `the ref list from ${this.shownUrl} is larger than ${this.maxAdvertisementBytes} bytes; steward stopped reading it`,
+            { limit: this.maxAdvertisementBytes },
+          ),
+      });
+      if (r.code !== 0 || log.error) throw this.failed('asking for refs of', r, log);
+      const map = new Map<string, string>();
+      for (const line of r.stdout.toString('utf8').split('\n')) {
+        const tab = line.indexOf('\t');
+        if (tab > 0) map.set(line.slice(tab + 1), line.slice(0, tab));
+      }
+      return map;
+    });
+    for (const ref of candidates) {
+      const sha = refs.get(`${ref}^{}`) ?? refs.get(ref);
+      if (sha && OBJECT_ID.test(sha)) return { sha, fullRef: ref };
+    }
+    throw refNotFound(this.opts.ref, `at ${this.shownUrl}`);
+  }
+
+  async ensure(sha: string, fullRef: string): Promise<void> {
+    if (this.opts.kind === 'local') return;
+    const gitdir = await this.cacheGitdir();
+    if (await this.hasCommit(gitdir, sha)) return;
+    const local = `refs/steward/${fullRef.replace(/^refs\//, '')}`;
+    await this.remote(async (url, env, log) => {
+      const r = await runGit(
+        [
+          '--git-dir',
+          gitdir,
+          'fetch',
+          '--quiet',
+          '--depth',
+          '1',
+          '--no-tags',
+          '--no-write-fetch-head',
+          '--no-recurse-submodules',
+          '--',
+          url,
+          `+${fullRef}:${local}`,
+        ],
+        {
+          env,
+          maxStdout: 64 * 1024,
+          tooLarge: () => new StewardError('SOURCE_TOO_LARGE', 'git fetch printed more than 64 KiB'),
+        },
+      );
+      if (r.code !== 0 || log.error) throw this.failed('fetching', r, log);
+    });
+    if (!(await this.hasCommit(gitdir, sha)))
+      throw new StewardError(
+        'SOURCE_UNREACHABLE',
+        `fetched ${fullRef} from ${this.shownUrl} but commit ${sha} is not in it (the ref moved); will retry`,
+      );
+  }
+
+  async readManifests(sha: string): Promise<ReadResult> {
+    const gitdir = await this.gitdirFor();
+    const dir = this.opts.path === '.' ? '' : this.opts.path.replace(/\/+$/, '');
+    const tree = dir ? `${sha}:${dir}` : `${sha}^{tree}`;
+    const out: ReadResult = { files: [], problems: [] };
+    const blobs: Array<{ path: string; oid: string; size: number }> = [];
+    // One listing of the whole subtree with sizes; its output is only names and ids.
+    const ls = await runGit(['--git-dir', gitdir, 'ls-tree', '-r', '-z', '-l', '--end-of-options', tree], {
+      maxStdout: 512 * 1024 * 1024,
+      tooLarge: () =>
+        new StewardError(
+          'SOURCE_TOO_LARGE',
+          `the tree under source.path at ${sha.slice(0, 12)} is too large to list`,
+        ),
+    });
+    if (ls.code !== 0) {
+      if (await this.hasCommit(gitdir, sha)) return missingPath(dir, sha);
+      throw this.failed('reading', ls, null);
+    }
+    for (const entry of ls.stdout.toString('utf8').split('\0')) {
+      // "<mode> SP <type> SP <oid> SP+ <size> TAB <path>"
+      const tab = entry.indexOf('\t');
+      if (tab < 0) continue;
+      const [, type, oid, size] = entry.slice(0, tab).split(/ +/);
+      const p = dir ? `${dir}/${entry.slice(tab + 1)}` : entry.slice(tab + 1);
+      if (type !== 'blob' || !oid || !isManifestPath(p, '')) continue;
+      const bytes = Number(size);
+      if (bytes > MAX_MANIFEST_BYTES) out.problems.push({ file: p, message: tooLargeMessage(bytes) });
+      else blobs.push({ path: p, oid, size: bytes });
+    }
+    if (blobs.length === 0) return out;
+    const reader = new BatchReader(blobs, (path, blob) => addManifest(out, path, blob));
+    const cat = await runGit(['--git-dir', gitdir, 'cat-file', '--batch', '--buffer'], {
+      maxStdout: 0,
+      tooLarge: () => new StewardError('SOURCE_TOO_LARGE', 'git cat-file printed too much'),
+      input: blobs.map((b) => `${b.oid}\n`).join(''),
+      onStdout: (c) => reader.push(c),
+    });
+    if (cat.code !== 0 || !reader.done) throw this.failed('reading', cat, null);
+    return out;
+  }
+}
