@@ -14,8 +14,8 @@ export function buildSource(
   config: Config,
   cacheDir = join(config.state.dir, 'git'),
   clock: () => number = Date.now,
-  /** Which Git engine reads the source; 'isomorphic' until `source.engine` is in the config. */
-  engine: EngineKind = 'isomorphic',
+  /** Which Git engine reads the source: `source.engine` unless a caller (a test) says otherwise. */
+  engine: EngineKind = config.source.engine,
 ): DesiredStateSource {
   const repo = createGitEngine(
     {

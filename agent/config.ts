@@ -58,6 +58,8 @@ export interface SourceConfig {
   /** Folder of manifests inside the repo: `.` for the root, else a clean relative POSIX path (no `./`, no trailing `/`). */
   readonly path: string;
   readonly intervalMs: number;
+  /** Which Git engine reads the source (`auto`: native git when usable, else isomorphic-git). */
+  readonly engine: 'auto' | 'git' | 'isomorphic';
   readonly auth: SourceAuth | null;
 }
 
@@ -290,6 +292,7 @@ function toDraft(c: ConfigInput, abs: (p: string) => string): Draft {
       ref: c.source.ref,
       path: normaliseRepoPath(c.source.path),
       intervalMs: parseDuration(c.source.interval),
+      engine: c.source.engine,
       auth: auth
         ? {
             username: auth.username,

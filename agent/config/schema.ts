@@ -172,6 +172,10 @@ const SourceSchema = Type.Object(
     ref: Type.String({ format: 'git-ref', default: 'main' }),
     path: Type.String({ format: 'repo-path', default: '.' }),
     interval: Type.String({ format: 'interval', default: '60s' }),
+    engine: Type.Enum(['auto', 'git', 'isomorphic'], {
+      default: 'auto',
+      description: 'auto: native git when a git ≥ 2.31 binary is on the PATH, else isomorphic-git',
+    }),
     auth: Type.Optional(AuthSchema),
   },
   {

@@ -80,11 +80,6 @@ export function missingPath(dir: string, sha: string): ReadResult {
   };
 }
 
-/** The refs `source.ref` may name, in the order they are tried. */
-export function refCandidates(ref: string): string[] {
-  return ref.startsWith('refs/') ? [ref] : [`refs/heads/${ref}`, `refs/tags/${ref}`];
-}
-
 /** A clear, secret-free SOURCE_UNREACHABLE, with a hint for the HTTP statuses a user can fix. Shared by both engines. */
 export function sourceUnreachable(
   what: string,

@@ -68,11 +68,11 @@ import {
   MAX_MANIFEST_BYTES,
   missingPath,
   type ReadResult,
-  refCandidates,
   refNotFound,
   sourceUnreachable,
   tooLargeMessage,
 } from './git.js';
+import { refCandidates } from './refs.js';
 import { DEFAULT_HTTP_LIMITS, displayUrl, gitHttpClient, type HttpCounters } from './http-client.js';
 
 export const NATIVE_GIT_MIN = { major: 2, minor: 31 } as const;
