@@ -19,11 +19,12 @@ import {
 import { mapLimit } from '../../core/concurrency.js';
 import type { DesiredResource, ObserveResult, OwnedDoc } from '../types.js';
 import { NOT_FOUND_CODES, awsCode, awsMessage } from './client.js';
-import { describeSelector, type InstanceSelector, instanceSelector } from './instance-kind.js';
+import { describeSelector, instanceSelector } from './instance-kind.js';
+import { indexGroups, indexInstances, matchGroups, matchInstances } from './match.js';
 import { FILTER_VALUES_PER_CALL, PAGE_SIZE, chunk, planInstanceQueries } from './plan.js';
 import { rulesFromAws } from './rules.js';
-import { type GroupSelector, groupSelector } from './sg-kind.js';
-import { hasTags, tagsFromAws } from './tags.js';
+import { groupSelector } from './sg-kind.js';
+import { tagsFromAws } from './tags.js';
 
 /** Error codes of this provider (besides AWS's own, which are passed through). */
 export const EC2_CODES = {
@@ -184,15 +185,11 @@ export async function observeInstances(
         failed.set(k, fail(null, awsCode(e), `DescribeInstances failed: ${awsMessage(e)}`));
     }
   }
-  const live = [...seen.values()].filter(isLive);
-  const bySelector = (sel: InstanceSelector): Instance[] =>
-    'instanceId' in sel
-      ? live.filter((i) => i.InstanceId === sel.instanceId)
-      : live.filter((i) => hasTags(tagsFromAws(i.Tags), sel.tags));
+  const index = indexInstances([...seen.values()].filter(isLive));
   const { out, found } = resolve(
     resources,
     failed,
-    (r) => bySelector(instanceSelector(r.spec)),
+    (r) => matchInstances(index, instanceSelector(r.spec)),
     (i) => i.InstanceId!,
     'instance',
     (r) => describeSelector(instanceSelector(r.spec)),
@@ -264,15 +261,11 @@ export async function observeGroups(
         failed.set(k, fail(null, awsCode(e), `DescribeSecurityGroups failed: ${awsMessage(e)}`));
     }
   }
-  const groups = [...seen.values()];
-  const matches = (sel: GroupSelector): SecurityGroup[] =>
-    'groupId' in sel
-      ? groups.filter((g) => g.GroupId === sel.groupId)
-      : groups.filter((g) => g.GroupName === sel.groupName && g.VpcId === sel.vpcId);
+  const index = indexGroups([...seen.values()]);
   const { out, found } = resolve(
     resources,
     failed,
-    (r) => matches(groupSelector(r.spec)),
+    (r) => matchGroups(index, groupSelector(r.spec)),
     (g) => g.GroupId!,
     'security group',
     (r) => describeSelector(groupSelector(r.spec)),
