@@ -174,8 +174,9 @@ export async function readAdminSecrets(config: Config, log: Logger): Promise<Adm
 /** Why the agent is not ready, or null when it is. */
 function notReadyReason(agent: Agent): string | null {
   if (agent.lastGoodCycleAt === null) return 'no cycle has completed on a good revision yet';
+  // Public route: the reason (it names paths) is in the authenticated /v1/status, not here.
   if (!agent.stateWritable)
-    return `the state cannot be written (${agent.stateUnwritableReason}): acting on nothing until it can`;
+    return 'the state cannot be written: acting on nothing until it can (see /v1/status)';
   return null;
 }
 

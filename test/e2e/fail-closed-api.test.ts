@@ -48,6 +48,10 @@ test('state unwritable: /readyz 503, a freeze holds in memory (503), unfreeze re
   const ready = await d.req('GET', '/readyz', { auth: false });
   assert.equal(ready.status, 503);
   assert.match((ready.json as { error: { message: string } }).error.message, /state cannot be written/);
+  assert.doesNotMatch(ready.text, new RegExp(stateDir), 'the public route names no path');
+  const status = (await d.req('GET', '/v1/status')).json as { state: { writable: boolean; error: string } };
+  assert.equal(status.state.writable, false);
+  assert.match(status.state.error, /ENOSPC/);
   assert.match((await d.req('GET', '/metrics', { auth: false })).text, /^steward_state_writable 0$/m);
 
   const freeze = await d.req('POST', '/v1/freeze', { body: { reason: 'disk full' } });
