@@ -95,11 +95,25 @@ export interface ReconcilerDeps {
 export const MASS_DRIFT_ACTOR = 'steward (mass-drift halt)';
 
 /** The drift decide sees, carrying the detection it came from (handed back in act/hold: no re-join by key). */
-type CycleDrift = DecideDrift & { detected: DetectedDrift };
+export type CycleDrift = DecideDrift & { detected: DetectedDrift };
 type Act = ActDecision<CycleDrift>;
 type Hold = HoldDecision<CycleDrift>;
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+
+/** A detected drift as decide sees it, carrying the detection (shared with the benchmark). */
+export function toDecideDrift(d: DetectedDrift, kinds: ReadonlyMap<string, KindDefinition>): CycleDrift {
+  return {
+    detected: d,
+    key: d.resource.key,
+    kind: d.resource.kind,
+    name: d.resource.name,
+    id: d.id,
+    patch: d.patch,
+    resourcePolicy: d.resource.onDrift,
+    disruptive: kinds.get(d.resource.kind)?.disruptive ?? [],
+  };
+}
 
 export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
@@ -268,16 +282,7 @@ export class Reconciler {
 
   /** A detected drift as decide sees it. */
   private decideDrift(d: DetectedDrift): CycleDrift {
-    return {
-      detected: d,
-      key: d.resource.key,
-      kind: d.resource.kind,
-      name: d.resource.name,
-      id: d.id,
-      patch: d.patch,
-      resourcePolicy: d.resource.onDrift,
-      disruptive: this.deps.kinds.get(d.resource.kind)?.disruptive ?? [],
-    };
+    return toDecideDrift(d, this.deps.kinds);
   }
 
   /**

@@ -27,7 +27,7 @@ import { diffOwned } from '../agent/diff.js';
 import { parseRevision } from '../agent/manifest.js';
 import type { DetectedDrift } from '../agent/detect.js';
 import { silentLogger } from '../agent/log.js';
-import { Reconciler } from '../agent/reconciler.js';
+import { Reconciler, toDecideDrift } from '../agent/reconciler.js';
 import { type DecideInput, type DecideOutput, decide } from '../policies/decide.js';
 import { seededRandom } from '../policies/backoff.js';
 import { foldObservation } from '../policies/fold.js';
@@ -134,15 +134,7 @@ function prepareDecide(fleet: Fleet, config: GuardrailConfig, random: () => numb
     freeze: state.freeze,
     revision: { sha, approvedKeys: null, soaking: soak.soaking },
     managed: fleet.resources.length,
-    drift: detection.drift.map((d) => ({
-      key: d.resource.key,
-      kind: d.resource.kind,
-      name: d.resource.name,
-      id: d.id,
-      patch: d.patch,
-      resourcePolicy: d.resource.onDrift,
-      disruptive: KINDS.get(d.resource.kind)?.disruptive ?? [],
-    })),
+    drift: detection.drift.map((d) => toDecideDrift(d, KINDS)),
     records,
     bucket: state.bucket,
     config,
