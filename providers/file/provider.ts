@@ -15,7 +15,9 @@
  * rename) instead of `fchmod`, which would change the other name's file too —
  * perhaps one outside the root.
  */
+import { lstat, readdir } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { TEMP_PREFIX } from '../../core/atomic-file.js';
 import { mapLimit } from '../../core/concurrency.js';
 import { errorMessage, StewardError } from '../../core/errors.js';
 import type {
@@ -99,6 +101,7 @@ export class FileProvider implements Provider {
   private readonly procFd: string;
   private readonly identity: RootIdentity | null;
   private readonly recordIdentity: boolean;
+  private swept = false;
 
   constructor(opts: FileProviderOptions) {
     this.procFd = opts.procFd ?? PROC_FD;
@@ -144,6 +147,10 @@ export class FileProvider implements Provider {
       return out;
     }
     try {
+      if (!this.swept && this.recordIdentity) {
+        this.swept = true;
+        await this.sweepTemps(root, resources);
+      }
       const results = await mapLimit(resources, PARALLEL, (r) =>
         this.observeOne(root, r.spec['path'] as string),
       );
@@ -152,6 +159,28 @@ export class FileProvider implements Provider {
       await root.close();
     }
     return out;
+  }
+
+  /**
+   * Once per process (the daemon, not one-shot commands): removes temp files a crash (kill -9 mid-write) left in
+   * the folders of managed files. The prefix is steward's: no File may be named with it. Best effort, through
+   * held directories like every other write; a folder that cannot be read is left alone.
+   */
+  private async sweepTemps(root: HeldDir, resources: readonly DesiredResource[]): Promise<void> {
+    const dirs = new Set(resources.map((r) => posix.dirname(r.spec['path'] as string)));
+    for (const dir of dirs) {
+      const parent = dir === '.' ? root : await openParent(root, `${dir}/x`, false).catch(() => null);
+      if (!parent) continue;
+      try {
+        const names = await readdir(parent.at('.')).catch(() => [] as string[]);
+        for (const name of names.filter((n) => n.startsWith(TEMP_PREFIX))) {
+          const st = await lstat(parent.at(name)).catch(() => null);
+          if (st?.isFile()) await unlinkIn(parent, name).catch(() => undefined);
+        }
+      } finally {
+        if (parent !== root) await parent.close();
+      }
+    }
   }
 
   private async observeOne(root: HeldDir, rel: string): Promise<ObserveResult> {

@@ -69,3 +69,37 @@ test('a managed path made huge (a sparse file costs the attacker no disk) is an 
   assert.equal(seen.status, 'error');
   assert.equal(seen.status === 'error' ? seen.code : null, 'FILE_TOO_LARGE');
 });
+
+test('temp files a crash left in managed folders are swept once at the daemon start, nothing else', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'steward-fp-'));
+  t.after(() => rm(base, { recursive: true, force: true }));
+  const root = join(base, 'root');
+  await mkdir(join(root, 'etc'), { recursive: true });
+  await mkdir(join(root, 'other'));
+  const stale = join(root, 'etc', '.steward-tmp-motd-0a1b2c3d4e5f');
+  const elsewhere = join(root, 'other', '.steward-tmp-x-0a1b2c3d4e5f');
+  const mine = join(root, 'etc', 'keep.conf');
+  for (const f of [stale, elsewhere, mine]) await writeFile(f, 'half-written\n');
+  const spec = { path: 'etc/motd', content: 'hi\n' };
+  const r: DesiredResource = {
+    key: 'File/motd',
+    kind: 'File',
+    name: 'motd',
+    spec,
+    desired: fileKind.toDesired(spec),
+    origin: '',
+  };
+
+  // A one-shot command (plan) writes nothing: the temp file stays.
+  await new FileProvider({ root, stateDir: join(base, 'state'), recordIdentity: false }).observe([r]);
+  assert.equal(await readFile(stale, 'utf8'), 'half-written\n');
+
+  await new FileProvider({ root, stateDir: join(base, 'state') }).observe([r]);
+  await assert.rejects(stat(stale), { code: 'ENOENT' });
+  assert.equal(
+    await readFile(elsewhere, 'utf8'),
+    'half-written\n',
+    'a folder with no managed file is not touched',
+  );
+  assert.equal(await readFile(mine, 'utf8'), 'half-written\n', 'only steward-prefixed names');
+});
