@@ -225,8 +225,8 @@ export class Reconciler {
 
   /**
    * Approvals: the one for this revision is bound to the drift it approved (if it was not yet), and spent
-   * once none of that drift is left to converge — so a later mass tamper under the same revision freezes
-   * again. A report-only drift never converges (nothing reverts it), so it keeps no approval alive. An
+   * resource by resource as that drift converges (wholly once none is left) — so a later tamper of what
+   * converged, or a mass tamper under the same revision, is counted by the halt again. A report-only drift never converges (nothing reverts it), so it keeps no approval alive. An
    * approval of another revision is spent too: Git moved on (or never got there), and a commit brought
    * back later is not a change anyone approved now.
    */
@@ -247,11 +247,13 @@ export class Reconciler {
         .filter((d) => revertOps(this.decideDrift(d), this.deps.guardrails).length > 0)
         .map((d) => d.resource.key),
     );
-    if (!keys.some((k) => open.has(k))) {
+    // Spent resource by resource: what converged leaves the approval, so a later tamper of it counts again.
+    const left = keys.filter((k) => open.has(k));
+    if (left.length === 0) {
       this.deps.emit({ type: 'approval_spent', sha, resources: keys.length });
       return [];
     }
-    return [{ ...mine, keys }];
+    return [{ ...mine, keys: left }];
   }
 
   /** Decide (pure): what the guardrails allow this cycle. */

@@ -208,3 +208,51 @@ describe('Reconciler.cycle: one row per hold reason and outcome', () => {
     });
   }
 });
+
+describe('Reconciler.cycle: approvals are spent resource by resource', () => {
+  it('a resource that converged leaves the approval: a later tamper of it counts again, even while another still fails', async () => {
+    const provider = new MemoryProvider();
+    const store = new MemoryStore();
+    const events: AgentEvent[] = [];
+    const reconciler = new Reconciler({
+      kinds: new Map([[thingKind.kind, thingKind]]),
+      providers: new Map([['memory', provider]]),
+      store,
+      guardrails: LOOSE,
+      initialMode: 'enforce',
+      clock: () => NOW,
+      random: seededRandom(1),
+      log: silentLogger,
+      emit: (e) => events.push(e),
+    });
+    const approved = ['a', 'b', 'c', 'd', 'e'];
+    for (const n of NAMES) provider.world.set(n, { value: approved.includes(n) ? `${n} old` : `${n} new` });
+    provider.failing.add('a'); // one approved resource never converges
+    const revision: Revision = {
+      sha: SHA,
+      fetchedAt: NOW,
+      resources: NAMES.map((n) => thing(n, `${n} new`)),
+    };
+    let state: PersistedState = {
+      ...freshState(),
+      approvals: [{ sha: SHA, by: 'bob', at: NOW, keys: approved.map((n) => `Thing/${n}`) }],
+    };
+    // The approved change rolls out (5 of 10 would trip the halt without the approval); a keeps failing.
+    state = (await reconciler.cycle(revision, state, () => false)).state;
+    assert.equal(state.freeze, null);
+    state = {
+      ...state,
+      resources: Object.fromEntries(
+        Object.entries(state.resources).map(([k, r]) => [k, { ...r, nextAttemptAt: undefined }]),
+      ),
+    };
+    state = (await reconciler.cycle(revision, state, () => false)).state;
+    assert.deepEqual(state.approvals[0]?.keys, ['Thing/a'], 'only the one still drifting stays approved');
+    // b..e are rewritten by hand: 4 of 10 (plus a) is mass drift again.
+    provider.applied = [];
+    for (const n of ['b', 'c', 'd', 'e']) provider.world.set(n, { value: 'tampered' });
+    const r = await reconciler.cycle(revision, state, () => false);
+    assert.equal(r.report.frozen, true);
+    assert.deepEqual(provider.applied, []);
+  });
+});
