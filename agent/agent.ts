@@ -223,7 +223,13 @@ export class Agent {
       this.sourceDown = false;
       this.emit({ type: 'source_recovered', sha: o.kind === 'accepted' ? o.revision.sha : o.sha });
     }
-    if (o.kind === 'rejected') this.emit({ type: 'revision_rejected', sha: o.sha, problems: o.problems });
+    if (o.kind === 'rejected')
+      this.emit({
+        type: 'revision_rejected',
+        sha: o.sha,
+        problems: o.problems,
+        ...(o.reason ? { reason: o.reason } : {}),
+      });
     if (o.kind === 'accepted')
       this.emit({ type: 'revision_accepted', sha: o.revision.sha, resources: o.revision.resources.length });
   }

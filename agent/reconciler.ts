@@ -325,6 +325,7 @@ export class Reconciler {
       outcome: 'started',
       action: ids.get(a.drift.key)!,
       durationMs: 0,
+      ...signerOf(revision),
     }));
     const error =
       (await this.tryWrite(() =>
@@ -361,6 +362,7 @@ export class Reconciler {
       action: ids.get(action.resource.key)!,
       ...(outcome.outcome === 'failed' ? { error: outcome.error } : {}),
       durationMs,
+      ...signerOf(revision),
     });
     const outcomes = await this.applyGroups(
       act,
@@ -566,4 +568,9 @@ export class Reconciler {
     }
     return out;
   }
+}
+
+/** The audit records' `signer` (SPEC §10): only when the revision verified. */
+function signerOf(revision: Revision): { signer?: string } {
+  return revision.signer ? { signer: revision.signer } : {};
 }

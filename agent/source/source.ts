@@ -24,7 +24,7 @@ export interface Revision {
 export type PollOutcome =
   | { kind: 'unchanged'; sha: string }
   | { kind: 'accepted'; revision: Revision }
-  | { kind: 'rejected'; sha: string; problems: SourceProblem[] }
+  | { kind: 'rejected'; sha: string; problems: SourceProblem[]; reason?: 'signature' }
   | { kind: 'error'; error: StewardError };
 
 export class DesiredStateSource {
@@ -57,9 +57,11 @@ export class DesiredStateSource {
   private async load(
     sha: string,
     fullRef: string | null,
-  ): Promise<{ ok: true; revision: Revision } | { ok: false; problems: SourceProblem[] }> {
+  ): Promise<
+    { ok: true; revision: Revision } | { ok: false; problems: SourceProblem[]; reason?: 'signature' }
+  > {
     const signed = await this.checkSignatures(sha, fullRef);
-    if (signed && !signed.ok) return signed;
+    if (signed && !signed.ok) return { ok: false, problems: signed.problems, reason: 'signature' };
     const read = await this.repo.readManifests(sha);
     const parsed = parseRevision(read.files, this.kinds);
     const problems = [
@@ -106,7 +108,7 @@ export class DesiredStateSource {
       const r = await this.load(sha, fullRef);
       if (!r.ok) {
         this.rejected = { sha, problems: r.problems, at: this.clock() };
-        return { kind: 'rejected', sha, problems: r.problems };
+        return { kind: 'rejected', sha, problems: r.problems, ...(r.reason ? { reason: r.reason } : {}) };
       }
       this.current = r.revision;
       this.rejected = null;

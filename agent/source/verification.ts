@@ -90,11 +90,12 @@ function chainInfo(raw: Buffer): ChainCommit {
 /** Verifies one commit read from the engine. */
 async function verifyOne(engine: GitEngine, v: Verification, oid: string, at: Date): Promise<RevisionCheck> {
   const raw = await engine.readCommitObject(oid);
+  // Not a rejection (that would stick to the sha): an error, so the next poll tries again.
   if (!raw)
-    return {
-      ok: false,
-      problems: [signatureProblem(oid, `commit ${short(oid)} is not available to verify; will retry`)],
-    };
+    throw new StewardError(
+      'SOURCE_UNREACHABLE',
+      `commit ${short(oid)} is not available to verify; will retry`,
+    );
   const commit = signedCommit(oid, raw);
   if (!commit)
     return {

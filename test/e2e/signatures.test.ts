@@ -140,6 +140,7 @@ for (const engine of ENGINES) {
       assertRejected(await h.poll(), unsigned, /unsigned: .*not signed/);
       const ev = h.events.filter((e) => e.type === 'revision_rejected').at(-1);
       assert.equal(ev?.type === 'revision_rejected' ? ev.sha : null, unsigned);
+      assert.equal(ev?.type === 'revision_rejected' ? ev.reason : null, 'signature');
       await assertEnforced(h, 'hello\n');
 
       const unknown = await push('stranger\n', { format: 'ssh', key: stranger }, good);
@@ -180,6 +181,11 @@ for (const engine of ENGINES) {
       assert.equal(await readFile(join(h.root, 'etc', 'motd'), 'utf8'), 'signed by gpg\n');
       assert.equal(h.agent.source.current?.sha, ok);
       assert.equal(statusView(h.agent).revision.signer, gpg.fingerprint);
+      const audit = (await h.agent.readAudit(100)).records.filter((r) => r.revision === ok);
+      assert.deepEqual(audit.map((r) => [r.outcome, r.signer]).sort(), [
+        ['applied', gpg.fingerprint],
+        ['started', gpg.fingerprint],
+      ]);
     });
 
     test('strict mode rejects an unsigned commit buried under a signed tip (deepening the shallow cache); head mode accepts it', async (t) => {
