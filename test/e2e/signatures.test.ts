@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { PollOutcome } from '../../agent/source/source.js';
 import { statusView } from '../../agent/admin/views.js';
+import { main } from '../../agent/cli.js';
 import { createTestRepo, git, type TestRepo } from '../helpers/git-repo.js';
 import { type GitServer, startGitServer } from '../helpers/git-server.js';
 import { ENGINES, SOURCE_AUTH } from '../helpers/git-source.js';
@@ -28,6 +29,7 @@ import {
 } from '../helpers/signing.js';
 
 const DAY = 24 * 3600 * 1000;
+const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const manifest = (content: string): string =>
   `apiVersion: steward/v1\nkind: File\nmetadata: { name: motd }\nspec: { path: etc/motd, content: ${JSON.stringify(content)} }\n`;
 
@@ -259,4 +261,28 @@ test('a restart does not restore a revision that does not verify', async (t) => 
   await verified.restart();
   assert.equal(verified.agent.currentState.revision?.sha, unsigned, 'the state names the unsigned revision');
   assert.equal(verified.agent.source.current, null);
+});
+
+test('steward plan names the signer; plan --verify gates CI on the signatures: exit 0 signed, 1 with the reason', async (t) => {
+  const { h, push } = await setup(t, 'isomorphic', strictVerify());
+  const run = async (args: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(args, { out: (s) => out.push(s), err: (s) => err.push(s) }, {});
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  };
+  const signer = `ops@test ${trusted.fingerprint}`;
+  const planned = await run(['plan', '-c', h.configPath]);
+  assert.match(planned.out, new RegExp(`^signed by ${esc(signer)}$`, 'm'));
+  const json = await run(['plan', '-c', h.configPath, '--json']);
+  assert.equal(JSON.parse(json.out).signer, signer);
+  assert.equal(JSON.parse(json.out).verified, true);
+  const ok = await run(['plan', '--verify', '-c', h.configPath]);
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.out, new RegExp(`signed by ${esc(signer)}`));
+
+  const unsigned = await push('unsigned\n', { format: 'none' });
+  const bad = await run(['plan', '--verify', '-c', h.configPath]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, new RegExp(`commit ${unsigned.slice(0, 12)}.*signature: unsigned`));
 });
