@@ -87,9 +87,11 @@ function chainInfo(raw: Buffer): ChainCommit {
   return { parents, time: (committerTime(raw)?.getTime() ?? 0) / 1000 };
 }
 
-/** Verifies one commit read from the engine. */
-async function verifyOne(engine: GitEngine, v: Verification, oid: string, at: Date): Promise<RevisionCheck> {
-  const raw = await engine.readCommitObject(oid);
+type ReadRaw = (oid: string) => Promise<Buffer | null>;
+
+/** Verifies one commit read through `readRaw`. */
+async function verifyOne(readRaw: ReadRaw, v: Verification, oid: string, at: Date): Promise<RevisionCheck> {
+  const raw = await readRaw(oid);
   // Not a rejection (that would stick to the sha): an error, so the next poll tries again.
   if (!raw)
     throw new StewardError(
@@ -121,11 +123,18 @@ export async function checkRevision(
   fullRef: string | null,
   at: Date,
 ): Promise<RevisionCheck> {
-  const head = await verifyOne(engine, v, tip, at);
+  const readRaw: ReadRaw = (oid) => engine.readCommitObject(oid);
+  const head = await verifyOne(readRaw, v, tip, at);
   if (v.mode === 'head' || last === null || last === tip || !head.ok) return head;
+  // The walk's view of each commit (parents, time: small) is kept across deepenings; a missing one is asked again.
+  const known = new Map<string, ChainCommit>();
   const read = async (oid: string): Promise<ChainCommit | null> => {
-    const raw = await engine.readCommitObject(oid);
-    return raw ? chainInfo(raw) : null;
+    const hit = known.get(oid);
+    if (hit) return hit;
+    const raw = await readRaw(oid);
+    const info = raw ? chainInfo(raw) : null;
+    if (info) known.set(oid, info);
+    return info;
   };
   let chain = await commitsSince(tip, last, read, v.limit);
   for (const by of DEEPEN_STEPS) {
@@ -155,7 +164,7 @@ export async function checkRevision(
   const problems: SourceProblem[] = [];
   for (const oid of chain.commits) {
     if (oid === tip) continue;
-    const r = await verifyOne(engine, v, oid, at);
+    const r = await verifyOne(readRaw, v, oid, at);
     if (!r.ok) problems.push(...r.problems);
     if (problems.length >= MAX_PROBLEMS) break;
   }
