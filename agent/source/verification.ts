@@ -157,7 +157,7 @@ export async function checkRevision(
     }
     const why =
       chain.reason === 'missing'
-        ? `history: ${chain.message}; the history between the last verified commit ${short(last)} and ${short(tip)} could not be fetched, so it cannot be verified`
+        ? `history: commit ${short(chain.oid)} could not be fetched (the source's history is shallower than needed), so the commits between the last verified commit ${short(last)} and ${short(tip)} cannot all be verified; push on top of the last verified commit, or check the repository's history`
         : `history: ${chain.message}`;
     return { ok: false, problems: [signatureProblem(tip, why)] };
   }

@@ -191,13 +191,16 @@ for (const engine of ENGINES) {
     });
 
     test('strict mode rejects an unsigned commit buried under a signed tip (deepening the shallow cache); head mode accepts it', async (t) => {
-      for (const mode of ['strict', 'head'] as const) {
+      let headFetches = 0;
+      for (const mode of ['head', 'strict'] as const) {
         const { repo, h, push } = await setup(t, engine, strictVerify().replace('strict', mode));
         await h.cycle();
         const good = await repo.head();
         const buried = await push('buried\n', { format: 'none' });
         const tip = await push('signed tip\n', { format: 'ssh', key: trusted });
+        const packs = h.agent.source.repo.counters.packRequests;
         const o = await h.poll();
+        const fetches = h.agent.source.repo.counters.packRequests - packs;
         if (mode === 'strict') {
           assertRejected(o, tip, /unsigned: /);
           assert.ok(
@@ -205,7 +208,9 @@ for (const engine of ENGINES) {
             'the buried commit is named',
           );
           assert.equal(h.agent.source.current?.sha, good);
+          assert.ok(fetches > headFetches, `the shallow cache was deepened (${fetches} pack requests)`);
         } else {
+          headFetches = fetches;
           assert.equal(o.kind, 'accepted', JSON.stringify(o));
           assert.equal(h.agent.source.current?.sha, tip);
         }
