@@ -164,6 +164,7 @@ export class Agent {
   /** Loads the state (a corrupt one throws) and restores the last accepted revision. */
   async init(): Promise<void> {
     this.state = await this.opts.store.load();
+    await this.opts.source.prepare(); // source.verify's keys: a bad one stops the start
     const sha = this.state.revision?.sha;
     if (sha && (await this.opts.source.restore(sha)))
       this.opts.log.info({ sha }, 'restored last accepted revision');

@@ -43,6 +43,22 @@ export class DesiredStateSource {
   ) {}
 
   /**
+   * Reads the trust policy (source.verify's keys) now, so a key file that
+   * cannot be used stops the agent at start (CONFIG_INVALID) instead of
+   * failing every poll. No-op without source.verify.
+   */
+  async prepare(): Promise<void> {
+    if (!this.verify) return;
+    this.verification ??= loadVerification(this.verify);
+    try {
+      await this.verification;
+    } catch (e) {
+      this.verification = null;
+      throw e;
+    }
+  }
+
+  /**
    * Whether `sha`'s signatures satisfy source.verify (always, without it);
    * strict mode checks every commit since the revision in force.
    */

@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { PollOutcome } from '../../agent/source/source.js';
 import { statusView } from '../../agent/admin/views.js';
+import { buildAgent } from '../../agent/build.js';
 import { main } from '../../agent/cli.js';
+import { loadConfig } from '../../agent/config.js';
+import { silentLogger } from '../../agent/log.js';
 import { createTestRepo, git, type TestRepo } from '../helpers/git-repo.js';
 import { type GitServer, startGitServer } from '../helpers/git-server.js';
 import { ENGINES, SOURCE_AUTH } from '../helpers/git-source.js';
@@ -290,4 +293,23 @@ test('steward plan names the signer; plan --verify gates CI on the signatures: e
   const bad = await run(['plan', '--verify', '-c', h.configPath]);
   assert.equal(bad.code, 1);
   assert.match(bad.err, new RegExp(`commit ${unsigned.slice(0, 12)}.*signature: unsigned`));
+});
+
+test('an OpenPGP key file that looks armored but cannot be read stops the agent at start (CONFIG_INVALID)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'steward-sig-bad-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(
+    join(dir, 'broken.asc'),
+    '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n-----END PGP PUBLIC KEY BLOCK-----\n',
+  );
+  await writeFile(
+    join(dir, 'steward.yaml'),
+    `source: { url: ${JSON.stringify(keys)}, verify: { openpgp: [broken.asc] } }\nstate: { dir: state }\n`,
+  );
+  const agent = buildAgent(await loadConfig(join(dir, 'steward.yaml')), silentLogger);
+  await assert.rejects(agent.init(), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'CONFIG_INVALID');
+    assert.match(e.message, /broken\.asc:1:1: not an armored OpenPGP public key/);
+    return true;
+  });
 });
