@@ -164,6 +164,7 @@ export class Agent {
   /** Loads the state (a corrupt one throws) and restores the last accepted revision. */
   async init(): Promise<void> {
     this.state = await this.opts.store.load();
+    await this.opts.source.prepare(); // source.verify's keys: a bad one stops the start
     const sha = this.state.revision?.sha;
     if (sha && (await this.opts.source.restore(sha)))
       this.opts.log.info({ sha }, 'restored last accepted revision');
@@ -223,7 +224,13 @@ export class Agent {
       this.sourceDown = false;
       this.emit({ type: 'source_recovered', sha: o.kind === 'accepted' ? o.revision.sha : o.sha });
     }
-    if (o.kind === 'rejected') this.emit({ type: 'revision_rejected', sha: o.sha, problems: o.problems });
+    if (o.kind === 'rejected')
+      this.emit({
+        type: 'revision_rejected',
+        sha: o.sha,
+        problems: o.problems,
+        ...(o.reason ? { reason: o.reason } : {}),
+      });
     if (o.kind === 'accepted')
       this.emit({ type: 'revision_accepted', sha: o.revision.sha, resources: o.revision.resources.length });
   }

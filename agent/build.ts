@@ -30,7 +30,7 @@ export function buildSource(
     },
     engine,
   );
-  return new DesiredStateSource(repo, KINDS, clock);
+  return new DesiredStateSource(repo, KINDS, clock, config.source.verify);
 }
 
 export interface BuildOverrides extends ProviderHooks {

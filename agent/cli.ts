@@ -45,11 +45,21 @@ const plan = defineCommand({
   ].join('\n'),
   flags: {
     config: configFlag,
-    json: { type: 'boolean', help: 'print {revision, managed, drifted, drift, errors} as JSON' },
+    json: {
+      type: 'boolean',
+      help: 'print {revision, signer, verified, managed, drifted, drift, errors} as JSON',
+    },
+    verify: {
+      type: 'boolean',
+      help: "only check the source's signatures under source.verify (a CI gate): exit 0 verified, 1 not",
+    },
   },
   async run({ values, io, env }) {
     const { plan } = await import('./cli/plan.js');
-    return plan({ config: configPath(values.config, env), json: values.json === true }, io);
+    return plan(
+      { config: configPath(values.config, env), json: values.json === true, verify: values.verify === true },
+      io,
+    );
   },
 });
 

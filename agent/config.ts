@@ -32,6 +32,7 @@ import {
 } from '../core/schema.js';
 import { FORBIDDEN_KEYS, type PathSegment, type YamlDocument, parseYaml } from '../core/yaml.js';
 import { checkBackoff, type GuardrailConfig, guardrailConfig } from '../policies/guardrail-config.js';
+import { parseAllowedSigners } from './source/verify/allowed-signers.js';
 import { checkProviders, type ProvidersConfig, providersConfig } from '../providers/config.js';
 import { ALERT_EVENT_NAMES } from './alert-events.js';
 import { CONFIG_FORMATS, ConfigSchema, type ConfigInput, parseListen, urlScheme } from './config/schema.js';
@@ -61,6 +62,23 @@ export interface SourceConfig {
   /** Which Git engine reads the source (`auto`: native git when usable, else isomorphic-git). */
   readonly engine: 'auto' | 'git' | 'isomorphic';
   readonly auth: SourceAuth | null;
+  /** Signed desired state (SPEC §10); null: revisions are not verified ("unverified"). */
+  readonly verify: VerifyConfig | null;
+}
+
+/** A trust file as read at start: its absolute path and text (public keys; not secret, never logged whole). */
+export interface TrustFile {
+  readonly file: string;
+  readonly text: string;
+}
+
+export interface VerifyConfig {
+  readonly mode: 'strict' | 'head';
+  readonly allowRewrite: boolean;
+  /** Armored OpenPGP public key files. */
+  readonly openpgp: readonly TrustFile[];
+  /** git's allowed-signers file (already checked: it parses without problems). */
+  readonly ssh: TrustFile | null;
 }
 
 export interface AdminConfig {
@@ -182,10 +200,11 @@ export function parseConfig(text: string, file: string, opts: ParseOptions = {})
   problems.push(...at(issues));
   if (problems.length > 0 || !result.ok) throw invalid(problems);
 
+  const verify = readVerify(file, doc, value.source.verify, abs, opts.readSecret ?? readSecretFile);
   const config = resolveSecrets(
     file,
     doc,
-    toDraft(value, abs),
+    toDraft(value, abs, verify),
     opts.env ?? process.env,
     opts.readSecret ?? readSecretFile,
   );
@@ -272,7 +291,7 @@ interface Draft extends Omit<Config, 'file' | 'source' | 'alerts'> {
   readonly alerts: ReadonlyArray<Omit<AlertConfig, 'secret'> & { readonly secret: SecretRef | null }>;
 }
 
-function toDraft(c: ConfigInput, abs: (p: string) => string): Draft {
+function toDraft(c: ConfigInput, abs: (p: string) => string, verify: VerifyConfig | null): Draft {
   const secret = (
     parent: readonly PathSegment[],
     key: string,
@@ -293,6 +312,7 @@ function toDraft(c: ConfigInput, abs: (p: string) => string): Draft {
       path: normaliseRepoPath(c.source.path),
       intervalMs: parseDuration(c.source.interval),
       engine: c.source.engine,
+      verify,
       auth: auth
         ? {
             username: auth.username,
@@ -340,6 +360,70 @@ function normaliseRepoPath(s: string): string {
 
 function readSecretFile(path: string): string {
   return readFileSync(path, 'utf8');
+}
+
+/**
+ * Reads source.verify's trust files (relative to the config) at start. A file
+ * that cannot be read, an allowed-signers line that does not parse (its own
+ * file:line:col) or a key file that is not an armored public key: CONFIG_INVALID,
+ * every problem at once. Fail closed: a policy that cannot be read never means
+ * "verify nothing".
+ */
+function readVerify(
+  file: string,
+  doc: YamlDocument | undefined,
+  v: ConfigInput['source']['verify'],
+  abs: (p: string) => string,
+  readText: (path: string) => string,
+): VerifyConfig | null {
+  if (!v) return null;
+  const problems: SourceProblem[] = [];
+  const read = (path: readonly PathSegment[], name: string): TrustFile => {
+    const full = abs(name);
+    try {
+      return { file: full, text: readText(full) };
+    } catch (e) {
+      const pos = locate(doc, path);
+      problems.push({
+        file,
+        ...pos,
+        message: `${showPath(path)}: cannot read "${full}": ${ioReason(e)}`,
+      });
+      return { file: full, text: '' };
+    }
+  };
+  const openpgp = (v.openpgp ?? []).map((k, i) => read(['source', 'verify', 'openpgp', i], k));
+  for (const [i, k] of openpgp.entries()) {
+    if (k.text === '' && problems.length > 0) continue;
+    const pos = locate(doc, ['source', 'verify', 'openpgp', i]);
+    if (/-----BEGIN PGP PRIVATE KEY BLOCK-----/.test(k.text))
+      problems.push({
+        file,
+        ...pos,
+        message: `source.verify.openpgp: "${k.file}" holds a PRIVATE key: give the public key only (gpg --export --armor <fingerprint>)`,
+      });
+    else if (!k.text.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----'))
+      problems.push({
+        file,
+        ...pos,
+        message: `source.verify.openpgp: "${k.file}" is not an armored OpenPGP public key; export one with gpg --export --armor <fingerprint>`,
+      });
+  }
+  let ssh: TrustFile | null = null;
+  if (v.ssh !== undefined) {
+    ssh = read(['source', 'verify', 'ssh'], v.ssh);
+    const parsed = parseAllowedSigners(ssh.text, ssh.file);
+    problems.push(...parsed.problems);
+    if (parsed.problems.length === 0 && parsed.signers.length === 0 && ssh.text !== '')
+      problems.push({
+        file: ssh.file,
+        line: 1,
+        col: 1,
+        message: 'the allowed-signers file lists no key; add "<principal> <keytype> <base64-key>" lines',
+      });
+  }
+  if (problems.length > 0) throw invalid(problems);
+  return { mode: v.mode, allowRewrite: v.allowRewrite, openpgp, ssh };
 }
 
 /** Reads every referenced secret; all failures are thrown together as SECRET_READ. */

@@ -53,11 +53,11 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     const control = () =>
       metrics.setControl({ frozen: a.currentState.freeze !== null, observe: a.mode === 'observe' });
     control();
-    if (a.source.current) metrics.setRevision(a.source.current.sha);
+    if (a.source.current) metrics.setRevision(a.source.current.sha, a.source.current.verified === true);
     a.onCycle((r) => metrics.cycle(r));
     a.onPollOutcome((o) => {
       if (o.kind === 'error') metrics.sourceErrors.inc();
-      if (o.kind === 'accepted') metrics.setRevision(o.revision.sha);
+      if (o.kind === 'accepted') metrics.setRevision(o.revision.sha, o.revision.verified === true);
     });
     a.onEvent((e) => {
       metrics.event(e);

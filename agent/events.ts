@@ -6,7 +6,8 @@ import type { SourceProblem } from '../core/errors.js';
 
 export type AgentEvent =
   | { type: 'revision_accepted'; sha: string; resources: number }
-  | { type: 'revision_rejected'; sha: string; problems: SourceProblem[] }
+  /** `reason: 'signature'`: its signatures did not verify under source.verify (SPEC §10). */
+  | { type: 'revision_rejected'; sha: string; problems: SourceProblem[]; reason?: 'signature' }
   | { type: 'source_unreachable'; error: string; code: string }
   | { type: 'source_recovered'; sha: string }
   | { type: 'mass_drift_frozen'; reason: string; sha: string }

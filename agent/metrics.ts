@@ -68,6 +68,11 @@ export class Metrics {
     labelNames: ['sha'],
     registers: [this.registry],
   });
+  private readonly revisionVerified = new Gauge({
+    name: 'steward_revision_verified',
+    help: 'Whether the revision in force verified under source.verify (1), or not / no source.verify (0).',
+    registers: [this.registry],
+  });
   readonly sourceErrors = new Counter({
     name: 'steward_source_errors_total',
     help: 'Failed polls of the Git source.',
@@ -100,6 +105,7 @@ export class Metrics {
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.stateWritable.set(1);
+    this.revisionVerified.set(0);
   }
 
   /** The state that is true between cycles (mode, freeze): set at start and on every change. */
@@ -108,7 +114,9 @@ export class Metrics {
     this.observeOnly.set(c.observe ? 1 : 0);
   }
 
-  setRevision(sha: string): void {
+  /** `verified`: whether the revision's signatures verified (SPEC §10); left as it is when not given. */
+  setRevision(sha: string, verified?: boolean): void {
+    if (verified !== undefined) this.revisionVerified.set(verified ? 1 : 0);
     if (sha === this.currentSha) return;
     if (this.currentSha) this.revisionInfo.remove({ sha: this.currentSha });
     this.revisionInfo.set({ sha }, 1);

@@ -332,6 +332,7 @@ export class Reconciler {
       outcome: 'started',
       action: ids.get(a.drift.key)!,
       durationMs: 0,
+      ...signerOf(revision),
     }));
     const error =
       (await this.tryWrite(() =>
@@ -368,6 +369,7 @@ export class Reconciler {
       action: ids.get(action.resource.key)!,
       ...(outcome.outcome === 'failed' ? { error: outcome.error } : {}),
       durationMs,
+      ...signerOf(revision),
     });
     const outcomes = await this.applyGroups(
       act,
@@ -573,4 +575,9 @@ export class Reconciler {
     }
     return out;
   }
+}
+
+/** The audit records' `signer` (SPEC §10): only when the revision verified. */
+function signerOf(revision: Revision): { signer?: string } {
+  return revision.signer ? { signer: revision.signer } : {};
 }

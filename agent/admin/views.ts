@@ -21,6 +21,9 @@ export function statusView(agent: Agent) {
       sha: src.current?.sha ?? null,
       fetchedAt: iso(src.current?.fetchedAt),
       resources: src.current?.resources.length ?? 0,
+      /** null: source.verify is not set (unverified); else whether the revision in force verified. */
+      verified: src.verify ? src.current?.verified === true : null,
+      signer: src.current?.signer ?? null,
       approved: src.current ? s.approvals.some((a) => a.sha === src.current!.sha) : false,
       rejected: src.rejected
         ? {

@@ -195,7 +195,8 @@ function rejected(e: Extract<AgentEvent, { type: 'revision_rejected' }>): AlertD
     `revision ${short(e.sha)} was rejected (${n} problem${n === 1 ? '' : 's'}); ` +
     'steward keeps reconciling the last good revision.';
   const problems = e.problems.slice(0, MAX_PROBLEMS).map(formatProblem);
-  return firing('revision_rejected', 'critical', message, { sha: e.sha, problems, problemCount: n });
+  const details = { sha: e.sha, problems, problemCount: n, ...(e.reason ? { reason: e.reason } : {}) };
+  return firing('revision_rejected', 'critical', message, details);
 }
 
 /**

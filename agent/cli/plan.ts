@@ -9,12 +9,29 @@ import { buildSource } from '../build.js';
 import { loadConfig } from '../config.js';
 import { detect } from '../detect.js';
 import { displayPatchOf, formatDisplayOp } from '../patch-view.js';
+import type { Revision } from '../source/source.js';
 import { FileStateStore } from '../state/file-store.js';
 import type { Io } from './command.js';
 
-/** Exit 0: no drift, 2: drift, 1: an error (including a resource that could not be read). */
-export async function plan(opts: { config: string; json: boolean }, io: Io): Promise<number> {
+/** The signer line: who signed the revision, or that it is unverified (no source.verify). */
+function signerLine(revision: Revision): string {
+  return revision.verified ? `signed by ${revision.signer}` : 'unverified (no source.verify in the config)';
+}
+
+/**
+ * Exit 0: no drift, 2: drift, 1: an error (including a resource that could not be read).
+ * `verify`: only check the source's tip signatures under source.verify, as the agent would (CI gate): exit 0 or 1.
+ */
+export async function plan(
+  opts: { config: string; json: boolean; verify?: boolean },
+  io: Io,
+): Promise<number> {
   const config = await loadConfig(opts.config);
+  if (opts.verify && !config.source.verify)
+    throw new StewardError(
+      'USAGE',
+      `--verify: ${opts.config} has no source.verify, so there are no signatures to check; add source.verify (docs/signatures.md)`,
+    );
   // A throwaway Git cache: plan must not touch a running agent's state.
   const cache = config.source.kind === 'http' ? await mkdtemp(join(tmpdir(), 'steward-plan-')) : undefined;
   try {
@@ -29,6 +46,12 @@ export async function plan(opts: { config: string; json: boolean }, io: Io): Pro
       );
     }
     const revision = source.current!;
+    if (opts.verify) {
+      const verified = { revision: revision.sha, verified: true, signer: revision.signer ?? null };
+      if (opts.json) io.out(JSON.stringify(verified, null, 2));
+      else io.out(`revision ${revision.sha.slice(0, 12)}: ${signerLine(revision)}`);
+      return 0;
+    }
     const state = await new FileStateStore(config.state.dir).load();
     const d = await detect(
       revision.resources,
@@ -52,7 +75,15 @@ export async function plan(opts: { config: string; json: boolean }, io: Io): Pro
     if (opts.json) {
       io.out(
         JSON.stringify(
-          { revision: revision.sha, managed: d.managed, drifted: drift.length, drift, errors },
+          {
+            revision: revision.sha,
+            signer: revision.signer ?? null,
+            verified: revision.verified ?? null,
+            managed: d.managed,
+            drifted: drift.length,
+            drift,
+            errors,
+          },
           null,
           2,
         ),
@@ -61,6 +92,7 @@ export async function plan(opts: { config: string; json: boolean }, io: Io): Pro
       io.out(
         `revision ${revision.sha.slice(0, 12)}: ${d.managed} managed, ${drift.length} drifted, ${errors.length} unreadable`,
       );
+      io.out(signerLine(revision));
       for (const x of drift) {
         io.out(`\n~ ${x.kind}/${x.name}${x.id ? ` (${x.id})` : ''}`);
         for (const op of x.patch) for (const line of formatDisplayOp(op)) io.out(line);

@@ -166,6 +166,25 @@ const AuthSchema = Type.Object(
   },
 );
 
+/** Signed desired state (SPEC §10): the trust policy lives here, never in the repository. */
+const VerifySchema = Type.Object(
+  {
+    mode: Type.Enum(['strict', 'head'], {
+      default: 'strict',
+      description: 'strict: every commit since the last verified one; head: the tip only',
+    }),
+    openpgp: Type.Optional(Type.Array(Path(), { minItems: 1 })),
+    ssh: Type.Optional(Path()),
+    allowRewrite: Type.Boolean({ default: false }),
+  },
+  {
+    additionalProperties: false,
+    anyOf: [present('openpgp'), present('ssh')],
+    errorMessage: { anyOf: 'needs openpgp (armored public key files) or ssh (an allowed-signers file)' },
+    hints: { keys: 'use "openpgp"', gpg: 'use "openpgp"', allowedSigners: 'use "ssh"' },
+  },
+);
+
 const SourceSchema = Type.Object(
   {
     url: Type.String({ format: 'source-url' }),
@@ -177,6 +196,7 @@ const SourceSchema = Type.Object(
       description: 'auto: native git when a git ≥ 2.31 binary is on the PATH, else isomorphic-git',
     }),
     auth: Type.Optional(AuthSchema),
+    verify: Type.Optional(VerifySchema),
   },
   {
     ...Section,

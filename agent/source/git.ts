@@ -46,7 +46,14 @@ export interface GitEngine {
   ensure(sha: string, fullRef: string): Promise<void>;
   /** Every manifest under source.path at the commit, and the problems that make it invalid. */
   readManifests(sha: string): Promise<ReadResult>;
+  /** The raw bytes of a commit object (what its signature and oid are over), or null when it is not available (e.g. beyond a shallow edge). */
+  readCommitObject(oid: string): Promise<Buffer | null>;
+  /** Fetches `by` more commits of history behind the shallow edge of `fullRef` (a local source has all of it: no-op). */
+  deepen(fullRef: string, by: number): Promise<void>;
 }
+
+/** Largest commit object read for verification (real ones are a few KiB; a signature at most 64 KiB). */
+export const MAX_COMMIT_BYTES = 1024 * 1024;
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -230,6 +237,40 @@ export class GitRepository implements GitEngine {
     if (this.opts.kind === 'local') return;
     const gitdir = await this.cacheGitdir();
     if (await this.hasCommit(gitdir, sha)) return;
+    await this.fetchRef(gitdir, fullRef, { depth: 1 }, 'fetching');
+    if (!(await this.hasCommit(gitdir, sha)))
+      throw new StewardError(
+        'SOURCE_UNREACHABLE',
+        `fetched ${fullRef} from ${this.shownUrl} but commit ${sha} is not in it (the ref moved); will retry`,
+      );
+  }
+
+  async readCommitObject(oid: string): Promise<Buffer | null> {
+    const gitdir = this.opts.kind === 'local' ? await this.localGitdir() : await this.cacheGitdir();
+    try {
+      const o = await git.readObject({ fs, gitdir, oid, format: 'content', cache: this.cache });
+      if (o.type !== 'commit' || !(o.object instanceof Uint8Array)) return null;
+      if (o.object.byteLength > MAX_COMMIT_BYTES) return null;
+      return Buffer.from(o.object);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'NotFoundError') return null;
+      throw this.unreachable(e, 'reading');
+    }
+  }
+
+  async deepen(fullRef: string, by: number): Promise<void> {
+    if (this.opts.kind === 'local') return;
+    const gitdir = await this.cacheGitdir();
+    await this.fetchRef(gitdir, fullRef, { depth: by, relative: true }, 'fetching history from');
+  }
+
+  /** One shallow single-branch fetch of `fullRef` into the cache. */
+  private async fetchRef(
+    gitdir: string,
+    fullRef: string,
+    depth: { depth: number; relative?: boolean },
+    what: string,
+  ): Promise<void> {
     try {
       await git.fetch({
         fs,
@@ -240,18 +281,13 @@ export class GitRepository implements GitEngine {
         ref: `refs/remotes/origin/${fullRef.replace(/^refs\/(heads|tags)\//, '')}`,
         remoteRef: fullRef,
         singleBranch: true,
-        depth: 1,
+        ...depth,
         tags: false,
         headers: this.headers(),
       });
     } catch (e) {
-      throw this.unreachable(e, 'fetching');
+      throw this.unreachable(e, what);
     }
-    if (!(await this.hasCommit(gitdir, sha)))
-      throw new StewardError(
-        'SOURCE_UNREACHABLE',
-        `fetched ${fullRef} from ${this.shownUrl} but commit ${sha} is not in it (the ref moved); will retry`,
-      );
   }
 
   /** Reads every manifest under source.path at the commit, straight from the object store. */

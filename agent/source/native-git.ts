@@ -65,6 +65,7 @@ import {
   type GitEngine,
   type GitSourceOptions,
   localGitdir,
+  MAX_COMMIT_BYTES,
   MAX_MANIFEST_BYTES,
   missingPath,
   type ReadResult,
@@ -511,6 +512,34 @@ export class NativeGitEngine implements GitEngine {
     if (this.opts.kind === 'local') return;
     const gitdir = await this.cacheGitdir();
     if (await this.hasCommit(gitdir, sha)) return;
+    await this.fetchRef(gitdir, fullRef, ['--depth', '1'], 'fetching');
+    if (!(await this.hasCommit(gitdir, sha)))
+      throw new StewardError(
+        'SOURCE_UNREACHABLE',
+        `fetched ${fullRef} from ${this.shownUrl} but commit ${sha} is not in it (the ref moved); will retry`,
+      );
+  }
+
+  async readCommitObject(oid: string): Promise<Buffer | null> {
+    if (!OBJECT_ID.test(oid)) return null;
+    const gitdir = await this.gitdirFor();
+    const r = await this.local(['--git-dir', gitdir, 'cat-file', 'commit', oid], MAX_COMMIT_BYTES);
+    return r.code === 0 ? r.stdout : null;
+  }
+
+  async deepen(fullRef: string, by: number): Promise<void> {
+    if (this.opts.kind === 'local') return;
+    const gitdir = await this.cacheGitdir();
+    await this.fetchRef(
+      gitdir,
+      fullRef,
+      [`--deepen=${Math.max(1, Math.floor(by))}`],
+      'fetching history from',
+    );
+  }
+
+  /** One `git fetch` of `fullRef` into the cache through the relay (`depth`: --depth 1 or --deepen=N). */
+  private async fetchRef(gitdir: string, fullRef: string, depth: string[], what: string): Promise<void> {
     const local = `refs/steward/${fullRef.replace(/^refs\//, '')}`;
     await this.remote(async (url, env, log) => {
       const r = await runGit(
@@ -519,8 +548,7 @@ export class NativeGitEngine implements GitEngine {
           gitdir,
           'fetch',
           '--quiet',
-          '--depth',
-          '1',
+          ...depth,
           '--no-tags',
           '--no-write-fetch-head',
           '--no-recurse-submodules',
@@ -534,13 +562,8 @@ export class NativeGitEngine implements GitEngine {
           tooLarge: () => new StewardError('SOURCE_TOO_LARGE', 'git fetch printed more than 64 KiB'),
         },
       );
-      if (r.code !== 0 || log.error) throw this.failed('fetching', r, log);
+      if (r.code !== 0 || log.error) throw this.failed(what, r, log);
     });
-    if (!(await this.hasCommit(gitdir, sha)))
-      throw new StewardError(
-        'SOURCE_UNREACHABLE',
-        `fetched ${fullRef} from ${this.shownUrl} but commit ${sha} is not in it (the ref moved); will retry`,
-      );
   }
 
   async readManifests(sha: string): Promise<ReadResult> {

@@ -7,18 +7,24 @@ import type { KindDefinition } from '../../providers/types.js';
 import type { DesiredResource } from '../../providers/types.js';
 import { isStewardError, type SourceProblem, StewardError } from '../../core/errors.js';
 import { parseRevision } from '../manifest.js';
+import type { VerifyConfig } from '../config.js';
 import type { GitEngine } from './engine.js';
+import { checkRevision, loadVerification, type RevisionCheck, type Verification } from './verification.js';
 
 export interface Revision {
   sha: string;
   fetchedAt: number;
   resources: DesiredResource[];
+  /** The signer (OpenPGP fingerprint, or `<principals> SHA256:<fp>`) when source.verify is set; null when unverified. */
+  signer?: string | null;
+  /** true: its signatures verified under source.verify; null: source.verify is not set ("unverified"). */
+  verified?: true | null;
 }
 
 export type PollOutcome =
   | { kind: 'unchanged'; sha: string }
   | { kind: 'accepted'; revision: Revision }
-  | { kind: 'rejected'; sha: string; problems: SourceProblem[] }
+  | { kind: 'rejected'; sha: string; problems: SourceProblem[]; reason?: 'signature' }
   | { kind: 'error'; error: StewardError };
 
 export class DesiredStateSource {
@@ -26,16 +32,52 @@ export class DesiredStateSource {
   rejected: { sha: string; problems: SourceProblem[]; at: number } | null = null;
   lastError: StewardError | null = null;
 
+  private verification: Promise<Verification> | null = null;
+
   constructor(
     readonly repo: GitEngine,
     private readonly kinds: ReadonlyMap<string, KindDefinition>,
     private readonly clock: () => number,
+    /** Signed desired state (SPEC §10); null: every revision is applied unverified. */
+    readonly verify: VerifyConfig | null = null,
   ) {}
 
-  /** Parses the revision at `sha` (already available locally). */
+  /**
+   * Reads the trust policy (source.verify's keys) now, so a key file that
+   * cannot be used stops the agent at start (CONFIG_INVALID) instead of
+   * failing every poll. No-op without source.verify.
+   */
+  async prepare(): Promise<void> {
+    if (!this.verify) return;
+    this.verification ??= loadVerification(this.verify);
+    try {
+      await this.verification;
+    } catch (e) {
+      this.verification = null;
+      throw e;
+    }
+  }
+
+  /**
+   * Whether `sha`'s signatures satisfy source.verify (always, without it);
+   * strict mode checks every commit since the revision in force.
+   */
+  private async checkSignatures(sha: string, fullRef: string | null): Promise<RevisionCheck | null> {
+    if (!this.verify) return null;
+    this.verification ??= loadVerification(this.verify);
+    const v = await this.verification;
+    return checkRevision(this.repo, v, sha, this.current?.sha ?? null, fullRef, new Date(this.clock()));
+  }
+
+  /** Parses the revision at `sha` (already available locally), after its signatures are checked. */
   private async load(
     sha: string,
-  ): Promise<{ ok: true; revision: Revision } | { ok: false; problems: SourceProblem[] }> {
+    fullRef: string | null,
+  ): Promise<
+    { ok: true; revision: Revision } | { ok: false; problems: SourceProblem[]; reason?: 'signature' }
+  > {
+    const signed = await this.checkSignatures(sha, fullRef);
+    if (signed && !signed.ok) return { ok: false, problems: signed.problems, reason: 'signature' };
     const read = await this.repo.readManifests(sha);
     const parsed = parseRevision(read.files, this.kinds);
     const problems = [
@@ -43,16 +85,24 @@ export class DesiredStateSource {
       ...(parsed.ok ? [] : parsed.problems),
     ];
     if (problems.length > 0) return { ok: false, problems };
-    return { ok: true, revision: { sha, fetchedAt: this.clock(), resources: parsed.resources } };
+    const signer = signed ? signed.signer : null;
+    const verified = signed ? true : null;
+    return {
+      ok: true,
+      revision: { sha, fetchedAt: this.clock(), resources: parsed.resources, signer, verified },
+    };
   }
 
   /**
    * Re-establishes a revision accepted before a restart, so that a bad commit
-   * pushed while the agent was down cannot replace it. Best effort.
+   * pushed while the agent was down cannot replace it. Best effort. With
+   * source.verify the restored revision must verify too (alone: it is the
+   * anchor strict mode checks from), so a state that names an unsigned
+   * revision cannot bring it back.
    */
   async restore(sha: string): Promise<boolean> {
     try {
-      const r = await this.load(sha);
+      const r = await this.load(sha, null);
       if (r.ok) this.current = r.revision;
       return r.ok;
     } catch {
@@ -71,10 +121,10 @@ export class DesiredStateSource {
       }
       if (sha === this.rejected?.sha) return { kind: 'unchanged', sha };
       await this.repo.ensure(sha, fullRef);
-      const r = await this.load(sha);
+      const r = await this.load(sha, fullRef);
       if (!r.ok) {
         this.rejected = { sha, problems: r.problems, at: this.clock() };
-        return { kind: 'rejected', sha, problems: r.problems };
+        return { kind: 'rejected', sha, problems: r.problems, ...(r.reason ? { reason: r.reason } : {}) };
       }
       this.current = r.revision;
       this.rejected = null;

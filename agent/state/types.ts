@@ -80,6 +80,8 @@ export interface AuditRecord {
   action?: string;
   error?: string;
   durationMs: number;
+  /** Who signed the revision acted on, when source.verify is set (SPEC §10). */
+  signer?: string;
 }
 
 export interface AuditRead {

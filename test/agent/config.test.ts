@@ -99,6 +99,7 @@ state: { dir: /var/lib/steward }
         ref: 'main',
         path: 'fleet',
         engine: 'auto',
+        verify: null,
         intervalMs: 60_000,
         auth: { username: 'git', password: 'git-s3cret' },
       },
@@ -146,6 +147,7 @@ describe('parseConfig: defaults', () => {
         ref: 'main',
         path: '.',
         engine: 'auto',
+        verify: null,
         intervalMs: 60_000,
         auth: null,
       },
@@ -889,5 +891,55 @@ describe('loadConfig', () => {
       code: 'CONFIG_INVALID',
       message: `${path}:1:1: missing required key "source.url"`,
     });
+  });
+});
+
+describe('parseConfig: source.verify (signed desired state)', () => {
+  const key =
+    'ops@example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOb1uW2kTQPZC1xTvNIe2JcOUPVJlNBx5Nn1GvOx8Y9L';
+  const armored =
+    '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ0000000\n-----END PGP PUBLIC KEY BLOCK-----\n';
+  const src = (verify: string) => `source:\n  url: https://git.example.org/x.git\n  verify: ${verify}\n`;
+
+  it('defaults to strict without rewrites, resolves the files relative to the config and reads them at start', () => {
+    writeFileSync(join(dir, 'allowed_signers'), `# ops\n${key}\n`);
+    writeFileSync(join(dir, 'ops.asc'), armored);
+    const c = parse(src('{ ssh: allowed_signers, openpgp: [ops.asc] }'));
+    assert.equal(c.source.verify?.mode, 'strict');
+    assert.equal(c.source.verify?.allowRewrite, false);
+    assert.deepEqual(c.source.verify?.ssh, { file: join(dir, 'allowed_signers'), text: `# ops\n${key}\n` });
+    assert.deepEqual(
+      c.source.verify?.openpgp.map((k) => k.file),
+      [join(dir, 'ops.asc')],
+    );
+    assert.equal(parse(src('{ mode: head, ssh: allowed_signers }')).source.verify?.mode, 'head');
+  });
+
+  it('needs openpgp or ssh', () => {
+    assertOneProblem(src('{ mode: head }'), 3, 3, /needs openpgp .* or ssh/);
+  });
+
+  it('reports an allowed-signers line that does not parse at its own file:line:col', () => {
+    writeFileSync(join(dir, 'bad_signers'), `${key}\nops@example.org ssh-ed25519 not-base64!\n`);
+    const found = problems(src('{ ssh: bad_signers }'));
+    assert.ok(found.length >= 1);
+    assert.equal(found[0]!.file, join(dir, 'bad_signers'));
+    assert.equal(found[0]!.line, 2);
+  });
+
+  it('refuses an unreadable file and a key file that is not an armored public key', () => {
+    const missing = problems(src('{ ssh: nope }'));
+    assert.match(missing[0]!.message, /source\.verify\.ssh: cannot read .*nope.*ENOENT/);
+    writeFileSync(join(dir, 'private.asc'), '-----BEGIN PGP PRIVATE KEY BLOCK-----\n');
+    assert.match(problems(src('{ openpgp: [private.asc] }'))[0]!.message, /PRIVATE key/);
+    writeFileSync(join(dir, 'garbage.asc'), 'hello');
+    assert.match(
+      problems(src('{ openpgp: [garbage.asc] }'))[0]!.message,
+      /not an armored OpenPGP public key/,
+    );
+  });
+
+  it('is null without source.verify (unverified)', () => {
+    assert.equal(parse('source: { url: https://git.example.org/x.git }\n').source.verify, null);
   });
 });

@@ -57,7 +57,7 @@ const HELP: Record<string, { usage: RegExp; has: RegExp[]; lacks: RegExp[] }> = 
     lacks: [/--json/, /--dir/],
   },
   plan: {
-    usage: /^usage: steward plan \[-c FILE\] \[--json\]$/m,
+    usage: /^usage: steward plan \[-c FILE\] \[--json\] \[--verify\]$/m,
     has: [/^ {2}-c, --config FILE +\S/m, /^ {6}--json +\S/m, /exit 0.*2.*1/i],
     lacks: [/--dir/],
   },

@@ -40,7 +40,15 @@ test('plan: exit 0 without drift, 2 with drift (and a stable --json), 1 on error
   await h.cycle();
   const clean = await run(['plan', '-c', h.configPath, '--json']);
   assert.equal(clean.code, 0);
-  assert.deepEqual(JSON.parse(clean.out), { revision: sha, managed: 1, drifted: 0, drift: [], errors: [] });
+  assert.deepEqual(JSON.parse(clean.out), {
+    revision: sha,
+    signer: null,
+    verified: null,
+    managed: 1,
+    drifted: 0,
+    drift: [],
+    errors: [],
+  });
 
   await writeFile(join(h.root, 'etc/motd'), 'edited\n');
   const drift = await run(['plan', '-c', h.configPath, '--json']);

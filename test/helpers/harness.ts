@@ -44,6 +44,8 @@ export interface HarnessOptions {
   mode?: 'observe' | 'enforce';
   sourcePath?: string;
   sourceAuth?: { username: string; password: string };
+  /** Extra YAML lines under `source:` (e.g. `verify: { ... }`). */
+  sourceYaml?: string;
   extra?: string;
   /** Extra entries under `providers:` besides `file` (e.g. `aws-ec2: { region: us-east-1, endpoint: … }`). */
   providersYaml?: string;
@@ -72,6 +74,10 @@ export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
     '  ref: main',
     `  path: ${opts.sourcePath ?? 'fleet'}`,
     '  interval: 1h',
+    ...(opts.sourceYaml ?? '')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => `  ${l}`),
   ];
   if (opts.sourceAuth) {
     await writeFile(join(dir, 'git-password'), `${opts.sourceAuth.password}\n`, { mode: 0o600 });

@@ -32,6 +32,18 @@ describe('planAlerts', () => {
     assert.match(draft.message, /https:\/\/\*\*\*@git\.example\.com/);
   });
 
+  it("a revision rejected for its signatures says so: details.reason 'signature'", () => {
+    const problems = [{ file: 'commit 0123456789ab', line: 1, col: 1, message: 'signature: unsigned: ...' }];
+    const sha = '0123456789abcdef0123456789abcdef01234567';
+    const [signed] = planAlerts(
+      { type: 'revision_rejected', sha, problems, reason: 'signature' },
+      new OpenAlerts(),
+    );
+    assert.equal(signed?.details['reason'], 'signature');
+    const [invalid] = planAlerts({ type: 'revision_rejected', sha, problems }, new OpenAlerts());
+    assert.equal(invalid?.details['reason'], undefined);
+  });
+
   it('leaves the event it reads unchanged', () => {
     const e: AgentEvent = { type: 'observe_failing', count: 1, codes: ['EACCES'] };
     const before = structuredClone(e);

@@ -50,6 +50,7 @@ function typeText(s: Schema): string {
   };
   if (s.type === 'string') return (s.format && formats[s.format]) ?? 'string';
   if (s.type === 'object') return 'mapping';
+  if (s.type === 'boolean') return 'boolean';
   if (s.type === 'array') return 'list';
   const name = s.type === 'integer' ? 'integer' : 'number';
   const low = s['exclusiveMinimum'] ?? s['minimum'];

@@ -1,0 +1,18 @@
+/** The metrics registry: the label-free "revision verified" gauge (SPEC §10). */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Metrics } from '../../agent/metrics.js';
+
+const verified = async (m: Metrics): Promise<string | undefined> =>
+  /^steward_revision_verified (\S+)$/m.exec(await m.text())?.[1];
+
+test('steward_revision_verified: 0 until a verified revision is in force, 1 while one is, unchanged by a cycle', async () => {
+  const m = new Metrics({ defaultMetrics: false });
+  assert.equal(await verified(m), '0', 'no revision, or no source.verify: 0');
+  m.setRevision('a'.repeat(40), true);
+  assert.equal(await verified(m), '1');
+  m.setRevision('a'.repeat(40)); // what a cycle report sets: the sha only
+  assert.equal(await verified(m), '1');
+  m.setRevision('b'.repeat(40), false);
+  assert.equal(await verified(m), '0');
+});
