@@ -4,7 +4,7 @@
  * A handler's module is imported only when that command runs, so `--help` and
  * `--version` load nothing else. Exit codes: 0 ok / no drift, 1 error, 2 drift (plan).
  */
-import { errorMessage, isStewardError } from '../core/errors.js';
+import { errorMessage, isStewardError, StewardError } from '../core/errors.js';
 import {
   type Command,
   commandList,
@@ -69,12 +69,33 @@ const validate = defineCommand({
   details: [
     'Parses and validates the manifests under DIR as the agent would a new revision.',
     'Exit 0: valid; 1: one file:line:col: message line per problem on stdout.',
+    "With --verify (and no DIR): checks the configured source's tip, signatures under source.verify",
+    'included, exactly as the agent would accept it (the same check as plan --verify): a CI gate.',
   ].join('\n'),
-  flags: {},
-  positionals: [{ name: 'DIR', help: 'every *.yaml / *.yml below it (dot-folders such as .git skipped)' }],
-  async run({ positionals, io }) {
+  flags: {
+    config: configFlag,
+    verify: {
+      type: 'boolean',
+      help: "check the configured source's revision and its signatures instead of DIR: exit 0 accepted, 1 not",
+    },
+  },
+  positionals: [
+    { name: 'DIR', optional: true, help: 'every *.yaml / *.yml below it (dot-folders such as .git skipped)' },
+  ],
+  async run({ values, positionals, io, env }) {
+    if (values.verify === true) {
+      if (positionals[0] !== undefined)
+        throw new StewardError(
+          'USAGE',
+          'validate --verify checks the configured source, not a DIR; see steward validate --help',
+        );
+      const { plan } = await import('./cli/plan.js');
+      return plan({ config: configPath(values.config, env), json: false, verify: true }, io);
+    }
+    if (positionals[0] === undefined)
+      throw new StewardError('USAGE', 'validate needs DIR (or --verify); see steward validate --help');
     const { validate } = await import('./cli/validate.js');
-    return validate(positionals[0]!, io);
+    return validate(positionals[0], io);
   },
 });
 

@@ -62,9 +62,9 @@ const HELP: Record<string, { usage: RegExp; has: RegExp[]; lacks: RegExp[] }> = 
     lacks: [/--dir/],
   },
   validate: {
-    usage: /^usage: steward validate DIR$/m,
-    has: [/^ {2}DIR +\S/m, /file:line:col/],
-    lacks: [/--config/, /--json/],
+    usage: /^usage: steward validate \[-c FILE\] \[--verify\] \[DIR\]$/m,
+    has: [/^ {2}DIR +\S/m, /file:line:col/, /^ {6}--verify +\S/m, /plan --verify/],
+    lacks: [/--json/],
   },
   quickstart: {
     usage: /^usage: steward quickstart \[--dir DIR\]$/m,
@@ -123,7 +123,11 @@ const USAGE_ERRORS: Array<[string[], RegExp]> = [
   [['quickstart', '--dir'], /--dir needs a value \(--dir DIR\); see steward quickstart --help$/],
   [['plan', '--json=yes'], /--json takes no value; see steward plan --help$/],
   [['plan', 'extra'], /unexpected argument "extra"; see steward plan --help$/],
-  [['validate'], /validate needs DIR; see steward validate --help$/],
+  [['validate'], /validate needs DIR \(or --verify\); see steward validate --help$/],
+  [
+    ['validate', '--verify', 'fleet'],
+    /validate --verify checks the configured source, not a DIR; see steward validate --help$/,
+  ],
   [['validate', 'a', 'b'], /unexpected argument "b"; see steward validate --help$/],
   [['version', 'now'], /unexpected argument "now"; see steward version --help$/],
   [['help', 'plan', 'run'], /unexpected argument "run"; see steward help --help$/],

@@ -289,10 +289,16 @@ test('steward plan names the signer; plan --verify gates CI on the signatures: e
   assert.equal(ok.code, 0, ok.err);
   assert.match(ok.out, new RegExp(`signed by ${esc(signer)}`));
 
+  const validated = await run(['validate', '--verify', '-c', h.configPath]);
+  assert.equal(validated.code, 0, validated.err);
+  assert.match(validated.out, new RegExp(`signed by ${esc(signer)}`), 'validate --verify is the same check');
+
   const unsigned = await push('unsigned\n', { format: 'none' });
-  const bad = await run(['plan', '--verify', '-c', h.configPath]);
-  assert.equal(bad.code, 1);
-  assert.match(bad.err, new RegExp(`commit ${unsigned.slice(0, 12)}.*signature: unsigned`));
+  for (const command of ['plan', 'validate']) {
+    const bad = await run([command, '--verify', '-c', h.configPath]);
+    assert.equal(bad.code, 1, command);
+    assert.match(bad.err, new RegExp(`commit ${unsigned.slice(0, 12)}.*signature: unsigned`), command);
+  }
 });
 
 test('an OpenPGP key file that looks armored but cannot be read stops the agent at start (CONFIG_INVALID)', async (t) => {
