@@ -16,6 +16,7 @@ import { diffDecide } from './diff-decide.js';
 import { ec2Api } from './ec2-api.js';
 import { gitSource } from './git-source.js';
 import { memoryOverTime } from './memory-over-time.js';
+import { planFloor } from './plan-floor.js';
 import { pushConverge } from './push-converge.js';
 import type { Benchmark, Row } from './types.js';
 
@@ -26,6 +27,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   gitSource,
   pushConverge,
   ec2Api,
+  planFloor,
 ];
 
 const NAME_WIDTH = Math.max(...BENCHMARKS.map((b) => b.name.length)) + 1;
