@@ -244,7 +244,7 @@ export class Reconciler {
     const keys = mine.keys ?? drifted;
     const open = new Set(
       detection.drift
-        .filter((d) => revertOps(this.decideDrift(d), this.deps.guardrails).length > 0)
+        .filter((d) => revertOps(toDecideDrift(d, this.deps.kinds), this.deps.guardrails).length > 0)
         .map((d) => d.resource.key),
     );
     // Spent resource by resource: what converged leaves the approval, so a later tamper of it counts again.
@@ -268,7 +268,7 @@ export class Reconciler {
     now: number,
   ): DecideOutput<CycleDrift> {
     const approval = approvals.find((a) => a.sha === revision.sha);
-    const decideDrift: CycleDrift[] = detection.drift.map((d) => this.decideDrift(d));
+    const decideDrift: CycleDrift[] = detection.drift.map((d) => toDecideDrift(d, this.deps.kinds));
     return decide({
       now,
       mode,
@@ -280,11 +280,6 @@ export class Reconciler {
       bucket: state.bucket,
       config: this.deps.guardrails,
     });
-  }
-
-  /** A detected drift as decide sees it. */
-  private decideDrift(d: DetectedDrift): CycleDrift {
-    return toDecideDrift(d, this.deps.kinds);
   }
 
   /**

@@ -57,6 +57,17 @@ const tamper = async (h: Harness, list: string[], text = 'tampered\n') => {
   for (const n of list) await writeFile(join(h.root, `f/${n}.conf`), text);
 };
 
+/** Rewrites `list` by hand, runs a cycle a minute later, and checks it froze, acted on nothing and left them. */
+async function tamperExpectFrozen(h: Harness, list: string[], why: string) {
+  await tamper(h, list);
+  h.clock.now += MINUTE;
+  const r = await h.cycle();
+  assert.equal(r.frozen, true, why);
+  assert.equal(r.applied, 0);
+  for (const n of list.slice(0, 5)) assert.equal(await content(h, n), 'tampered\n');
+  return r;
+}
+
 const G = `soak: { observeCycles: 0 }
 maxActionsPerCycle: 50
 massDrift: { maxDrifted: 1000, maxDriftedPercent: 30, minManaged: 5 }
@@ -91,14 +102,9 @@ test('an approval is spent once its change converged: a later mass tamper under 
 
   // Someone rewrites 160 of 200 files by hand, under the same revision.
   const events = h.events.length;
-  await tamper(h, names(160));
-  h.clock.now += MINUTE;
-  const tampered = await h.cycle();
-  assert.equal(tampered.frozen, true, 'the mass tamper freezes again');
-  assert.equal(tampered.applied, 0);
+  const tampered = await tamperExpectFrozen(h, names(160), 'the mass tamper freezes again');
   assert.deepEqual(tampered.held, { 'mass-drift': 160 });
   assert.equal(h.events.slice(events).filter((e) => e.type === 'mass_drift_frozen').length, 1);
-  for (const n of names(160).slice(0, 5)) assert.equal(await content(h, n), 'tampered\n');
 });
 
 test('an approval covers the drift it approved, not a mass tamper that comes on top during the rollout', async (t) => {
@@ -118,12 +124,11 @@ test('an approval covers the drift it approved, not a mass tamper that comes on 
   h.clock.now += MINUTE;
   assert.equal((await h.cycle()).applied, 10);
   // Mid-rollout, 100 files the approval never covered are rewritten by hand.
-  await tamper(h, names(200).slice(100, 200));
-  h.clock.now += MINUTE;
-  const r = await h.cycle();
-  assert.equal(r.frozen, true, 'drift outside the approved change is checked by the halt');
-  assert.equal(r.applied, 0);
-  for (const n of names(200).slice(100, 105)) assert.equal(await content(h, n), 'tampered\n');
+  await tamperExpectFrozen(
+    h,
+    names(200).slice(100, 200),
+    'drift outside the approved change is checked by the halt',
+  );
 });
 
 test('approving while not frozen is a conflict and stores nothing', async (t) => {
@@ -373,12 +378,7 @@ test('an approval is spent when its change converged even if a report-only drift
   assert.deepEqual(h.agent.currentState.approvals, [], 'nothing the approval covered is left to converge');
 
   // The 70 approved files are rewritten by hand, under the same revision (35 % > 30 %).
-  await tamper(h, names(70));
-  h.clock.now += MINUTE;
-  const r = await h.cycle();
-  assert.equal(r.frozen, true, 'the mass tamper freezes');
-  assert.equal(r.applied, 0);
-  for (const n of names(70).slice(0, 5)) assert.equal(await content(h, n), 'tampered\n');
+  await tamperExpectFrozen(h, names(70), 'the mass tamper freezes');
 });
 
 test('a state dir that comes back empty (a volume not mounted) is not a first start: a persisted freeze is not lost', async (t) => {

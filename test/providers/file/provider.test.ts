@@ -11,6 +11,11 @@ import { fileKind } from '../../../providers/file/kind.js';
 import { FileProvider } from '../../../providers/file/provider.js';
 import type { ApplyOutcome, DesiredResource } from '../../../providers/types.js';
 
+/** A File resource as a revision would carry it. */
+function fileResource(name: string, spec: Record<string, unknown>): DesiredResource {
+  return { key: `File/${name}`, kind: 'File', name, spec, desired: fileKind.toDesired(spec), origin: '' };
+}
+
 test('a managed file hard-linked to one outside the root: a mode fix does not chmod the outside file', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'steward-fp-'));
   t.after(() => rm(base, { recursive: true, force: true }));
@@ -21,14 +26,7 @@ test('a managed file hard-linked to one outside the root: a mode fix does not ch
   await link(join(base, 'secret'), join(root, 'a.conf'));
 
   const spec = { path: 'a.conf', mode: '0644' };
-  const r: DesiredResource = {
-    key: 'File/a',
-    kind: 'File',
-    name: 'a',
-    spec,
-    desired: fileKind.toDesired(spec),
-    origin: '',
-  };
+  const r = fileResource('a', spec);
   const p = new FileProvider({ root });
   const seen = (await p.observe([r])).get('File/a')!;
   assert.equal(seen.status, 'present');
@@ -57,14 +55,7 @@ test('a managed path made huge (a sparse file costs the attacker no disk) is an 
   await writeFile(join(root, 'a.conf'), '');
   await truncate(join(root, 'a.conf'), 9 * 1024 * 1024);
   const spec = { path: 'a.conf', content: 'a\n' };
-  const r: DesiredResource = {
-    key: 'File/a',
-    kind: 'File',
-    name: 'a',
-    spec,
-    desired: fileKind.toDesired(spec),
-    origin: '',
-  };
+  const r = fileResource('a', spec);
   const seen = (await new FileProvider({ root }).observe([r])).get('File/a')!;
   assert.equal(seen.status, 'error');
   assert.equal(seen.status === 'error' ? seen.code : null, 'FILE_TOO_LARGE');
@@ -81,14 +72,7 @@ test('temp files a crash left in managed folders are swept once at the daemon st
   const mine = join(root, 'etc', 'keep.conf');
   for (const f of [stale, elsewhere, mine]) await writeFile(f, 'half-written\n');
   const spec = { path: 'etc/motd', content: 'hi\n' };
-  const r: DesiredResource = {
-    key: 'File/motd',
-    kind: 'File',
-    name: 'motd',
-    spec,
-    desired: fileKind.toDesired(spec),
-    origin: '',
-  };
+  const r = fileResource('motd', spec);
 
   // A one-shot command (plan) writes nothing: the temp file stays.
   await new FileProvider({ root, stateDir: join(base, 'state'), recordIdentity: false }).observe([r]);
