@@ -6,8 +6,9 @@
  * - `git` on the PATH (the end-to-end tests drive real git and `git http-backend`);
  * - `moto_server` for the EC2 tests: `$MOTO_SERVER`, else `.venv/bin/moto_server`,
  *   created here with `python3 -m venv` and pip when missing (pinned version);
- * - `systemd-analyze` for the unit-file checks: installed with apt-get when
- *   missing and this runs as root on Debian/Ubuntu.
+ * - Debian packages the suite drives for real — `systemd-analyze` (unit-file
+ *   checks), `chromium` (dashboard), `prometheus` (health checks), PostgreSQL
+ *   (fleet): installed with apt-get when missing and this runs as root.
  *
  * What cannot be provisioned fails with the exact command that fixes it.
  * Idempotent: a second run finds everything and does nothing.
@@ -50,19 +51,36 @@ if (!existsSync(motoBin)) {
   }
 }
 
-if (!has('systemd-analyze')) {
+/** A PostgreSQL server binary: on the PATH or in Debian's versioned directory. */
+function hasPostgres() {
+  if (has('initdb') && has('pg_ctl')) return true;
+  return spawnSync('sh', ['-c', 'ls /usr/lib/postgresql/*/bin/initdb'], { stdio: 'ignore' }).status === 0;
+}
+
+/** Debian packages the suite drives for real, each checked by the command it provides. */
+const PACKAGES = [
+  { pkg: 'systemd', what: 'systemd-analyze for the unit-file checks', present: () => has('systemd-analyze') },
+  { pkg: 'chromium', what: 'chromium for the dashboard tests', present: () => has('chromium') },
+  { pkg: 'prometheus', what: 'prometheus for the health-check tests', present: () => has('prometheus') },
+  { pkg: 'postgresql', what: 'PostgreSQL for the fleet tests', present: hasPostgres },
+];
+const missing = PACKAGES.filter((p) => !p.present());
+if (missing.length > 0) {
+  const names = missing.map((p) => p.pkg);
   if (isRoot && has('apt-get')) {
-    say('installing systemd-analyze (Debian package systemd) for the unit-file checks (once)');
+    say(`installing ${missing.map((p) => p.what).join(', ')} (Debian packages ${names.join(' ')}; once)`);
     try {
       run('apt-get', ['update', '-qq']);
-      run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'systemd'], {
+      run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...names], {
         env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
       });
     } catch (e) {
-      problems.push(`apt-get install systemd failed (${e.message.split('\n')[0]}): install it by hand`);
+      problems.push(`apt-get install ${names.join(' ')} failed (${e.message.split('\n')[0]}): install them by hand`);
     }
   } else {
-    problems.push('systemd-analyze is missing: run "sudo apt-get install systemd" (Debian/Ubuntu), then npm test again');
+    problems.push(
+      `missing ${missing.map((p) => p.what).join(', ')}: run "sudo apt-get install ${names.join(' ')}" (Debian/Ubuntu), then npm test again`,
+    );
   }
 }
 
