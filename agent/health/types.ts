@@ -1,0 +1,33 @@
+/**
+ * What an agent knows about the health of the service it manages (SPEC §11
+ * `health:`): the latest result of each configured check. Health checks are
+ * agent config, never Git. Read by the status view, the metrics and the
+ * fleet rollout (a wave opens only while its agents are healthy).
+ */
+
+/** One check's latest result. A check that could not run (timeout, spawn error, bad query) is failing. */
+export interface HealthCheckResult {
+  name: string;
+  kind: 'http' | 'command' | 'prometheus';
+  ok: boolean;
+  /** Why it failed, or a short description of the success (e.g. "HTTP 200"); never a secret or a response body. */
+  detail: string;
+  /** When this result was taken (ms since the epoch). */
+  at: number;
+  durationMs: number;
+}
+
+export interface HealthReport {
+  /** True when no check is configured, or every configured check has a result and passed. */
+  ok: boolean;
+  /** Null until the first round of checks completed. */
+  at: number | null;
+  checks: HealthCheckResult[];
+}
+
+/** Where the agent reads its latest health from (the runner in agent/health/, or a fixed report in tests). */
+export interface HealthSource {
+  latest(): HealthReport;
+  /** Runs every check now and returns the fresh report (e.g. before a wave gate decision). */
+  check(): Promise<HealthReport>;
+}
