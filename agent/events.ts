@@ -26,6 +26,9 @@ export type AgentEvent =
   | { type: 'state_recovered' }
   /** Some resources could not be observed (they are held, never treated as missing). */
   | { type: 'observe_failing'; count: number; codes: string[] }
-  | { type: 'observe_recovered' };
+  | { type: 'observe_recovered' }
+  /** A health check (agent config `health:`) started failing: its first result, or a change from passing. */
+  | { type: 'health_failing'; check: string; kind: 'http' | 'command' | 'prometheus'; detail: string }
+  | { type: 'health_recovered'; check: string; kind: 'http' | 'command' | 'prometheus'; detail: string };
 
 export type EventSink = (event: AgentEvent) => void;

@@ -1,10 +1,11 @@
 /** The command check with real processes: exit codes, spawn errors, the timeout killing the whole group, no output kept. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCommandCheck } from '../../../agent/health/command.js';
+import { liveGroupMembers } from '../../helpers/process-group.js';
 
 let dir = '';
 before(async () => {
@@ -20,19 +21,6 @@ const spec = (argv: string[], timeoutMs = 5_000) => ({
   argv,
   cwd: dir,
 });
-
-/** Live (not zombie) processes whose process group is `pgid`, from /proc. */
-async function liveMembers(pgid: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    // pid (comm) state ppid pgrp …: comm may hold spaces, so split after its closing parenthesis
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(pgrp) === pgid && state !== 'Z') out.push(Number(name));
-  }
-  return out;
-}
 
 describe('command check', () => {
   it('passes on exit 0 and fails with the exit code otherwise', async () => {
@@ -73,14 +61,14 @@ describe('command check', () => {
     assert.deepEqual(r, { ok: false, detail: 'did not exit within 200ms: its process group was killed' });
     const pgid = Number((await readFile(pidFile, 'utf8')).trim());
     assert.ok(pgid > 1);
-    assert.deepEqual(await liveMembers(pgid), []);
+    assert.deepEqual(await liveGroupMembers(pgid), []);
   });
 
   it('leaves nothing behind in its group after a normal exit', async () => {
     const pidFile = join(dir, 'leader-2');
     const r = await runCommandCheck(spec(['sh', '-c', `echo $$ > ${pidFile}; sleep 10 & exit 0`]));
     assert.deepEqual(r, { ok: true, detail: 'exit 0' });
-    assert.deepEqual(await liveMembers(Number((await readFile(pidFile, 'utf8')).trim())), []);
+    assert.deepEqual(await liveGroupMembers(Number((await readFile(pidFile, 'utf8')).trim())), []);
   });
 
   it('keeps no output and passes none of the agent environment beyond the harmless variables', async () => {
@@ -103,6 +91,6 @@ describe('command check', () => {
       await new Promise((r) => setImmediate(r));
     stop.abort();
     assert.deepEqual(await running, { ok: false, detail: 'not finished: the agent is stopping' });
-    assert.deepEqual(await liveMembers(Number((await readFile(pidFile, 'utf8')).trim())), []);
+    assert.deepEqual(await liveGroupMembers(Number((await readFile(pidFile, 'utf8')).trim())), []);
   });
 });
