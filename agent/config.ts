@@ -360,8 +360,9 @@ type HealthInput = ConfigInput['health'][number];
 /**
  * What the schema cannot say about `health:`: names are unique (a metric label
  * and an alert slot each), `timeout` at the check's level belongs to a command
- * (http and prometheus carry theirs inside), a run is never longer than its
- * interval, and a Prometheus url is the server's base URL.
+ * (http and prometheus carry theirs inside), and a Prometheus url is the
+ * server's base URL. (A timeout longer than the interval is fine: a run is
+ * never doubled, so a slow check just runs back to back.)
  */
 function checkHealth(checks: readonly HealthInput[], clean: readonly boolean[]): Issue[] {
   const issues: Issue[] = [];
@@ -382,14 +383,6 @@ function checkHealth(checks: readonly HealthInput[], clean: readonly boolean[]):
         message: `health[${i}].timeout: only a command check takes timeout here; write ${inside}.timeout`,
       });
       continue;
-    }
-    const timeout = h.http?.timeout ?? h.prometheus?.timeout ?? h.timeout ?? DEFAULT_COMMAND_TIMEOUT;
-    if (parseDuration(timeout) > parseDuration(h.interval)) {
-      const key = h.http ? ['http', 'timeout'] : h.prometheus ? ['prometheus', 'timeout'] : ['timeout'];
-      issues.push({
-        path: ['health', i, ...key],
-        message: `${showPath(['health', i, ...key])}: ${timeout} is longer than the check's interval (${h.interval}); shorten it or lengthen the interval`,
-      });
     }
     if (h.prometheus) {
       const url = new URL(h.prometheus.url.trim());

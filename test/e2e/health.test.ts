@@ -93,7 +93,7 @@ test('an HTTP check flipped 200 → 500 → 200: status, metric and one alert pe
       'log: { level: info }',
       `alerts: [{ url: "${srv.base}/alerts", events: [health_failing], timeout: 2s }]`,
       'health:',
-      `  - { name: web, interval: 1s, http: { url: "${srv.base}/healthz", timeout: 1s } }`,
+      `  - { name: web, interval: 200ms, http: { url: "${srv.base}/healthz", timeout: 10s } }`,
       `  - { name: slow, interval: 1h, timeout: 1h, command: [sh, -c, "echo $$ > ${pidFile}; exec sleep 600"] }`,
       '',
     ].join('\n'),
