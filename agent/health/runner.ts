@@ -15,6 +15,7 @@
  * - Health never makes the agent act or hold by itself: the rollout reads it.
  */
 import { errorMessage } from '../../core/errors.js';
+import type { AgentEvent } from '../events.js';
 import type { Logger } from '../log.js';
 import { runCommandCheck } from './command.js';
 import { runHttpCheck } from './http.js';
@@ -27,10 +28,8 @@ import type {
   HealthSource,
 } from './types.js';
 
-/** A change of a check's verdict. */
-export type HealthTransition =
-  | { type: 'health_failing'; check: string; kind: HealthCheckSpec['kind']; detail: string }
-  | { type: 'health_recovered'; check: string; kind: HealthCheckSpec['kind']; detail: string };
+/** A change of a check's verdict: the agent emits it as is (an alert, a warning log line). */
+export type HealthTransition = Extract<AgentEvent, { type: 'health_failing' | 'health_recovered' }>;
 
 export interface HealthRunnerOptions {
   checks: readonly HealthCheckSpec[];
@@ -40,7 +39,7 @@ export interface HealthRunnerOptions {
   onTransition?: (t: HealthTransition) => void;
 }
 
-/** Runs one check once (exported for tests that need a check of their own making). */
+/** Runs one check once, bounded by its timeout and by `stop`. */
 export function probe(spec: HealthCheckSpec, stop: AbortSignal): Promise<HealthProbeResult> {
   switch (spec.kind) {
     case 'http':
