@@ -72,6 +72,7 @@ export function runCommandCheck(
         windowsHide: true,
       });
     } catch (e) {
+      d.done();
       resolve({ ok: false, detail: `cannot run: ${codeOf(e)}` });
       return;
     }
@@ -81,6 +82,7 @@ export function runCommandCheck(
     d.signal.addEventListener('abort', onAbort, { once: true });
     const settle = (r: HealthProbeResult) => {
       d.signal.removeEventListener('abort', onAbort);
+      d.done();
       resolve(r);
     };
     child.once('error', (e) => {

@@ -1,7 +1,8 @@
 /**
  * The http check: `GET url` passes when the status is `expectStatus`. Status
- * only: the body is drained (at most MAX_DRAIN_BYTES) and never read into a
- * detail or a log; redirects are not followed (a 301 is a 301).
+ * only: the body is drained (at most MAX_DRAIN_BYTES, then the connection is
+ * dropped) and never read into a detail or a log; the answer must be complete
+ * within the timeout. Redirects are not followed (a 301 is a 301).
  */
 import { type Deadline, deadline, failure, get } from './request.js';
 import type { HealthCheckSpec, HealthProbeResult } from './types.js';
@@ -20,5 +21,7 @@ export async function runHttpCheck(spec: HttpCheckSpec, stop?: AbortSignal): Pro
     return { ok: false, detail: `HTTP ${status}, expected ${spec.expectStatus}${redirect}` };
   } catch (e) {
     return { ok: false, detail: failure(e, d) };
+  } finally {
+    d.done();
   }
 }

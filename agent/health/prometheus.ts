@@ -49,6 +49,8 @@ export async function runPrometheusCheck(
     body = answer.body;
   } catch (e) {
     return { ok: false, detail: failure(e, d) };
+  } finally {
+    d.done();
   }
   return judge(status, body);
 }

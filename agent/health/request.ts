@@ -19,12 +19,35 @@ export interface Deadline {
   timedOut(): boolean;
   /** `2s`, for details. */
   readonly shown: string;
+  /** Clears the timer and the listener on `stop` (call once the run is over). */
+  done(): void;
 }
 
+/**
+ * A deadline of its own timer and controller rather than AbortSignal.timeout
+ * and AbortSignal.any: everything it holds is released by `done()`, so a
+ * daemon that runs a check every few seconds for months keeps nothing (some
+ * Node releases kept composite signals alive as long as their long-lived source).
+ */
 export function deadline(timeoutMs: number, stop?: AbortSignal): Deadline {
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = stop ? AbortSignal.any([timeout, stop]) : timeout;
-  return { signal, timedOut: () => timeout.aborted, shown: formatDuration(timeoutMs) };
+  const ctl = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ctl.abort();
+  }, timeoutMs);
+  const onStop = () => ctl.abort();
+  if (stop?.aborted) ctl.abort();
+  else stop?.addEventListener('abort', onStop, { once: true });
+  return {
+    signal: ctl.signal,
+    timedOut: () => timedOut,
+    shown: formatDuration(timeoutMs),
+    done() {
+      clearTimeout(timer);
+      stop?.removeEventListener('abort', onStop);
+    },
+  };
 }
 
 /** The detail of a run that the runner's stop (not its timeout) interrupted. */
@@ -39,10 +62,11 @@ export interface Answer {
 }
 
 /**
- * GETs `url` once. `read: false` settles on the status line (the body is then
- * drained in the background, up to `maxBody`); `read: true` settles once the
- * body is read or past `maxBody`. Rejects with the request's error (its
- * `code` says why: ECONNREFUSED, ABORT_ERR on the deadline, …).
+ * GETs `url` once and settles once the body has ended or passed `maxBody`
+ * (the connection is then dropped), so nothing of the request outlives the
+ * deadline. `read: false` drains the body without keeping it. Rejects with
+ * the request's error (its `code` says why: ECONNREFUSED, ABORT_ERR on the
+ * deadline, …).
  */
 export function get(
   url: URL,
@@ -74,10 +98,6 @@ export function get(
       });
       res.on('error', () => undefined); // reported through the request, or irrelevant once settled
       const done = () => resolve({ status, body: Buffer.concat(chunks), tooLarge });
-      if (!opts.read) {
-        resolve({ status, body: Buffer.alloc(0), tooLarge: false });
-        return;
-      }
       res.on('end', done);
       res.on('close', () => (tooLarge || res.complete ? done() : reject(closedEarly(signal))));
     });

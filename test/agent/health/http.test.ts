@@ -21,6 +21,7 @@ before(async () => {
     if (m) return void res.writeHead(Number(m[1])).end('a body that is never read into a detail');
     if (req.url === '/redirect') return void res.writeHead(302, { location: '/status/200' }).end();
     if (req.url === '/hang') return; // never answers
+    if (req.url === '/stall') return void res.writeHead(200).write('a start, and never an end'); // no end
     if (req.url === '/endless') {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       const chunk = Buffer.alloc(64 * 1024, 0x61);
@@ -92,6 +93,14 @@ describe('http check', () => {
   it('fails with a timeout against a server that never answers, and drops the connection', async () => {
     const r = await runHttpCheck(spec('/hang', { timeoutMs: 200 }));
     assert.deepEqual(r, { ok: false, detail: 'no answer within 200ms' });
+    await noConnections();
+  });
+
+  it('fails with a timeout when the answer starts but never ends (the whole answer is bounded)', async () => {
+    assert.deepEqual(await runHttpCheck(spec('/stall', { timeoutMs: 200 })), {
+      ok: false,
+      detail: 'no answer within 200ms',
+    });
     await noConnections();
   });
 
