@@ -46,10 +46,17 @@ function ready(child: ChildProcess, timeoutMs: number): Promise<void> {
     };
     const onExit = (code: number | null) =>
       fail(new Error(`prometheus exited (${code}) before it was ready:\n${log}`));
+    const onError = (e: Error) =>
+      fail(
+        new Error(
+          `cannot start ${PROMETHEUS_BIN} (${e.message}): scripts/test-prerequisites.mjs installs it`,
+        ),
+      );
     const cleanup = () => {
       clearTimeout(timer);
       child.stderr?.off('data', onData);
       child.off('exit', onExit);
+      child.off('error', onError);
     };
     const fail = (e: Error) => {
       cleanup();
@@ -57,6 +64,7 @@ function ready(child: ChildProcess, timeoutMs: number): Promise<void> {
     };
     child.stderr?.on('data', onData);
     child.once('exit', onExit);
+    child.once('error', onError);
   });
 }
 
@@ -84,7 +92,11 @@ export async function startPrometheus(): Promise<PrometheusServer> {
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    // a process that never started (ENOENT) reports an error and no exit
+    const exited = new Promise<void>((r) => {
+      child.once('exit', () => r());
+      child.once('error', () => r());
+    });
     try {
       await ready(child, 30_000);
     } catch (e) {
