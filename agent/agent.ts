@@ -9,6 +9,8 @@ import type { GuardrailConfig, Mode } from '../policies/types.js';
 import type { KindDefinition, Provider } from '../providers/types.js';
 import { errorMessage, StewardError } from '../core/errors.js';
 import type { AgentEvent, EventSink } from './events.js';
+import { HealthRunner } from './health/runner.js';
+import type { HealthCheckResult, HealthCheckSpec, HealthSource } from './health/types.js';
 import type { Logger } from './log.js';
 import { type CycleReport, Reconciler } from './reconciler.js';
 import type { DesiredStateSource, PollOutcome } from './source/source.js';
@@ -27,6 +29,8 @@ export interface AgentOptions {
   clock?: () => number;
   random?: () => number;
   onEvent?: EventSink;
+  /** Health checks (agent config `health:`): run alongside the loop, reported, never a reason to act or hold. */
+  health?: readonly HealthCheckSpec[];
 }
 
 export class Agent {
@@ -47,6 +51,8 @@ export class Agent {
   private readonly listeners: EventSink[] = [];
   private readonly cycleListeners: Array<(r: CycleReport) => void> = [];
   private readonly pollListeners: Array<(o: PollOutcome) => void> = [];
+  private readonly healthListeners: Array<(r: HealthCheckResult) => void> = [];
+  private readonly healthRunner: HealthRunner;
   /** When the cycle in flight started (null while idle): a wedged loop shows in /healthz. */
   cycleStartedAt: number | null = null;
   /** The last completed cycle, and the number of cycles run. */
@@ -73,6 +79,33 @@ export class Agent {
       log: opts.log,
       emit: (e) => this.emit(e),
     });
+    this.healthRunner = new HealthRunner({
+      checks: opts.health ?? [],
+      log: opts.log,
+      clock: this.clock,
+      onResult: (r) => this.notify(this.healthListeners, r),
+      onTransition: (t) => this.emit(t), // a warning log line and an alert, once per transition
+    });
+  }
+
+  /** The latest health (SPEC §11): what the status view, the metrics and the rollout read. */
+  get health(): HealthSource {
+    return this.healthRunner;
+  }
+
+  /** The configured health checks. */
+  get healthChecks(): readonly HealthCheckSpec[] {
+    return this.healthRunner.checks;
+  }
+
+  /** Starts the health checks (idempotent; `start()` does too). They run even when cycles are driven by hand. */
+  startHealth(): void {
+    this.healthRunner.start();
+  }
+
+  /** Called after every run of a health check (metrics). */
+  onHealthResult(fn: (r: HealthCheckResult) => void): void {
+    this.healthListeners.push(fn);
   }
 
   onEvent(sink: EventSink): void {
@@ -173,6 +206,7 @@ export class Agent {
   /** Starts polling and the level trigger; the first poll and cycle run at once. */
   async start(): Promise<void> {
     if (!this.state) await this.init();
+    this.startHealth();
     const every = (ms: number, fn: () => void) => {
       const t = setInterval(fn, ms);
       this.timers.push(t);
@@ -402,6 +436,7 @@ export class Agent {
     this.stopRequested = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    await this.healthRunner.stop();
     await this.running;
     await this.polling?.catch(() => undefined);
   }

@@ -15,6 +15,7 @@ export const FIRING_EVENTS = Object.freeze([
   'state_unwritable',
   'observe_failing',
   'mass_release',
+  'health_failing',
 ] as const);
 
 /** Events that resolve an open alert. */
@@ -25,6 +26,7 @@ export const RESOLVED_EVENTS = Object.freeze([
   'source_recovered',
   'state_recovered',
   'observe_recovered',
+  'health_recovered',
 ] as const);
 
 export type FiringEvent = (typeof FIRING_EVENTS)[number];

@@ -55,6 +55,7 @@ export function buildAgent(config: Config, log: Logger, overrides: BuildOverride
     initialMode: config.reconcile.mode,
     sourceIntervalMs: config.source.intervalMs,
     reconcileIntervalMs: config.reconcile.intervalMs,
+    health: config.health,
     log,
     ...(clock ? { clock } : {}),
     ...(random ? { random } : {}),

@@ -35,7 +35,15 @@ import { checkBackoff, type GuardrailConfig, guardrailConfig } from '../policies
 import { parseAllowedSigners } from './source/verify/allowed-signers.js';
 import { checkProviders, type ProvidersConfig, providersConfig } from '../providers/config.js';
 import { ALERT_EVENT_NAMES } from './alert-events.js';
-import { CONFIG_FORMATS, ConfigSchema, type ConfigInput, parseListen, urlScheme } from './config/schema.js';
+import {
+  CONFIG_FORMATS,
+  ConfigSchema,
+  type ConfigInput,
+  DEFAULT_COMMAND_TIMEOUT,
+  parseListen,
+  urlScheme,
+} from './config/schema.js';
+import type { HealthCheckSpec } from './health/types.js';
 
 export type { ProvidersConfig };
 export type { ConfigInput };
@@ -111,6 +119,8 @@ export interface Config {
   readonly alerts: readonly AlertConfig[];
   readonly state: { readonly dir: string };
   readonly log: { readonly level: LogLevel };
+  /** Health checks (SPEC §11), in the order written; agent config only, never Git. */
+  readonly health: readonly HealthCheckSpec[];
 }
 
 export interface ParseOptions {
@@ -196,6 +206,10 @@ export function parseConfig(text: string, file: string, opts: ParseOptions = {})
       path: ['source', 'auth'],
       message: 'source.auth: only applies to http(s) sources; remove it for a local repository',
     });
+  }
+  if (Array.isArray(value.health)) {
+    const cleanChecks = value.health.map((_, i) => clean('health', i));
+    issues.push(...checkHealth(value.health, cleanChecks));
   }
   problems.push(...at(issues));
   if (problems.length > 0 || !result.ok) throw invalid(problems);
@@ -337,6 +351,81 @@ function toDraft(c: ConfigInput, abs: (p: string) => string, verify: VerifyConfi
     })),
     state: { dir: stateDir },
     log: { level: c.log.level },
+    health: c.health.map((h) => healthCheck(h, abs, baseDirOf(abs))),
+  };
+}
+
+type HealthInput = ConfigInput['health'][number];
+
+/**
+ * What the schema cannot say about `health:`: names are unique (a metric label
+ * and an alert slot each), `timeout` at the check's level belongs to a command
+ * (http and prometheus carry theirs inside), and a Prometheus url is the
+ * server's base URL. (A timeout longer than the interval is fine: a run is
+ * never doubled, so a slow check just runs back to back.)
+ */
+function checkHealth(checks: readonly HealthInput[], clean: readonly boolean[]): Issue[] {
+  const issues: Issue[] = [];
+  const seen = new Map<string, number>();
+  for (const [i, h] of checks.entries()) {
+    if (!clean[i]) continue; // its own problems are reported already
+    const first = seen.get(h.name);
+    if (first === undefined) seen.set(h.name, i);
+    else
+      issues.push({
+        path: ['health', i, 'name'],
+        message: `health[${i}].name: "${h.name}" is already the name of health[${first}]; check names must be unique`,
+      });
+    if (h.timeout !== undefined && h.command === undefined) {
+      const inside = h.http ? 'http' : 'prometheus';
+      issues.push({
+        path: ['health', i, 'timeout'],
+        message: `health[${i}].timeout: only a command check takes timeout here; write ${inside}.timeout`,
+      });
+      continue;
+    }
+    if (h.prometheus) {
+      const url = new URL(h.prometheus.url.trim());
+      if (url.search !== '' || url.hash !== '')
+        issues.push({
+          path: ['health', i, 'prometheus', 'url'],
+          message: `health[${i}].prometheus.url: must be the server's base URL (e.g. http://prometheus:9090), without a query; the query goes in prometheus.query`,
+        });
+    }
+  }
+  return issues;
+}
+
+/** The directory relative paths are resolved against. */
+const baseDirOf = (abs: (p: string) => string): string => abs('.');
+
+/** A validated `health:` entry as the runner takes it. A relative command path is relative to the config file. */
+function healthCheck(h: HealthInput, abs: (p: string) => string, baseDir: string): HealthCheckSpec {
+  const base = { name: h.name, intervalMs: parseDuration(h.interval) };
+  if (h.http)
+    return {
+      ...base,
+      kind: 'http',
+      timeoutMs: parseDuration(h.http.timeout),
+      url: h.http.url.trim(),
+      expectStatus: h.http.expectStatus,
+    };
+  if (h.prometheus)
+    return {
+      ...base,
+      kind: 'prometheus',
+      timeoutMs: parseDuration(h.prometheus.timeout),
+      url: h.prometheus.url.trim(),
+      query: h.prometheus.query,
+    };
+  const [program = '', ...args] = h.command ?? [];
+  return {
+    ...base,
+    kind: 'command',
+    timeoutMs: parseDuration(h.timeout ?? DEFAULT_COMMAND_TIMEOUT),
+    // `./check.sh` and `bin/check` are files next to the config; a bare name is looked up on the PATH
+    argv: [program.includes('/') ? abs(program) : program, ...args],
+    cwd: baseDir,
   };
 }
 

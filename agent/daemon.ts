@@ -55,6 +55,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     control();
     if (a.source.current) metrics.setRevision(a.source.current.sha, a.source.current.verified === true);
     a.onCycle((r) => metrics.cycle(r));
+    metrics.healthChecks(a.healthChecks.map((c) => c.name));
+    a.onHealthResult((r) => metrics.health(r));
     a.onPollOutcome((o) => {
       if (o.kind === 'error') metrics.sourceErrors.inc();
       if (o.kind === 'accepted') metrics.setRevision(o.revision.sha, o.revision.verified === true);
@@ -94,6 +96,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       },
       'steward started',
     );
+    a.startHealth(); // also in manual mode: checks never make the agent act, and tests read them
     if (!opts.manual) await a.start();
     const server = admin;
     const held = lock;

@@ -3,6 +3,7 @@
  * subscribe here. Emitted on transitions only, never every cycle.
  */
 import type { SourceProblem } from '../core/errors.js';
+import type { HealthCheckResult } from './health/types.js';
 
 export type AgentEvent =
   | { type: 'revision_accepted'; sha: string; resources: number }
@@ -26,6 +27,9 @@ export type AgentEvent =
   | { type: 'state_recovered' }
   /** Some resources could not be observed (they are held, never treated as missing). */
   | { type: 'observe_failing'; count: number; codes: string[] }
-  | { type: 'observe_recovered' };
+  | { type: 'observe_recovered' }
+  /** A health check (agent config `health:`) started failing: its first result, or a change from passing. */
+  | { type: 'health_failing'; check: string; kind: HealthCheckResult['kind']; detail: string }
+  | { type: 'health_recovered'; check: string; kind: HealthCheckResult['kind']; detail: string };
 
 export type EventSink = (event: AgentEvent) => void;

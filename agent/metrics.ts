@@ -5,6 +5,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { AgentEvent } from './events.js';
+import type { HealthCheckResult } from './health/types.js';
 import type { CycleReport } from './reconciler.js';
 
 export class Metrics {
@@ -100,6 +101,18 @@ export class Metrics {
     help: 'Completed reconcile cycles.',
     registers: [this.registry],
   });
+  private readonly healthOk = new Gauge({
+    name: 'steward_health_check_ok',
+    help: 'Whether the health check passed its last run (1) or failed, could not run, or has not run yet (0).',
+    labelNames: ['check'],
+    registers: [this.registry],
+  });
+  private readonly healthDuration = new Gauge({
+    name: 'steward_health_check_duration_seconds',
+    help: 'Duration of the last run of the health check.',
+    labelNames: ['check'],
+    registers: [this.registry],
+  });
   private currentSha: string | null = null;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -134,6 +147,16 @@ export class Metrics {
     this.cycleDuration.observe(r.durationMs / 1000);
     for (const o of r.outcomes) this.actions.inc({ kind: o.kind, outcome: o.outcome });
     for (const s of r.convergedAfterSeconds) this.convergence.observe(s);
+  }
+
+  /** The configured checks (names from the agent config, a bounded set): 0 until each has passed. */
+  healthChecks(names: readonly string[]): void {
+    for (const check of names) this.healthOk.set({ check }, 0);
+  }
+
+  health(r: HealthCheckResult): void {
+    this.healthOk.set({ check: r.name }, r.ok ? 1 : 0);
+    this.healthDuration.set({ check: r.name }, r.durationMs / 1000);
   }
 
   event(e: AgentEvent): void {

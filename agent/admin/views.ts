@@ -1,6 +1,7 @@
 /** What the admin API shows: plain data built from the agent, no secrets. */
 import type { Agent } from '../agent.js';
 import { formatProblem } from '../../core/errors.js';
+import type { HealthReport } from '../health/types.js';
 
 const iso = (ms: number | null | undefined): string | null =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString();
@@ -57,6 +58,17 @@ export function statusView(agent: Agent) {
         }
       : null,
     cycles: agent.cycles,
+    health: healthView(agent.health.latest()),
+  };
+}
+
+/** The health report with ISO times (SPEC §11). */
+export function healthView(h: HealthReport) {
+  return {
+    ok: h.ok,
+    at: iso(h.at),
+    checks: h.checks.map((c) => ({ ...c, at: iso(c.at) })),
+    pending: h.pending ?? [],
   };
 }
 

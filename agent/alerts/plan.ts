@@ -33,10 +33,10 @@ export type AlertDraft = Omit<AlertPayload, 'at' | 'revision'>;
 /**
  * An alert that was already open when the agent started: the agent passes
  * its persisted freeze. Only conditions without a key can be carried over
- * (not a stuck resource, not a rejected sha), and never the mass_release notice.
+ * (not a stuck resource, not a rejected sha, not a failing check), and never the mass_release notice.
  */
 export interface OpenAlert {
-  event: Exclude<FiringEvent, 'resource_stuck' | 'revision_rejected' | 'mass_release'>;
+  event: Exclude<FiringEvent, 'resource_stuck' | 'revision_rejected' | 'mass_release' | 'health_failing'>;
 }
 
 /** A `revision_rejected` alert lists at most this many problems (details.problemCount has the total). */
@@ -44,7 +44,7 @@ const MAX_PROBLEMS = 50;
 
 /** The slot of an open alert: its event name, or `resource_stuck:<key>` (one per resource). */
 function slotOf(event: FiringEvent, key?: string): string {
-  return event === 'resource_stuck' ? `resource_stuck:${key ?? ''}` : event;
+  return event === 'resource_stuck' || event === 'health_failing' ? `${event}:${key ?? ''}` : event;
 }
 
 /** The open alerts, by slot. The value (a fingerprint) tells a repeat from news. */
@@ -182,6 +182,27 @@ export function planAlerts(e: AgentEvent, open: OpenAlerts): AlertDraft[] {
         }),
       ];
     }
+    case 'health_failing': {
+      const message = `health check ${e.check} (${e.kind}) is failing: ${e.detail}.`;
+      return open.fire(slotOf('health_failing', e.check))
+        ? [firing('health_failing', 'warning', message, { check: e.check, kind: e.kind, detail: e.detail })]
+        : [];
+    }
+    case 'health_recovered':
+      return open.resolve(slotOf('health_failing', e.check))
+        ? [
+            resolved(
+              'health_recovered',
+              'health_failing',
+              `health check ${e.check} (${e.kind}) passes again.`,
+              {
+                check: e.check,
+                kind: e.kind,
+                detail: e.detail,
+              },
+            ),
+          ]
+        : [];
     case 'mode_changed':
     case 'resource_released':
     case 'approval_spent':

@@ -112,6 +112,7 @@ export const CONFIG_FORMATS: Formats = Object.freeze({
   'source-url': { check: sourceUrlProblem },
   'git-ref': { check: refProblem },
   'repo-path': { check: repoPathProblem },
+  'check-name': { check: checkNameProblem },
   'env-name': {
     check: (s) =>
       s.trim() === ''
@@ -262,6 +263,72 @@ const AlertSchema = Type.Object(
   },
 );
 
+/** A health check's name: a metric label value and an alert slot, so short and plain. */
+function checkNameProblem(s: string): string | undefined {
+  if (s.trim() === '') return 'must not be empty';
+  if (s.length > 63) return 'must be at most 63 characters';
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(s))
+    return `"${s}" is not a valid check name (letters, digits, "-", "_", "."; starting with a letter or digit)`;
+  return undefined;
+}
+
+/** Time limit of a command check when `timeout` is not written (http and prometheus declare theirs below). */
+export const DEFAULT_COMMAND_TIMEOUT = '5s';
+
+const CheckTimeout = () => Type.String({ format: 'duration', default: '5s' });
+
+const HttpCheckSchema = Type.Object(
+  {
+    url: Type.String({ format: 'http-url' }),
+    expectStatus: Type.Integer({ minimum: 100, maximum: 599, default: 200 }),
+    timeout: CheckTimeout(),
+  },
+  {
+    additionalProperties: false,
+    hints: {
+      status: 'use "expectStatus"',
+      method: 'a health check always sends GET',
+      followRedirects: 'redirects are never followed: point url at the final address',
+      headers: `${INLINE}; a health endpoint must answer without credentials`,
+    },
+  },
+);
+
+const PrometheusCheckSchema = Type.Object(
+  { url: Type.String({ format: 'http-url' }), query: Text(), timeout: CheckTimeout() },
+  { additionalProperties: false, hints: { expr: 'use "query"', endpoint: 'use "url"' } },
+);
+
+/** One entry of `health:` (SPEC §11): a name and exactly one of http, command or prometheus. */
+const HealthCheckSchema = Type.Object(
+  {
+    name: Type.String({ format: 'check-name' }),
+    interval: Type.String({ format: 'interval', default: '30s' }),
+    http: Type.Optional(HttpCheckSchema),
+    command: Type.Optional(
+      Type.Array(Text(), {
+        minItems: 1,
+        errorMessage: { minItems: 'must name the program to run: [program, args…]' },
+      }),
+    ),
+    /** The command's time limit (http and prometheus carry theirs inside); DEFAULT_COMMAND_TIMEOUT. */
+    timeout: Type.Optional(Type.String({ format: 'duration' })),
+    prometheus: Type.Optional(PrometheusCheckSchema),
+  },
+  {
+    additionalProperties: false,
+    oneOf: [present('http'), present('command'), present('prometheus')],
+    errorMessage: { oneOf: 'needs exactly one of http, command or prometheus' },
+    hints: {
+      exec: 'use "command", a list of arguments (no shell)',
+      script: 'use "command", a list of arguments (no shell)',
+      shell: 'commands run without a shell: write "command" as a list of arguments',
+      url: 'write it inside http: or prometheus:',
+      query: 'write it inside prometheus:',
+    },
+  },
+);
+
 export const ConfigSchema = Type.Object(
   {
     source: SourceSchema,
@@ -272,8 +339,17 @@ export const ConfigSchema = Type.Object(
     alerts: Type.Array(AlertSchema, { default: [] }),
     state: Type.Object({ dir: Type.String({ format: 'path', default: 'state' }) }, Section),
     log: Type.Object({ level: Type.Enum([...LOG_LEVELS], { default: 'info' }) }, Section),
+    health: Type.Array(HealthCheckSchema, { default: [] }),
   },
-  { additionalProperties: false, hints: { provider: 'use "providers"', alert: 'use "alerts", a list' } },
+  {
+    additionalProperties: false,
+    hints: {
+      provider: 'use "providers"',
+      alert: 'use "alerts", a list',
+      healthChecks: 'use "health", a list',
+      checks: 'use "health", a list',
+    },
+  },
 );
 
 /** steward.yaml as written, once validated and defaulted. */

@@ -23,6 +23,8 @@ export interface HealthReport {
   /** Null until the first round of checks completed. */
   at: number | null;
   checks: HealthCheckResult[];
+  /** Configured checks that have no result yet (they keep `ok` false); absent when there are none. */
+  pending?: string[];
 }
 
 /** Where the agent reads its latest health from (the runner in agent/health/, or a fixed report in tests). */
@@ -30,4 +32,24 @@ export interface HealthSource {
   latest(): HealthReport;
   /** Runs every check now and returns the fresh report (e.g. before a wave gate decision). */
   check(): Promise<HealthReport>;
+}
+
+/** One configured check as the runner takes it (from `health:` in the agent config): milliseconds, absolute paths. */
+export type HealthCheckSpec =
+  | (HealthCheckBase & { kind: 'http'; url: string; expectStatus: number })
+  | (HealthCheckBase & { kind: 'command'; argv: readonly string[]; cwd: string })
+  | (HealthCheckBase & { kind: 'prometheus'; url: string; query: string });
+
+export interface HealthCheckBase {
+  /** Unique among the agent's checks; a metric label value and an alert slot. */
+  name: string;
+  intervalMs: number;
+  /** Bound of one run: the request, the process (its whole group) or the query is aborted past it. */
+  timeoutMs: number;
+}
+
+/** What one run of a check found, before the runner stamps it with name, kind, time and duration. */
+export interface HealthProbeResult {
+  ok: boolean;
+  detail: string;
 }

@@ -132,6 +132,7 @@ state: { dir: /var/lib/steward }
       ],
       state: { dir: '/var/lib/steward' },
       log: { level: 'info' },
+      health: [],
     };
     assert.deepEqual(parse(text), expected);
   });
@@ -170,6 +171,7 @@ describe('parseConfig: defaults', () => {
       alerts: [],
       state: { dir: join(dir, 'state') },
       log: { level: 'info' },
+      health: [],
     };
     assert.deepEqual(parse(URL_ONLY), expected);
   });

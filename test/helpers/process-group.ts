@@ -1,0 +1,15 @@
+/** Which processes of a process group are still alive: to check that a killed group left nothing behind. */
+import { readdir, readFile } from 'node:fs/promises';
+
+/** Live (not zombie) processes whose process group is `pgid`, read from /proc (Linux). */
+export async function liveGroupMembers(pgid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // pid (comm) state ppid pgrp …: comm may hold spaces, so split after its closing parenthesis
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z') out.push(Number(name));
+  }
+  return out;
+}
