@@ -215,6 +215,12 @@ test('hostile text from Git and the host (a file name and its content) is shown 
         }
       : null;
   });
+  // Nothing of it ran: no script, no handler, no alert, no element made from it. (An injected
+  // <img src=x> would be fetched and fail; its onerror runs once the network settles.)
+  await w.page.waitForNetworkIdle({ idleTime: 200 });
+  assert.equal(await w.page.evaluate(() => (window as { __xss?: unknown }).__xss), undefined);
+  assert.deepEqual(w.dialogs, [], 'no alert');
+  assert.equal(await w.page.$$eval('img', (els) => els.length), 0, 'no injected element');
   assert.ok(xss, 'File/xss is listed');
   assert.equal(xss.id, XSS_PATH, 'the file name, as text');
   assert.deepEqual(
@@ -224,8 +230,6 @@ test('hostile text from Git and the host (a file name and its content) is shown 
       .map((l) => `-${l}`),
     'the content, as text',
   );
-  assert.equal(await w.page.evaluate(() => (window as { __xss?: unknown }).__xss), undefined);
-  assert.equal(await w.page.$$eval('img', (els) => els.length), 0, 'no injected element');
   assert.deepEqual(await w.page.$$eval('script', (els) => els.map((e) => e.getAttribute('src'))), [
     '/ui/app.js',
   ]);
