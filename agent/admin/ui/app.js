@@ -269,7 +269,11 @@ function renderDrift(d) {
         h('span', { class: `state state-${r.state}` }, String(r.state)),
         r.held ? h('span', { class: 'held' }, `held: ${r.held}`) : '',
       ),
-      h('p', { class: 'muted' }, `first seen ${when(r.firstSeen)}, ${r.attempts} attempts`),
+      h(
+        'p',
+        { class: 'muted' },
+        `first seen ${when(r.firstSeen)}, ${r.attempts} ${r.attempts === 1 ? 'attempt' : 'attempts'}`,
+      ),
       (r.patch ?? []).map(renderOp),
     ),
   );
