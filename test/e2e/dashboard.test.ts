@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'puppeteer-core';
 import { UI_CSP } from '../../agent/admin/ui.js';
+import type { FleetView } from '../../agent/fleet/types.js';
 import { launchBrowser, type WatchedPage, watchedPage } from '../helpers/browser.js';
 import { type DaemonHarness, startDaemonHarness } from '../helpers/daemon.js';
 import { createTestRepo } from '../helpers/git-repo.js';
@@ -340,6 +341,161 @@ test('the token is kept for the tab (sessionStorage), never in a URL or localSto
   await page.waitForFunction(() => /refused/.test(document.getElementById('login-error')?.textContent ?? ''));
   assert.equal(await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY), null);
   w.errors = w.errors.filter((e) => !/status of 401 .* @ http:\/\/127\.0\.0\.1:\d+\/v1\//.test(e));
+  assertClean(w);
+  await page.browserContext().close();
+});
+
+test('freeze with an end: the page sends `for` when given; the agent either takes it or its refusal is shown', async () => {
+  const w = await signedIn();
+  const { page } = w;
+  const sent: string[] = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && new URL(r.url()).pathname === '/v1/freeze') sent.push(r.postData() ?? '');
+  });
+  await page.type('#freeze-reason', 'short maintenance');
+  await page.type('#freeze-for', '1h');
+  const answered = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/freeze');
+  await page.click('#freeze-button');
+  const res = await answered;
+  assert.deepEqual(
+    sent.map((b) => JSON.parse(b)),
+    [{ reason: 'short maintenance', for: '1h' }],
+  );
+  await page.waitForFunction(() =>
+    /Freeze/.test(document.getElementById('action-result')?.textContent ?? ''),
+  );
+  const st = (await d.req('GET', '/v1/status')).json as { freeze: { frozen: boolean; until?: string } };
+  if (res.status() === 200) {
+    // This agent supports freezes with an end (SPEC §12): the page shows when it ends.
+    assert.equal(st.freeze.frozen, true);
+    assert.ok(st.freeze.until, 'the freeze has an end');
+    await page.waitForFunction(() =>
+      /until /.test(document.getElementById('status-freeze')?.textContent ?? ''),
+    );
+    assert.equal((await d.req('POST', '/v1/unfreeze')).status, 200);
+  } else {
+    // It does not (yet): the API's refusal is announced and nothing changed.
+    assert.equal(res.status(), 400);
+    assert.match(await text(w, '#action-result'), /Freeze failed: BAD_REQUEST: /);
+    assert.equal(st.freeze.frozen, false);
+    assert.equal(
+      await page.$eval('#freeze-reason', (el) => (el as HTMLInputElement).value),
+      'short maintenance',
+      'the form is kept to retry',
+    );
+    w.errors = w.errors.filter((e) => !/status of 400 .* @ http:\/\/127\.0\.0\.1:\d+\/v1\/freeze$/.test(e));
+  }
+  assertClean(w);
+  await page.browserContext().close();
+});
+
+test('the fleet section renders GET /v1/fleet (waves, agents, a halt) as text', async () => {
+  const hostile = '<img src=x onerror="window.__xss=4">';
+  const fleet: FleetView = {
+    backend: 'postgres',
+    self: 'web-1',
+    agents: [
+      {
+        id: 'web-1',
+        labels: {},
+        revision: sha,
+        wave: 0,
+        healthy: true,
+        health: [],
+        lastCycleAt: null,
+        lastSeenAt: new Date().toISOString(),
+        alive: true,
+        frozen: false,
+        drifted: 0,
+      },
+      {
+        id: hostile,
+        labels: { role: hostile },
+        revision: null,
+        wave: 1,
+        healthy: false,
+        health: [
+          { name: 'http', kind: 'http', ok: false, detail: `HTTP 503 ${hostile}`, at: 0, durationMs: 3 },
+        ],
+        lastCycleAt: null,
+        lastSeenAt: new Date().toISOString(),
+        alive: false,
+        frozen: true,
+        drifted: 2,
+      },
+    ],
+    rollout: {
+      revision: sha,
+      waves: [
+        { index: 0, agents: ['web-1'], state: 'done', openedAt: new Date().toISOString(), bakeUntil: null },
+        { index: 1, agents: [hostile], state: 'halted', openedAt: null, bakeUntil: null },
+      ],
+      halted: {
+        at: new Date().toISOString(),
+        reason: `health ${hostile}`,
+        agents: [hostile],
+        checks: ['http'],
+      },
+    },
+  };
+  // The rendering is pure logic: this agent's /v1/fleet answer is replaced by a fixed view.
+  const { w } = await open();
+  const { page } = w;
+  await page.setRequestInterception(true);
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname === '/v1/fleet')
+      void r.respond({ status: 200, contentType: 'application/json', body: JSON.stringify(fleet) });
+    else void r.continue();
+  });
+  await signIn(w);
+  await page.waitForSelector(`${visible('fleet')} .fleet-agent`);
+  const waves = await page.$$eval('#fleet tr.wave', (rows) =>
+    rows.map((r) => [...r.querySelectorAll('td')].slice(0, 3).map((td) => td.textContent)),
+  );
+  assert.deepEqual(waves, [
+    ['0', 'done', 'web-1'],
+    ['1', 'halted', hostile],
+  ]);
+  const agents = await page.$$eval('#fleet tr.fleet-agent', (rows) =>
+    rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)),
+  );
+  assert.deepEqual(
+    agents.map((a) => [a[0], a[3], a[4], a[5], a[6], a[8]]),
+    [
+      ['web-1', 'yes', 'yes', 'no', '0', ''],
+      [hostile, 'no', 'no', 'yes', '2', `http: HTTP 503 ${hostile}`],
+    ],
+  );
+  assert.match(await text(w, '#fleet-halted'), /halted at .*: health <img/);
+  await page.waitForNetworkIdle({ idleTime: 200 });
+  assert.equal(await page.$$eval('img', (els) => els.length), 0, 'no injected element');
+  assertClean(w);
+  await page.browserContext().close();
+});
+
+test('mode: Enforce… asks first and Escape cancels (nothing changes); Confirm switches; Observe switches back', async () => {
+  const w = await signedIn();
+  const { page } = w;
+  const mode = async () => ((await d.req('GET', '/v1/status')).json as { mode: string }).mode;
+  assert.equal(await mode(), 'observe');
+  await page.click('#mode-enforce');
+  await page.waitForSelector('#confirm[open]');
+  assert.equal(
+    await page.evaluate(() => document.activeElement?.id),
+    'confirm-cancel',
+    'the safe choice has focus',
+  );
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('#confirm:not([open])');
+  assert.equal(await mode(), 'observe', 'Escape changed nothing');
+  await page.click('#mode-enforce');
+  await page.waitForSelector('#confirm[open]');
+  await page.click('#confirm-ok');
+  await page.waitForFunction(() => document.getElementById('status-mode')?.textContent === 'enforce');
+  assert.equal(await mode(), 'enforce');
+  await page.click('#mode-observe');
+  await page.waitForFunction(() => document.getElementById('status-mode')?.textContent === 'observe');
+  assert.equal(await mode(), 'observe');
   assertClean(w);
   await page.browserContext().close();
 });

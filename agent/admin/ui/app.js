@@ -323,6 +323,35 @@ function renderAudit(a) {
     $('audit-list').append(h('li', { class: 'bad' }, `${a.skipped.length} unreadable audit lines skipped`));
 }
 
+/** A table: a header row of column names, then one row of cells (text or nodes) per item. */
+const table = (columns, rows) =>
+  h(
+    'table',
+    {},
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        columns.map((t) => h('th', { scope: 'col' }, t)),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      rows.map(({ cls, cells }) =>
+        h(
+          'tr',
+          { class: cls },
+          cells.map((c) => (c instanceof Node && c.nodeName === 'TD' ? c : h('td', {}, c))),
+        ),
+      ),
+    ),
+  );
+
+const yesNo = (v, goodWhen = true) => h('td', { class: v === goodWhen ? 'good' : 'bad' }, v ? 'yes' : 'no');
+
 function renderFleet(f) {
   const section = $('fleet');
   if (f === null) {
@@ -333,78 +362,45 @@ function renderFleet(f) {
   const parts = [h('p', {}, `backend ${f.backend}, this agent: `, h('code', {}, String(f.self)))];
   if (f.rollout) {
     parts.push(h('h3', {}, 'Rollout of ', h('code', {}, shortSha(f.rollout.revision))));
-    if (f.rollout.halted)
+    const halt = f.rollout.halted;
+    if (halt)
       parts.push(
         h(
           'p',
-          { class: 'bad' },
-          `halted at ${when(f.rollout.halted.at)}: ${f.rollout.halted.reason} (agents: ${f.rollout.halted.agents.join(', ')}; checks: ${f.rollout.halted.checks.join(', ')})`,
+          { class: 'bad', id: 'fleet-halted' },
+          `halted at ${when(halt.at)}: ${halt.reason} (agents: ${halt.agents.join(', ')}; checks: ${halt.checks.join(', ')})`,
         ),
       );
     parts.push(
-      h(
-        'table',
-        {},
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            ['wave', 'state', 'agents', 'opened', 'bake until'].map((t) => h('th', { scope: 'col' }, t)),
-          ),
-        ),
-        h(
-          'tbody',
-          {},
-          f.rollout.waves.map((w) =>
-            h(
-              'tr',
-              { class: `wave-${w.state}` },
-              h('td', {}, String(w.index)),
-              h('td', {}, String(w.state)),
-              h('td', {}, w.agents.join(', ')),
-              h('td', {}, when(w.openedAt)),
-              h('td', {}, when(w.bakeUntil)),
-            ),
-          ),
-        ),
+      table(
+        ['wave', 'state', 'agents', 'opened', 'bake until'],
+        f.rollout.waves.map((w) => ({
+          cls: `wave wave-${w.state}`,
+          cells: [String(w.index), String(w.state), w.agents.join(', '), when(w.openedAt), when(w.bakeUntil)],
+        })),
       ),
     );
   }
   parts.push(
-    h(
-      'table',
-      {},
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          ['agent', 'revision', 'wave', 'healthy', 'alive', 'frozen', 'drifted', 'last seen'].map((t) =>
-            h('th', { scope: 'col' }, t),
-          ),
-        ),
-      ),
-      h(
-        'tbody',
-        {},
-        (f.agents ?? []).map((a) =>
-          h(
-            'tr',
-            {},
-            h('td', {}, String(a.id)),
-            h('td', {}, h('code', {}, shortSha(a.revision))),
-            h('td', {}, a.wave === null ? '—' : String(a.wave)),
-            h('td', { class: a.healthy ? 'good' : 'bad' }, a.healthy ? 'yes' : 'no'),
-            h('td', { class: a.alive ? 'good' : 'bad' }, a.alive ? 'yes' : 'no'),
-            h('td', {}, a.frozen ? 'yes' : 'no'),
-            h('td', {}, String(a.drifted)),
-            h('td', {}, when(a.lastSeenAt)),
-          ),
-        ),
-      ),
+    table(
+      ['agent', 'revision', 'wave', 'healthy', 'alive', 'frozen', 'drifted', 'last seen', 'failing checks'],
+      (f.agents ?? []).map((a) => ({
+        cls: 'fleet-agent',
+        cells: [
+          String(a.id),
+          h('code', {}, shortSha(a.revision)),
+          a.wave === null ? '—' : String(a.wave),
+          yesNo(a.healthy),
+          yesNo(a.alive),
+          yesNo(a.frozen, false),
+          String(a.drifted),
+          when(a.lastSeenAt),
+          (a.health ?? [])
+            .filter((c) => !c.ok)
+            .map((c) => `${c.name}: ${c.detail}`)
+            .join('; '),
+        ],
+      })),
     ),
   );
   $('fleet-body').replaceChildren(...parts);
