@@ -487,6 +487,8 @@ test('mode: Enforce… asks first and Escape cancels (nothing changes); Confirm 
   );
   await page.keyboard.press('Escape');
   await page.waitForSelector('#confirm:not([open])');
+  await page.waitForFunction(() => (document.getElementById('action-result')?.textContent ?? '') !== '');
+  assert.equal(await text(w, '#action-result'), 'Switch to enforce? Cancelled: nothing was changed.');
   assert.equal(await mode(), 'observe', 'Escape changed nothing');
   await page.click('#mode-enforce');
   await page.waitForSelector('#confirm[open]');

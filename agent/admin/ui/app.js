@@ -503,6 +503,7 @@ function confirmAction({ title, text, ok, check }) {
     const done = (v) => {
       dialog.onclose = null;
       if (dialog.open) dialog.close();
+      if (!v) say(`${title} Cancelled: nothing was changed.`);
       resolve(v);
     };
     okButton.onclick = () => done(true);
