@@ -501,3 +501,30 @@ test('mode: Enforce… asks first and Escape cancels (nothing changes); Confirm 
   assertClean(w);
   await page.browserContext().close();
 });
+
+test('a section whose call fails says so, and the others still render', async () => {
+  const { w } = await open();
+  const { page } = w;
+  await page.setRequestInterception(true);
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname === '/v1/audit')
+      void r.respond({
+        status: 500,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'INTERNAL', message: 'internal error (see the agent log)' } }),
+      });
+    else void r.continue();
+  });
+  await signIn(w);
+  await page.waitForSelector('body[data-loaded="true"]');
+  assert.equal(await text(w, '#status-mode'), 'observe', 'the status renders');
+  assert.ok((await page.$$('.drift-item')).length === 3, 'the drift renders');
+  assert.equal(await page.$eval('#audit-error', (el) => (el as HTMLElement).hidden), false);
+  assert.match(await text(w, '#audit-error'), /INTERNAL: internal error \(see the agent log\)/);
+  assert.equal(await page.$eval('#status-error', (el) => (el as HTMLElement).hidden), true);
+  w.errors = w.errors.filter(
+    (e) => !/status of 500 .* @ http:\/\/127\.0\.0\.1:\d+\/v1\/audit\?limit=50$/.test(e),
+  );
+  assertClean(w);
+  await page.browserContext().close();
+});

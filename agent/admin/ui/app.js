@@ -415,31 +415,65 @@ let lastStatus = null;
 
 const dialogOpen = () => $('confirm').open;
 
+/** Each section from its own call: one that fails shows why (the last answer stays), the others still render. */
+const SECTIONS = [
+  {
+    path: '/v1/status',
+    error: 'status-error',
+    render: (v) => {
+      lastStatus = v;
+      renderStatus(v);
+    },
+  },
+  { path: '/v1/drift', error: 'drift-error', render: (v) => renderDrift(v) },
+  { path: '/v1/audit?limit=50', error: 'audit-error', render: (v) => renderAudit(v) },
+  // 404: this agent has no fleet (the section is hidden).
+  {
+    path: '/v1/fleet',
+    error: 'fleet-error',
+    render: (v) => renderFleet(v),
+    absent: () => renderFleet(null),
+    failed: () => {
+      $('fleet').hidden = false;
+    },
+  },
+];
+
+/** Shows (or clears) a section's error, touching the live region only when the text changes. */
+function sectionError(id, message) {
+  const el = $(id);
+  if (el.textContent !== message) el.textContent = message;
+  el.hidden = message === '';
+}
+
 async function refresh() {
-  try {
-    const [status, drift, audit, fleet] = await Promise.all([
-      api('GET', '/v1/status'),
-      api('GET', '/v1/drift'),
-      api('GET', '/v1/audit?limit=50'),
-      api('GET', '/v1/fleet').catch((e) => {
-        if (e instanceof ApiError && e.status === 404) return null;
-        throw e;
-      }),
-    ]);
-    lastStatus = status;
-    renderStatus(status);
-    renderDrift(drift);
-    renderAudit(audit);
-    renderFleet(fleet);
-    document.body.dataset.loaded = 'true';
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 401) {
-      token.forget();
-      showLogin('The agent refused the token (401): enter it again.');
-      return;
-    }
-    say(`Could not refresh: ${e.message}`, true);
+  const results = await Promise.allSettled(SECTIONS.map((s) => api('GET', s.path)));
+  const refused = results.some(
+    (r) => r.status === 'rejected' && r.reason instanceof ApiError && r.reason.status === 401,
+  );
+  if (refused) {
+    token.forget();
+    showLogin('The agent refused the token (401): enter it again.');
+    return;
   }
+  results.forEach((r, i) => {
+    const s = SECTIONS[i];
+    if (r.status === 'fulfilled') {
+      s.render(r.value);
+      sectionError(s.error, '');
+    } else if (s.absent && r.reason instanceof ApiError && r.reason.status === 404) {
+      s.absent();
+      sectionError(s.error, '');
+    } else {
+      const e = r.reason;
+      s.failed?.();
+      sectionError(
+        s.error,
+        `Could not refresh this section (${e instanceof ApiError ? `${e.code}: ` : ''}${e.message}); what is shown may be out of date.`,
+      );
+    }
+  });
+  document.body.dataset.loaded = 'true';
 }
 
 function schedule() {
