@@ -528,3 +528,43 @@ test('a section whose call fails says so, and the others still render', async ()
   assertClean(w);
   await page.browserContext().close();
 });
+
+test('polling: every few seconds a refresh, none while a confirmation dialog is open', async () => {
+  // The page's timers of a second or more are held here and run on demand: no waiting on the clock.
+  const w = await watchedPage(browser);
+  const { page } = w;
+  await page.evaluateOnNewDocument(() => {
+    const held: Array<() => unknown> = [];
+    const real = window.setTimeout.bind(window);
+    (window as unknown as { __held: typeof held }).__held = held;
+    window.setTimeout = ((fn: () => unknown, ms?: number, ...rest: unknown[]) => {
+      if ((ms ?? 0) >= 1000) return held.push(fn);
+      return real(fn, ms, ...rest);
+    }) as typeof window.setTimeout;
+  });
+  await page.goto(`${d.url}/ui`);
+  await signIn(w);
+  await page.waitForSelector('body[data-loaded="true"]');
+  const statusCalls = () => w.requests.filter((u) => new URL(u).pathname === '/v1/status').length;
+  /** Runs the poll the page scheduled last (and waits for what it does). */
+  const tick = () =>
+    page.evaluate(async () => {
+      const held = (window as unknown as { __held: Array<() => unknown> }).__held;
+      if (held.length === 0) throw new Error('no poll scheduled');
+      await held.pop()!();
+    });
+  const before = statusCalls();
+  await tick();
+  assert.equal(statusCalls(), before + 1, 'a poll refreshes');
+  await page.click('#mode-enforce');
+  await page.waitForSelector('#confirm[open]');
+  await tick();
+  await tick();
+  assert.equal(statusCalls(), before + 1, 'no refresh while the dialog is open');
+  await page.click('#confirm-cancel');
+  await page.waitForSelector('#confirm:not([open])');
+  await tick();
+  assert.equal(statusCalls(), before + 2, 'polling resumes once it is closed');
+  assertClean(w);
+  await page.browserContext().close();
+});
