@@ -335,6 +335,16 @@ test('the token is kept for the tab (sessionStorage), never in a URL or localSto
   await page.click('#forget');
   await page.waitForSelector(visible('login'));
   assert.equal(await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY), null);
+  assert.deepEqual(
+    await page.evaluate(() => ({
+      status: document.getElementById('status-list')?.childElementCount,
+      drift: document.querySelectorAll('.drift-item').length,
+      audit: document.getElementById('audit-list')?.childElementCount,
+      loaded: document.body.dataset['loaded'] ?? null,
+    })),
+    { status: 0, drift: 0, audit: 0, loaded: null },
+    'nothing read with the token stays in the page',
+  );
   // A token the agent refuses (rotated, say): the next call's 401 brings the prompt back.
   await page.evaluate((k) => sessionStorage.setItem(k, 'rotated-away-rotated-away'), TOKEN_KEY);
   await page.reload({ waitUntil: 'load' });

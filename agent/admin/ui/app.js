@@ -55,7 +55,7 @@ class ApiError extends Error {
   }
 }
 
-/** A call to this agent's admin API with the bearer token; 401 forgets the token and asks again. */
+/** A call to this agent's admin API with the bearer token; an error answer throws ApiError (its code and message). */
 async function api(method, path, body, tokenValue = token.get()) {
   const headers = { authorization: `Bearer ${tokenValue ?? ''}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -89,8 +89,15 @@ async function api(method, path, body, tokenValue = token.get()) {
 // views
 // ---------------------------------------------------------------------------
 
+/** Back to the prompt: nothing the last token could read stays in the page. */
 function showLogin(message = '') {
   stopPolling();
+  lastStatus = null;
+  for (const id of ['status-list', 'drift-list', 'drift-errors', 'audit-list', 'fleet-body'])
+    $(id).replaceChildren();
+  for (const id of ['drift-summary', 'action-result']) $(id).textContent = '';
+  for (const id of ['status-error', 'drift-error', 'audit-error', 'fleet-error']) sectionError(id, '');
+  delete document.body.dataset.loaded;
   $('app').hidden = true;
   $('forget').hidden = true;
   $('banner').hidden = true;
