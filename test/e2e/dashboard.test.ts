@@ -539,7 +539,7 @@ test('a section whose call fails says so, and the others still render', async ()
   await page.browserContext().close();
 });
 
-test('polling: every few seconds a refresh, none while a confirmation dialog is open', async () => {
+test('polling: every few seconds a refresh, none while a confirmation dialog is open; an unchanged answer keeps the focus, a collapsed resource stays collapsed', async () => {
   // The page's timers of a second or more are held here and run on demand: no waiting on the clock.
   const w = await watchedPage(browser);
   const { page } = w;
@@ -575,6 +575,42 @@ test('polling: every few seconds a refresh, none while a confirmation dialog is 
   await page.waitForSelector('#confirm:not([open])');
   await tick();
   assert.equal(statusCalls(), before + 2, 'polling resumes once it is closed');
+
+  // An unchanged answer is not rendered again: the focus stays where it was.
+  const summaryOf = (name: string) =>
+    page.evaluateHandle(
+      (n) =>
+        [...document.querySelectorAll('.drift-item')]
+          .find((e) => e.querySelector('.res')?.textContent === n)!
+          .querySelector('summary')!,
+      name,
+    );
+  await (await summaryOf('File/secret')).focus();
+  await tick();
+  assert.equal(
+    await page.evaluate(() => document.activeElement?.querySelector('.res')?.textContent),
+    'File/secret',
+    'focus kept across a refresh',
+  );
+  // A collapsed resource stays collapsed when a new cycle's drift is rendered.
+  await (await summaryOf('File/app')).click();
+  const isOpen = (n: string) =>
+    page.evaluate(
+      (name) =>
+        (
+          [...document.querySelectorAll('.drift-item')].find(
+            (e) => e.querySelector('.res')?.textContent === name,
+          ) as HTMLDetailsElement
+        ).open,
+      n,
+    );
+  assert.equal(await isOpen('File/app'), false);
+  const oldItem = await page.$('#drift-list .drift-item');
+  await cycle();
+  await tick();
+  assert.equal(await oldItem!.evaluate((el) => el.isConnected), false, 'the new drift was rendered');
+  assert.equal(await isOpen('File/app'), false, 'still collapsed after the new drift was rendered');
+  assert.equal(await isOpen('File/secret'), true);
   assertClean(w);
   await page.browserContext().close();
 });

@@ -93,6 +93,7 @@ async function api(method, path, body, tokenValue = token.get()) {
 function showLogin(message = '') {
   stopPolling();
   lastStatus = null;
+  shown.clear();
   for (const id of ['status-list', 'drift-list', 'drift-errors', 'audit-list', 'fleet-body'])
     $(id).replaceChildren();
   for (const id of ['drift-summary', 'action-result']) $(id).textContent = '';
@@ -258,16 +259,20 @@ function renderOp(op) {
   return h('div', { class: 'op-item' }, head);
 }
 
+/** Drifted resources the operator collapsed (kind/name). */
+const collapsed = new Set();
+
 function renderDrift(d) {
   const drift = Array.isArray(d.drift) ? d.drift : [];
   $('drift-summary').textContent =
     d.revision === null
       ? 'No cycle has run yet.'
       : `${drift.length} drifted at revision ${shortSha(d.revision)} (cycle of ${when(d.at)})`;
-  const items = drift.map((r) =>
-    h(
+  const items = drift.map((r) => {
+    const key = `${r.kind}/${r.name}`;
+    const item = h(
       'details',
-      { class: `drift-item state-${r.state}`, open: true },
+      { class: `drift-item state-${r.state}`, open: !collapsed.has(key) },
       h(
         'summary',
         {},
@@ -282,8 +287,14 @@ function renderDrift(d) {
         `first seen ${when(r.firstSeen)}, ${r.attempts} ${r.attempts === 1 ? 'attempt' : 'attempts'}`,
       ),
       (r.patch ?? []).map(renderOp),
-    ),
-  );
+    );
+    // Collapsed stays collapsed across refreshes.
+    item.addEventListener('toggle', () => {
+      if (item.open) collapsed.delete(key);
+      else collapsed.add(key);
+    });
+    return item;
+  });
   $('drift-list').replaceChildren(...items);
   const errors = Array.isArray(d.errors) ? d.errors : [];
   $('drift-errors').replaceChildren(
@@ -446,6 +457,9 @@ const SECTIONS = [
   },
 ];
 
+/** The last answer rendered, per section path (JSON text). */
+const shown = new Map();
+
 /** Shows (or clears) a section's error, touching the live region only when the text changes. */
 function sectionError(id, message) {
   const el = $(id);
@@ -466,9 +480,13 @@ async function refresh() {
   results.forEach((r, i) => {
     const s = SECTIONS[i];
     if (r.status === 'fulfilled') {
-      s.render(r.value);
+      // An unchanged answer is not rendered again: focus, selection and scroll stay where they are.
+      const text = JSON.stringify(r.value);
+      if (text !== shown.get(s.path)) s.render(r.value);
+      shown.set(s.path, text);
       sectionError(s.error, '');
     } else if (s.absent && r.reason instanceof ApiError && r.reason.status === 404) {
+      shown.delete(s.path);
       s.absent();
       sectionError(s.error, '');
     } else {
