@@ -5,13 +5,11 @@
  * check that nothing went wrong: every request's URL, console errors, CSP
  * violations (reported from inside the page) and dialogs (alert/confirm).
  */
-import { existsSync } from 'node:fs';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 
 export const CHROMIUM = process.env['STEWARD_TEST_CHROMIUM'] ?? '/usr/bin/chromium';
 
-export const chromiumAvailable = (): boolean => existsSync(CHROMIUM);
-
+/** Chromium as installed by scripts/test-prerequisites.mjs (Debian's package); a missing one fails the launch. */
 export async function launchBrowser(): Promise<Browser> {
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   return puppeteer.launch({
