@@ -14,7 +14,10 @@ export type RouteId =
   | 'mode'
   | 'reconcile'
   | 'hook'
-  | 'audit';
+  | 'audit'
+  | 'ui'
+  | 'uiScript'
+  | 'uiStyle';
 
 export interface RouteSpec {
   id: RouteId;
@@ -38,6 +41,11 @@ export const PUBLIC_PATHS: ReadonlySet<string> = new Set([
   '/readyz',
   '/metrics',
   '/openapi.json',
+  // The dashboard's three static files (agent/admin/ui.ts): the page must load to ask for the token;
+  // every API call it makes needs that token.
+  '/ui',
+  '/ui/app.js',
+  '/ui/app.css',
 ]);
 
 export const ROUTES: readonly RouteSpec[] = [
@@ -122,6 +130,23 @@ export const ROUTES: readonly RouteSpec[] = [
     summary: 'Applied actions, newest first',
     query: auditQuery,
     ok: [200],
+  },
+  { id: 'ui', method: 'GET', url: '/ui', summary: 'The dashboard (HTML)', auth: 'none', ok: [200, 304] },
+  {
+    id: 'uiScript',
+    method: 'GET',
+    url: '/ui/app.js',
+    summary: "The dashboard's script",
+    auth: 'none',
+    ok: [200, 304],
+  },
+  {
+    id: 'uiStyle',
+    method: 'GET',
+    url: '/ui/app.css',
+    summary: "The dashboard's style sheet",
+    auth: 'none',
+    ok: [200, 304],
   },
 ];
 

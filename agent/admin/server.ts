@@ -43,6 +43,7 @@ import {
   wellFormedHubSignature,
   writeNewToken,
 } from './token.js';
+import { loadUiAssets, uiHandler } from './ui.js';
 import { driftView, statusView } from './views.js';
 
 export interface AdminDeps {
@@ -194,6 +195,7 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
   const { token, webhookSecret } = secrets;
   let phase: 'starting' | 'open' | 'closing' = 'starting';
   let webhookBuffered = 0;
+  const serveUi = uiHandler(await loadUiAssets(log));
 
   const app = Fastify({
     logger: false,
@@ -439,6 +441,9 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
         const read = await agent.readAudit(limit === undefined ? 100 : Number(limit));
         return { records: read.records, skipped: read.skipped };
       },
+      ui: serveUi,
+      uiScript: serveUi,
+      uiStyle: serveUi,
     };
 
   for (const r of ROUTES) {

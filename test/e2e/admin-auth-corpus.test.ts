@@ -114,6 +114,39 @@ export function pathVariants(path: string): string[] {
     `/x/..${path}`,
     `/x/%2e%2e${path}`,
     `${path}%2F.`,
+    // Bypass spellings known from other servers (Tomcat `..;/`, IIS, trailing junk); they also
+    // give a path as short as `/ui` its hundred spellings.
+    `${path}..;/`,
+    `${path};/`,
+    `${path}/;`,
+    `${path}/%3B`,
+    `${path}%2e`,
+    `${path}/%2e`,
+    `${path}/%2E`,
+    `${path}%2f%2e%2e`,
+    `${path}%00.html`,
+    `${path}%ff`,
+    `${path}%c0%ae`,
+    `${path}/%u002e`,
+    `${path}?%2F`,
+    `${path}#/..`,
+    `${path}/#`,
+    `${path}/?`,
+    `${path}%20/`,
+    `${path}%5c`,
+    `${path}%5C..%5C`,
+    `/%5c..${path}`,
+    `${path}*`,
+    `${path}~`,
+    `${path}%7e`,
+    `${path}%2A`,
+    `${path}%252e%252e`,
+    `${path}/%252e`,
+    `${path}%0d%0a`,
+    `${path}..`,
+    `${path}/...`,
+    `${path}%E2%80%8B`, // zero-width space
+    `${path}%EF%BC%8F`, // fullwidth solidus
   ])
     out.add(v);
   return [...out];
