@@ -17,6 +17,7 @@ import {
   textFormat,
 } from '../../core/schema.js';
 import { GUARDRAIL_FORMATS, GuardrailsSchema, MODES } from '../../policies/guardrail-config.js';
+import { scheduleProblem, timezoneProblem } from '../../policies/windows.js';
 import { PROVIDER_FORMATS, ProvidersSchema } from '../../providers/config.js';
 import { ALERT_EVENT_NAMES } from '../alert-events.js';
 
@@ -112,6 +113,8 @@ export const CONFIG_FORMATS: Formats = Object.freeze({
   'source-url': { check: sourceUrlProblem },
   'git-ref': { check: refProblem },
   'repo-path': { check: repoPathProblem },
+  cron: { check: scheduleProblem },
+  timezone: { check: timezoneProblem },
   'env-name': {
     check: (s) =>
       s.trim() === ''
@@ -262,6 +265,28 @@ const AlertSchema = Type.Object(
   },
 );
 
+/** A change window (SPEC §12, policies/windows.ts): from each firing of `schedule`, for `duration`. */
+const WindowSchema = Type.Object(
+  {
+    kind: Type.Enum(['deny', 'allow']),
+    schedule: Type.String({ format: 'cron' }),
+    duration: Type.String({ format: 'duration' }),
+    timezone: Type.String({ format: 'timezone', default: 'UTC' }),
+  },
+  {
+    additionalProperties: false,
+    hints: {
+      cron: 'use "schedule"',
+      start: 'use "schedule" (a cron expression)',
+      tz: 'use "timezone"',
+      zone: 'use "timezone"',
+      for: 'use "duration"',
+      length: 'use "duration"',
+      type: 'use "kind" (deny or allow)',
+    },
+  },
+);
+
 export const ConfigSchema = Type.Object(
   {
     source: SourceSchema,
@@ -270,10 +295,14 @@ export const ConfigSchema = Type.Object(
     guardrails: GuardrailsSchema,
     admin: AdminSchema,
     alerts: Type.Array(AlertSchema, { default: [] }),
+    windows: Type.Array(WindowSchema, { default: [] }),
     state: Type.Object({ dir: Type.String({ format: 'path', default: 'state' }) }, Section),
     log: Type.Object({ level: Type.Enum([...LOG_LEVELS], { default: 'info' }) }, Section),
   },
-  { additionalProperties: false, hints: { provider: 'use "providers"', alert: 'use "alerts", a list' } },
+  {
+    additionalProperties: false,
+    hints: { provider: 'use "providers"', alert: 'use "alerts", a list', window: 'use "windows", a list' },
+  },
 );
 
 /** steward.yaml as written, once validated and defaulted. */
