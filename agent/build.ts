@@ -56,6 +56,7 @@ export function buildAgent(config: Config, log: Logger, overrides: BuildOverride
     sourceIntervalMs: config.source.intervalMs,
     reconcileIntervalMs: config.reconcile.intervalMs,
     log,
+    windows: config.windows,
     ...(clock ? { clock } : {}),
     ...(random ? { random } : {}),
   });
