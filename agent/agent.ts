@@ -33,6 +33,14 @@ export interface AgentOptions {
   windows?: readonly ChangeWindow[];
 }
 
+/** When a freeze or a window override ends: at a time (ms), or a duration after it starts; null: no end. */
+export type RequestedEnd = { until: number } | { forMs: number } | null;
+
+/** The end's time for something that starts at `since`. */
+function endTime(end: RequestedEnd, since: number): number | null {
+  return end === null ? null : 'until' in end ? end.until : since + end.forMs;
+}
+
 export class Agent {
   private state: PersistedState | null = null;
   private readonly reconciler: Reconciler;
@@ -375,8 +383,10 @@ export class Agent {
    * Freezes; `until` (ms) ends it by itself at the first cycle or timer after it. A freeze the mass-drift
    * halt set never ends by itself, so it is not replaced by one that would (MASS_DRIFT_FROZEN).
    */
-  async freeze(reason: string, by: string, until: number | null = null): Promise<void> {
+  async freeze(reason: string, by: string, end: RequestedEnd = null): Promise<void> {
     this.haltActions = true;
+    const since = this.clock();
+    const until = endTime(end, since);
     try {
       await this.update((s) => {
         if (until !== null && s.freeze?.by === MASS_DRIFT_ACTOR)
@@ -384,7 +394,7 @@ export class Agent {
             'MASS_DRIFT_FROZEN',
             'the mass-drift halt froze the agent, and that freeze never ends by itself: look at the drift (GET /v1/drift), then unfreeze with approveRevision if the change is wanted',
           );
-        return { ...s, freeze: { reason, by, since: this.clock(), until } };
+        return { ...s, freeze: { reason, by, since, until } };
       }, true);
     } finally {
       if (this.currentState.freeze?.by === by) this.emit({ type: 'frozen', reason, by, until });
@@ -402,17 +412,17 @@ export class Agent {
   }
 
   /**
-   * Opens the change windows until `until` (ms; an operator's override), audited before it counts. It never lifts
+   * Opens the change windows until `end` (an operator's override), audited before it counts. It never lifts
    * a freeze or observe mode. No windows configured: NO_CHANGE_WINDOWS (there is nothing to override).
    */
-  async overrideWindow(reason: string, until: number, by: string): Promise<WindowOverride> {
+  async overrideWindow(reason: string, end: NonNullable<RequestedEnd>, by: string): Promise<WindowOverride> {
     if ((this.opts.windows ?? []).length === 0)
       throw new StewardError(
         'NO_CHANGE_WINDOWS',
         'no change windows are configured (windows: in the config), so there is nothing to override',
       );
     const since = this.clock();
-    const override: WindowOverride = { reason, by, since, until };
+    const override: WindowOverride = { reason, by, since, until: endTime(end, since)! };
     await this.update(
       (s) => ({ ...s, windowOverride: override }),
       false,

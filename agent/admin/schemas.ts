@@ -6,6 +6,7 @@
  */
 import { Type } from 'typebox';
 import { formatDuration, parseDuration } from '../../core/duration.js';
+import type { RequestedEnd } from '../agent.js';
 
 export const SHA = Type.String({ pattern: '^[0-9a-f]{40}$', description: 'a full commit SHA' });
 
@@ -44,7 +45,7 @@ export const MAX_OVERRIDE_MS = 24 * 3_600_000;
 const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 
 /**
- * The end (ms) that `until` or `for` asks for, null when neither is given, or why it is refused (a 400
+ * The end that `until` or `for` asks for (null when neither is given), or why it is refused (a 400
  * message): both given, a duration that does not parse or is not above 0, a time without a zone, in the
  * past, or beyond `maxMs` from now.
  */
@@ -52,7 +53,7 @@ export function requestedEnd(
   body: { until?: string | undefined; for?: string | undefined },
   now: number,
   maxMs: number,
-): { until: number | null } | { problem: string } {
+): { end: RequestedEnd } | { problem: string } {
   const max = formatDuration(maxMs);
   const tooLong = (key: string) => ({
     problem: `${key}: at most ${max} from now; for longer, leave the end out and lift it by hand`,
@@ -67,7 +68,7 @@ export function requestedEnd(
       return { problem: `for: ${e instanceof Error ? e.message : String(e)}` };
     }
     if (ms <= 0) return { problem: 'for: must be longer than 0s (e.g. 30m)' };
-    return ms > maxMs ? tooLong('for') : { until: now + ms };
+    return ms > maxMs ? tooLong('for') : { end: { forMs: ms } };
   }
   if (body.until !== undefined) {
     const t = ISO_WITH_ZONE.test(body.until) ? Date.parse(body.until) : Number.NaN;
@@ -77,9 +78,9 @@ export function requestedEnd(
       return {
         problem: `until: ${new Date(t).toISOString()} is not in the future (now ${new Date(now).toISOString()})`,
       };
-    return t - now > maxMs ? tooLong('until') : { until: t };
+    return t - now > maxMs ? tooLong('until') : { end: { until: t } };
   }
-  return { until: null };
+  return { end: null };
 }
 
 export const unfreezeBody = Type.Object(

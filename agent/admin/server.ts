@@ -396,14 +396,14 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
         const body = req.body as { reason: string; until?: string; for?: string };
         const end = requestedEnd(body, agent.now(), MAX_FREEZE_MS);
         if ('problem' in end) return fail(reply, 400, 'BAD_REQUEST', end.problem);
-        await agent.freeze(body.reason, 'admin-api', end.until);
+        await agent.freeze(body.reason, 'admin-api', end.end);
         return statusView(agent);
       },
       windowOverride: async (req, reply) => {
         const body = req.body as { reason: string; for: string };
         const end = requestedEnd(body, agent.now(), MAX_OVERRIDE_MS);
         if ('problem' in end) return fail(reply, 400, 'BAD_REQUEST', end.problem);
-        await agent.overrideWindow(body.reason, end.until!, 'admin-api');
+        await agent.overrideWindow(body.reason, end.end!, 'admin-api');
         return statusView(agent);
       },
       unfreeze: async (req) => {
