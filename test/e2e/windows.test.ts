@@ -6,16 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { AgentEvent } from '../../agent/events.js';
 import type { AuditRecord } from '../../agent/state/types.js';
-import { type DaemonHarness, startOneFileDaemon } from '../helpers/daemon.js';
-import { createTestRepo } from '../helpers/git-repo.js';
+import { createOneFileRepo, type DaemonHarness, startOneFileDaemon } from '../helpers/daemon.js';
 import { makeHarness } from '../helpers/harness.js';
 
 /** A deny window that is open at any moment: it starts every minute and lasts an hour. */
@@ -188,13 +186,7 @@ test('a window override never lifts a freeze or observe mode', async (t) => {
 });
 
 test('injected clock: a freeze until a time ends at the first cycle after it, survives a restart until then', async (t) => {
-  const base = await mkdtemp(join(tmpdir(), 'steward-w-'));
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  await repo.write(
-    'fleet/a.yaml',
-    'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a.conf, content: "a\\n" }\n',
-  );
-  await repo.commit('v1');
+  const { base, repo } = await createOneFileRepo();
   const h = await makeHarness({ sourceUrl: repo.workDir });
   t.after(async () => {
     await h.close();
