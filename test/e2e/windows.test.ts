@@ -12,7 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { AgentEvent } from '../../agent/events.js';
-import type { AuditRecord } from '../../agent/state/types.js';
+import { FileStateStore } from '../../agent/state/file-store.js';
+import type { AuditRecord, PersistedState } from '../../agent/state/types.js';
+import { isStewardError } from '../../core/errors.js';
 import { createOneFileRepo, type DaemonHarness, startOneFileDaemon } from '../helpers/daemon.js';
 import { makeHarness } from '../helpers/harness.js';
 
@@ -124,6 +126,10 @@ test('freeze and override bodies: an end in the past, both ends, a zero or too l
   assert.equal(none.status, 409);
   assert.equal((none.json as { error: { code: string } }).error.code, 'NO_CHANGE_WINDOWS');
   assert.equal((await d.req('POST', '/v1/window-override', { auth: false, body: {} })).status, 401);
+  const doc = (await d.req('GET', '/openapi.json', { auth: false })).json as {
+    paths: Record<string, Record<string, { security?: unknown }>>;
+  };
+  assert.deepEqual(doc.paths['/v1/window-override']?.['post']?.security, [{ bearer: [] }]);
 });
 
 test('a deny window open now holds every action, drift is still reported; an override with a reason acts and is audited', async (t) => {
@@ -185,13 +191,76 @@ test('a window override never lifts a freeze or observe mode', async (t) => {
   );
 });
 
-test('injected clock: a freeze until a time ends at the first cycle after it, survives a restart until then', async (t) => {
+/** A state store on real files whose writes fail (ENOSPC) while `failing` is set. */
+class FailingStore extends FileStateStore {
+  failing = false;
+  private check(): void {
+    if (this.failing) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+  }
+  override async save(s: PersistedState): Promise<void> {
+    this.check();
+    await super.save(s);
+  }
+  override async appendAudit(records: readonly AuditRecord[]): Promise<void> {
+    this.check();
+    await super.appendAudit(records);
+  }
+}
+
+/** The in-process harness (injected clock) on a one-File repo, removed after the test. */
+async function oneFileHarness(
+  t: { after: (fn: () => Promise<void>) => void },
+  opts: Partial<Parameters<typeof makeHarness>[0]> = {},
+) {
   const { base, repo } = await createOneFileRepo();
-  const h = await makeHarness({ sourceUrl: repo.workDir });
+  const h = await makeHarness({ ...opts, sourceUrl: repo.workDir });
   t.after(async () => {
     await h.close();
     await rm(base, { recursive: true, force: true });
   });
+  return h;
+}
+
+test('fail closed: an override that cannot be audited changes nothing; a freeze end that cannot be written keeps it frozen, also across a restart', async (t) => {
+  let store: FailingStore | undefined;
+  const h = await oneFileHarness(t, {
+    extra: ALWAYS_DENIED,
+    store: (c) => (store = new FailingStore(c.state.dir)),
+  });
+  store!.failing = true;
+  await assert.rejects(h.agent.overrideWindow('hotfix', { forMs: 60_000 }, 'ops'), (e: unknown) =>
+    isStewardError(e, 'STATE_UNWRITABLE'),
+  );
+  assert.equal(h.agent.currentState.windowOverride ?? null, null, 'no override without its record');
+  assert.deepEqual((await h.cycle()).held, { window: 1 });
+
+  store!.failing = false;
+  await h.agent.overrideWindow('hotfix', { forMs: 60_000 }, 'ops');
+  await h.agent.freeze('release train', 'ops', { forMs: 60_000 });
+  h.clock.now += 60_000;
+  store!.failing = true;
+  const r = await h.cycle();
+  assert.equal(r.frozen, true, 'the durable state says frozen: so does the agent');
+  assert.deepEqual(r.held, { frozen: 1 });
+  assert.equal(existsSync(join(h.root, 'a.conf')), false);
+  assert.deepEqual(
+    h.events.filter((e) => e.type === 'unfrozen'),
+    [],
+  );
+  await h.restart();
+  assert.notEqual(h.agent.currentState.freeze, null, 'still frozen on disk');
+  store!.failing = false;
+  const after = await h.cycle();
+  assert.equal(after.frozen, false);
+  assert.deepEqual(after.held, { window: 1 }, 'the override ended with the freeze: the window holds');
+  assert.deepEqual(
+    h.events.filter((e) => e.type === 'unfrozen' || e.type === 'window_override_ended').map((e) => e.type),
+    ['unfrozen', 'window_override_ended'],
+  );
+});
+
+test('injected clock: a freeze until a time ends at the first cycle after it, survives a restart until then', async (t) => {
+  const h = await oneFileHarness(t);
   const until = h.clock.now + 3_600_000;
   await h.agent.freeze('release train', 'ops', { until });
   await h.restart();
