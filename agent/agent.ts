@@ -343,18 +343,17 @@ export class Agent {
    * Changes state outside a cycle (freeze, mode, approvals): after the cycle in flight, persisted before it
    * counts. If it cannot be persisted it throws STATE_UNWRITABLE and changes nothing — except a change that
    * only makes the agent more cautious (`safer`: a freeze, observe mode), which holds in memory all the same.
-   * `audit` (of `next`) is appended durably before the state is saved: no change without its record.
+   * `audit` is appended durably before the state is saved: no change without its record.
    */
   update(
     fn: (s: PersistedState) => PersistedState,
     safer = false,
-    audit: (next: PersistedState) => AuditRecord[] = () => [],
+    audit: readonly AuditRecord[] = [],
   ): Promise<PersistedState> {
     return this.exclusive(async () => {
       const next = fn(this.currentState);
       try {
-        const records = audit(next);
-        if (records.length > 0) await this.opts.store.appendAudit(records);
+        if (audit.length > 0) await this.opts.store.appendAudit(audit);
         await this.opts.store.save(next);
       } catch (e) {
         this.noteStateWrite(errorMessage(e));
@@ -423,25 +422,21 @@ export class Agent {
       );
     const since = this.clock();
     const override: WindowOverride = { reason, by, since, until: endTime(end, since)! };
-    await this.update(
-      (s) => ({ ...s, windowOverride: override }),
-      false,
-      () => [
-        {
-          at: new Date(since).toISOString(),
-          revision: this.opts.source.current?.sha ?? '',
-          kind: 'Steward',
-          name: 'window-override',
-          id: null,
-          patch: [],
-          outcome: 'window-override',
-          durationMs: 0,
-          reason,
-          by,
-          until: new Date(override.until).toISOString(),
-        },
-      ],
-    );
+    await this.update((s) => ({ ...s, windowOverride: override }), false, [
+      {
+        at: new Date(since).toISOString(),
+        revision: this.opts.source.current?.sha ?? '',
+        kind: 'Steward',
+        name: 'window-override',
+        id: null,
+        patch: [],
+        outcome: 'window-override',
+        durationMs: 0,
+        reason,
+        by,
+        until: new Date(override.until).toISOString(),
+      },
+    ]);
     this.emit({ type: 'window_override', reason, by, until: override.until });
     return override;
   }
@@ -451,7 +446,9 @@ export class Agent {
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.expiryTimer = null;
     if (this.stopRequested || !this.state) return;
-    const ends = [this.state.freeze?.until, this.state.windowOverride?.until].filter(
+    const { freeze, windowOverride } = this.state;
+    // The mass-drift halt's freeze never ends by itself (the reconciler's expire() leaves it): no timer for it.
+    const ends = [freeze?.by === MASS_DRIFT_ACTOR ? null : freeze?.until, windowOverride?.until].filter(
       (t): t is number => typeof t === 'number',
     );
     if (ends.length === 0) return;
