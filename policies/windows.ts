@@ -43,8 +43,10 @@ export interface WindowVerdict {
   overridden: boolean;
 }
 
-/** Schedule points walked to find `until`; beyond them (or a year) `until` is null: "no end in sight". */
+/** Window changes walked to find `until`; beyond them (or a year) `until` is null: "no end in sight". */
 const MAX_STEPS = 100;
+/** Overlapping occurrences followed before a window counts as never ending (e.g. every minute, for 1h). */
+const MAX_RUN = 16;
 const HORIZON_MS = 366 * 24 * 3_600_000;
 
 interface Compiled {
@@ -92,12 +94,29 @@ function windowsAt(cs: readonly Compiled[], t: number): { open: boolean; reason:
     : { open: false, reason: 'outside every allow window' };
 }
 
-/** When the windows' verdict at `now` next changes, walking schedule boundaries; null when not found. */
+/**
+ * The end of the run of occurrences that contains `t` (a start inside an occurrence extends it), null
+ * when `t` is outside the window, +∞ when the run does not end within MAX_RUN occurrences.
+ */
+function runEnd(c: Compiled, t: number): number | null {
+  let end = activeEnd(c, t);
+  for (let i = 0; end !== null && i < MAX_RUN; i++) {
+    const later = activeEnd(c, end);
+    if (later === null) return end;
+    end = later;
+  }
+  return end === null ? null : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * When the windows' verdict at `now` next changes, walking the windows' own changes (a window ends, or one
+ * outside starts); null when none is found within MAX_STEPS of them or a year.
+ */
 function nextChange(cs: readonly Compiled[], now: number, open: boolean): number | null {
   let t = now;
   for (let step = 0; step < MAX_STEPS; step++) {
     let b = Number.POSITIVE_INFINITY;
-    for (const c of cs) b = Math.min(b, activeEnd(c, t) ?? b, nextStart(c, t) ?? b);
+    for (const c of cs) b = Math.min(b, runEnd(c, t) ?? nextStart(c, t) ?? b);
     if (!Number.isFinite(b) || b - now > HORIZON_MS) return null;
     if (windowsAt(cs, b).open !== open) return b;
     t = b;

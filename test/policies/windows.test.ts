@@ -164,6 +164,13 @@ const rows: Row[] = [
     until: '2026-01-07T09:00:00.000Z',
   },
   {
+    name: 'overlapping occurrences of one window run together: 08:00, 10:00, 12:00 for 3h each → closed until 15:00',
+    windows: [win('deny', '0 8,10,12 * * *', 3)],
+    now: '2026-01-06T09:00:00Z',
+    open: false,
+    until: '2026-01-06T15:00:00.000Z',
+  },
+  {
     name: 'a deny window longer than its period never ends: closed, no end in sight',
     windows: [win('deny', '* * * * *', 1)],
     now: '2026-01-06T16:30:10Z',
