@@ -396,7 +396,8 @@ export class Agent {
         return { ...s, freeze: { reason, by, since, until } };
       }, true);
     } finally {
-      if (this.currentState.freeze?.by === by) this.emit({ type: 'frozen', reason, by, until });
+      if (this.currentState.freeze?.by === by)
+        this.emit({ type: 'frozen', reason, by, ...(until !== null ? { until } : {}) });
     }
   }
 
