@@ -465,6 +465,7 @@ export class Agent {
       const r = await this.reconciler.expire(this.currentState, this.clock());
       if (r.wrote) this.noteStateWrite(r.error);
       this.state = r.state;
+      for (const e of r.events) this.emit(e); // after the state changed: listeners (metrics) read it
       if (r.error === null) this.armExpiry();
       return r.wrote && r.error === null;
     });

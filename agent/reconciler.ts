@@ -31,7 +31,7 @@ import { type ChangeWindow, type WindowVerdict, windowAt } from '../policies/win
 import { providerFor } from '../providers/registry.js';
 import type { ApplyAction, ApplyOutcome, KindDefinition, OwnedDoc, Provider } from '../providers/types.js';
 import { type DetectedDrift, detect } from './detect.js';
-import type { EventSink } from './events.js';
+import type { AgentEvent, EventSink } from './events.js';
 import type { Logger } from './log.js';
 import { type DisplayOp, displayPatchOf, opPaths } from './patch-view.js';
 import type { Revision } from './source/source.js';
@@ -137,6 +137,7 @@ export class Reconciler {
     const detection = await this.detect(revision, before);
     const now = deps.clock();
     const expiry = await this.expire(loaded, now);
+    for (const e of expiry.events) deps.emit(e);
     const state = expiry.state;
     const window = windowAt(deps.windows ?? [], now, state.windowOverride ?? null);
     const { records, convergedAfterSeconds } = this.fold(detection, before, now);
@@ -208,27 +209,29 @@ export class Reconciler {
    * Ends what has run out by `now`: a freeze past its `until` (never the mass-drift halt's) and a window
    * override past its end. Persisted before it counts: if the write fails the agent stays frozen, as the
    * durable state says (an override past its end opens nothing whether or not it is written away).
-   * Never approves anything. `wrote`: a write was attempted (its outcome is `error`).
+   * Never approves anything. `wrote`: a write was attempted (its outcome is `error`); `events`: what ended,
+   * for the caller to emit once the returned state is in force.
    */
   async expire(
     state: PersistedState,
     now: number,
-  ): Promise<{ state: PersistedState; error: string | null; wrote: boolean }> {
+  ): Promise<{ state: PersistedState; error: string | null; wrote: boolean; events: AgentEvent[] }> {
     const f = state.freeze;
     const freezeOver = f !== null && f.by !== MASS_DRIFT_ACTOR && f.until != null && now >= f.until;
     const o = state.windowOverride;
     const overrideOver = o != null && now >= o.until;
-    if (!freezeOver && !overrideOver) return { state, error: null, wrote: false };
+    if (!freezeOver && !overrideOver) return { state, error: null, wrote: false, events: [] };
     const next: PersistedState = {
       ...state,
       ...(freezeOver ? { freeze: null } : {}),
       ...(overrideOver ? { windowOverride: null } : {}),
     };
     const error = await this.tryWrite(() => this.deps.store.save(next));
-    if (error !== null) return { state, error, wrote: true };
-    if (freezeOver) this.deps.emit({ type: 'unfrozen', by: 'expiry', approveRevision: null });
-    if (overrideOver) this.deps.emit({ type: 'window_override_ended', by: 'expiry' });
-    return { state: next, error: null, wrote: true };
+    if (error !== null) return { state, error, wrote: true, events: [] };
+    const events: AgentEvent[] = [];
+    if (freezeOver) events.push({ type: 'unfrozen', by: 'expiry', approveRevision: null });
+    if (overrideOver) events.push({ type: 'window_override_ended', by: 'expiry' });
+    return { state: next, error: null, wrote: true, events };
   }
 
   /** Detect: fresh observe + owned-field diff, three-way against what was applied last. */

@@ -68,6 +68,8 @@ test('a freeze {for: "2s"} ends by itself: one unfrozen alert by expiry, status 
   assert.equal(existsSync(join(d.root, 'a.conf')), false, 'nothing applied while frozen');
 
   assert.deepEqual(await ended, { type: 'unfrozen', by: 'expiry', approveRevision: null });
+  const metrics = (await d.req('GET', '/metrics', { auth: false })).text;
+  assert.match(metrics, /^steward_frozen 0$/m, 'the metric follows the expiry, before any cycle');
   await d.daemon.alerter.drain(5_000);
   const unfrozen = receiver.got.filter((a) => a.event === 'unfrozen');
   assert.equal(unfrozen.length, 1, JSON.stringify(receiver.got));
