@@ -98,6 +98,20 @@ const rows: Row[] = [
     until: '2026-03-29T02:00:00.000Z',
   },
   {
+    name: 'DST: a start time the clock passes twice (02:30 on 25 October) starts once, at the first 02:30 (CEST)',
+    windows: [win('deny', '30 2 * * *', 0.5, 'Europe/Berlin')],
+    now: '2026-10-25T00:45:00Z', // 02:45 CEST
+    open: false,
+    until: '2026-10-25T01:00:00.000Z',
+  },
+  {
+    name: 'DST: … and not again at the second 02:30 (CET)',
+    windows: [win('deny', '30 2 * * *', 0.5, 'Europe/Berlin')],
+    now: '2026-10-25T01:35:00Z', // 02:35 CET
+    open: true,
+    until: '2026-10-26T01:30:00.000Z',
+  },
+  {
     name: 'DST (clocks back on Sunday 25 October): a nightly window across midnight and the change',
     windows: [win('deny', '0 22 * * *', 6, 'Europe/Berlin')], // 22:00 CEST Saturday = 20:00 UTC
     now: '2026-10-25T01:30:00Z', // 02:30 CET (the second 02:30)
