@@ -13,6 +13,7 @@
  * gate in decide comes first). Pure: the time is passed in.
  */
 import { Cron } from 'croner';
+import { formatDuration } from '../core/duration.js';
 
 export type WindowKind = 'deny' | 'allow';
 
@@ -79,7 +80,7 @@ function nextStart(c: Compiled, t: number): number | null {
 }
 
 function describe(w: ChangeWindow): string {
-  return `${w.kind} window "${w.schedule}" (${w.timezone}, ${Math.round(w.durationMs / 60_000)}m)`;
+  return `${w.kind} window "${w.schedule}" (${w.timezone}, ${formatDuration(w.durationMs)})`;
 }
 
 /** Open or closed at `t` by the windows alone, and why. */

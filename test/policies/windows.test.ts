@@ -60,7 +60,7 @@ const rows: Row[] = [
     now: '2026-01-09T17:00:00Z',
     open: false,
     until: '2026-01-12T09:00:00.000Z',
-    reason: /inside deny window "0 18 \* \* 5" \(Europe\/Berlin, 3840m\)/,
+    reason: /inside deny window "0 18 \* \* 5" \(Europe\/Berlin, 64h\)/,
   },
   {
     name: 'weekend deny: Sunday noon is closed',
