@@ -6,15 +6,17 @@
  * cycle runs; triggers that arrive during it coalesce into ONE follow-up.
  */
 import type { GuardrailConfig, Mode } from '../policies/types.js';
+import { type ChangeWindow, type WindowOverride, type WindowVerdict, windowAt } from '../policies/windows.js';
+import { MAX_TIMER_MS } from '../core/duration.js';
 import type { KindDefinition, Provider } from '../providers/types.js';
 import { errorMessage, StewardError } from '../core/errors.js';
 import type { AgentEvent, EventSink } from './events.js';
 import { HealthRunner } from './health/runner.js';
 import type { HealthCheckResult, HealthCheckSpec, HealthSource } from './health/types.js';
 import type { Logger } from './log.js';
-import { type CycleReport, Reconciler } from './reconciler.js';
+import { type CycleReport, MASS_DRIFT_ACTOR, Reconciler } from './reconciler.js';
 import type { DesiredStateSource, PollOutcome } from './source/source.js';
-import type { Approval, PersistedState, StateStore } from './state/types.js';
+import type { Approval, AuditRecord, PersistedState, StateStore } from './state/types.js';
 
 export interface AgentOptions {
   source: DesiredStateSource;
@@ -31,6 +33,16 @@ export interface AgentOptions {
   onEvent?: EventSink;
   /** Health checks (agent config `health:`): run alongside the loop, reported, never a reason to act or hold. */
   health?: readonly HealthCheckSpec[];
+  /** Change windows (SPEC §12); none: always open. */
+  windows?: readonly ChangeWindow[];
+}
+
+/** When a freeze or a window override ends: at a time (ms), or a duration after it starts; null: no end. */
+export type RequestedEnd = { until: number } | { forMs: number } | null;
+
+/** The end's time for something that starts at `since`. */
+function endTime(end: RequestedEnd, since: number): number | null {
+  return end === null ? null : 'until' in end ? end.until : since + end.forMs;
 }
 
 export class Agent {
@@ -41,6 +53,8 @@ export class Agent {
   private pending = false;
   private stopRequested = false;
   private timers: NodeJS.Timeout[] = [];
+  /** Fires when the freeze or the window override ends by itself (re-armed on every change). */
+  private expiryTimer: NodeJS.Timeout | null = null;
   private polling: Promise<PollOutcome> | null = null;
   private readonly refreshing = new Set<Promise<void>>();
   private sourceDown = false;
@@ -78,6 +92,7 @@ export class Agent {
       random: opts.random ?? Math.random,
       log: opts.log,
       emit: (e) => this.emit(e),
+      windows: opts.windows ?? [],
     });
     this.healthRunner = new HealthRunner({
       checks: opts.health ?? [],
@@ -201,6 +216,7 @@ export class Agent {
     const sha = this.state.revision?.sha;
     if (sha && (await this.opts.source.restore(sha)))
       this.opts.log.info({ sha }, 'restored last accepted revision');
+    this.armExpiry();
   }
 
   /** Starts polling and the level trigger; the first poll and cycle run at once. */
@@ -318,6 +334,7 @@ export class Agent {
       // The cycle's state is kept even when it could not be persisted: what is on disk (the write-ahead)
       // is never less cautious than memory, and memory may hold a freeze the disk could not take.
       this.state = state;
+      this.armExpiry();
       this.lastCycle = report;
       this.cycles++;
       this.lastGoodCycleAt = this.clock();
@@ -360,11 +377,17 @@ export class Agent {
    * Changes state outside a cycle (freeze, mode, approvals): after the cycle in flight, persisted before it
    * counts. If it cannot be persisted it throws STATE_UNWRITABLE and changes nothing — except a change that
    * only makes the agent more cautious (`safer`: a freeze, observe mode), which holds in memory all the same.
+   * `audit` is appended durably before the state is saved: no change without its record.
    */
-  update(fn: (s: PersistedState) => PersistedState, safer = false): Promise<PersistedState> {
+  update(
+    fn: (s: PersistedState) => PersistedState,
+    safer = false,
+    audit: readonly AuditRecord[] = [],
+  ): Promise<PersistedState> {
     return this.exclusive(async () => {
       const next = fn(this.currentState);
       try {
+        if (audit.length > 0) await this.opts.store.appendAudit(audit);
         await this.opts.store.save(next);
       } catch (e) {
         this.noteStateWrite(errorMessage(e));
@@ -378,6 +401,7 @@ export class Agent {
       }
       this.noteStateWrite(null);
       this.state = next;
+      this.armExpiry();
       return next;
     });
   }
@@ -388,13 +412,98 @@ export class Agent {
     this.emit({ type: 'mode_changed', mode, by });
   }
 
-  async freeze(reason: string, by: string): Promise<void> {
+  /**
+   * Freezes; `until` (ms) ends it by itself at the first cycle or timer after it. A freeze the mass-drift
+   * halt set never ends by itself, so it is not replaced by one that would (MASS_DRIFT_FROZEN).
+   */
+  async freeze(reason: string, by: string, end: RequestedEnd = null): Promise<void> {
     this.haltActions = true;
+    const since = this.clock();
+    const until = endTime(end, since);
     try {
-      await this.update((s) => ({ ...s, freeze: { reason, by, since: this.clock() } }), true);
+      await this.update((s) => {
+        if (until !== null && s.freeze?.by === MASS_DRIFT_ACTOR)
+          throw new StewardError(
+            'MASS_DRIFT_FROZEN',
+            'the mass-drift halt froze the agent, and that freeze never ends by itself: look at the drift (GET /v1/drift), then unfreeze with approveRevision if the change is wanted',
+          );
+        return { ...s, freeze: { reason, by, since, until } };
+      }, true);
     } finally {
-      if (this.currentState.freeze?.by === by) this.emit({ type: 'frozen', reason, by });
+      if (this.currentState.freeze?.by === by)
+        this.emit({ type: 'frozen', reason, by, ...(until !== null ? { until } : {}) });
     }
+  }
+
+  /** The agent's clock (injected in tests). */
+  now(): number {
+    return this.clock();
+  }
+
+  /** The change windows' verdict now, an override counted. */
+  get window(): WindowVerdict {
+    return windowAt(this.opts.windows ?? [], this.clock(), this.currentState.windowOverride ?? null);
+  }
+
+  /**
+   * Opens the change windows until `end` (an operator's override), audited before it counts. It never lifts
+   * a freeze or observe mode. No windows configured: NO_CHANGE_WINDOWS (there is nothing to override).
+   */
+  async overrideWindow(reason: string, end: NonNullable<RequestedEnd>, by: string): Promise<WindowOverride> {
+    if ((this.opts.windows ?? []).length === 0)
+      throw new StewardError(
+        'NO_CHANGE_WINDOWS',
+        'no change windows are configured (windows: in the config), so there is nothing to override',
+      );
+    const since = this.clock();
+    const override: WindowOverride = { reason, by, since, until: endTime(end, since)! };
+    await this.update((s) => ({ ...s, windowOverride: override }), false, [
+      {
+        at: new Date(since).toISOString(),
+        revision: this.opts.source.current?.sha ?? '',
+        kind: 'Steward',
+        name: 'window-override',
+        id: null,
+        patch: [],
+        outcome: 'window-override',
+        durationMs: 0,
+        reason,
+        by,
+        until: new Date(override.until).toISOString(),
+      },
+    ]);
+    this.emit({ type: 'window_override', reason, by, until: override.until });
+    return override;
+  }
+
+  /** Arms the timer for the next end of the freeze or the window override (the cycle checks too). */
+  private armExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    if (this.stopRequested || !this.state) return;
+    const { freeze, windowOverride } = this.state;
+    // The mass-drift halt's freeze never ends by itself (the reconciler's expire() leaves it): no timer for it.
+    const ends = [freeze?.by === MASS_DRIFT_ACTOR ? null : freeze?.until, windowOverride?.until].filter(
+      (t): t is number => typeof t === 'number',
+    );
+    if (ends.length === 0) return;
+    const delay = Math.min(Math.max(0, Math.min(...ends) - this.clock()), MAX_TIMER_MS);
+    this.expiryTimer = setTimeout(() => void this.expireByTimer(), delay);
+    this.expiryTimer.unref(); // the loop's own timers and the admin server keep a daemon alive
+  }
+
+  /** The timer's end of a freeze or override; then a cycle, when the loop runs (a write that fails: the cycles retry). */
+  private async expireByTimer(): Promise<void> {
+    this.expiryTimer = null;
+    const ended = await this.exclusive(async () => {
+      const r = await this.reconciler.expire(this.currentState, this.clock());
+      if (r.wrote) this.noteStateWrite(r.error);
+      this.state = r.state;
+      for (const e of r.events) this.emit(e); // after the state changed: listeners (metrics) read it
+      if (r.error === null) this.armExpiry();
+      return r.wrote && r.error === null;
+    });
+    if (ended && this.timers.length > 0) void this.trigger('expiry');
   }
 
   /**
@@ -437,6 +546,8 @@ export class Agent {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.healthRunner.stop();
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
     await this.running;
     await this.polling?.catch(() => undefined);
   }

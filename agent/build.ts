@@ -57,6 +57,7 @@ export function buildAgent(config: Config, log: Logger, overrides: BuildOverride
     reconcileIntervalMs: config.reconcile.intervalMs,
     health: config.health,
     log,
+    windows: config.windows,
     ...(clock ? { clock } : {}),
     ...(random ? { random } : {}),
   });

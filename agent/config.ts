@@ -32,6 +32,7 @@ import {
 } from '../core/schema.js';
 import { FORBIDDEN_KEYS, type PathSegment, type YamlDocument, parseYaml } from '../core/yaml.js';
 import { checkBackoff, type GuardrailConfig, guardrailConfig } from '../policies/guardrail-config.js';
+import type { ChangeWindow } from '../policies/windows.js';
 import { parseAllowedSigners } from './source/verify/allowed-signers.js';
 import { checkProviders, type ProvidersConfig, providersConfig } from '../providers/config.js';
 import { ALERT_EVENT_NAMES } from './alert-events.js';
@@ -117,6 +118,8 @@ export interface Config {
   readonly guardrails: GuardrailConfig;
   readonly admin: AdminConfig;
   readonly alerts: readonly AlertConfig[];
+  /** Change windows (SPEC §12): durations in milliseconds; none means always open. */
+  readonly windows: readonly ChangeWindow[];
   readonly state: { readonly dir: string };
   readonly log: { readonly level: LogLevel };
   /** Health checks (SPEC §11), in the order written; agent config only, never Git. */
@@ -348,6 +351,12 @@ function toDraft(c: ConfigInput, abs: (p: string) => string, verify: VerifyConfi
       secret: secret(['alerts', i], 'secret', a.secretFile, a.secretEnv),
       events: [...new Set(a.events)],
       timeoutMs: parseDuration(a.timeout),
+    })),
+    windows: c.windows.map((w) => ({
+      kind: w.kind,
+      schedule: w.schedule.trim(),
+      durationMs: parseDuration(w.duration),
+      timezone: w.timezone,
     })),
     state: { dir: stateDir },
     log: { level: c.log.level },

@@ -53,6 +53,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     const control = () =>
       metrics.setControl({ frozen: a.currentState.freeze !== null, observe: a.mode === 'observe' });
     control();
+    metrics.setWindow(a.window.open);
     if (a.source.current) metrics.setRevision(a.source.current.sha, a.source.current.verified === true);
     a.onCycle((r) => metrics.cycle(r));
     metrics.healthChecks(a.healthChecks.map((c) => c.name));
@@ -70,6 +71,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         e.type === 'mode_changed'
       )
         control();
+      if (e.type === 'window_override' || e.type === 'window_override_ended')
+        metrics.setWindow(a.window.open);
     });
     const freeze = a.currentState.freeze;
     const initiallyOpen: OpenAlert[] = freeze

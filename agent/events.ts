@@ -12,8 +12,13 @@ export type AgentEvent =
   | { type: 'source_unreachable'; error: string; code: string }
   | { type: 'source_recovered'; sha: string }
   | { type: 'mass_drift_frozen'; reason: string; sha: string }
-  | { type: 'frozen'; reason: string; by: string }
+  /** `until`: when it ends by itself (ms), or null/absent for a freeze only an unfreeze ends. */
+  | { type: 'frozen'; reason: string; by: string; until?: number | null }
+  /** `by: 'expiry'`: the freeze's `until` passed (nothing is approved by it). */
   | { type: 'unfrozen'; by: string; approveRevision: string | null }
+  /** An operator opened the change windows until `until` (ms); audited. */
+  | { type: 'window_override'; reason: string; by: string; until: number }
+  | { type: 'window_override_ended'; by: 'expiry' }
   | { type: 'mode_changed'; mode: 'observe' | 'enforce'; by: string }
   | { type: 'resource_stuck'; key: string; id: string | null; attempts: number }
   | { type: 'resource_recovered'; key: string; id: string | null }

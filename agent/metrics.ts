@@ -30,6 +30,11 @@ export class Metrics {
     help: '1 while the agent is in observe mode.',
     registers: [this.registry],
   });
+  private readonly windowOpen = new Gauge({
+    name: 'steward_window_open',
+    help: '1 while the change windows let the agent act (none configured, or an override), 0 while closed.',
+    registers: [this.registry],
+  });
   private readonly stuck = new Gauge({
     name: 'steward_stuck_resources',
     help: 'Resources that did not converge after nonConvergence.alertAfterCycles acted cycles.',
@@ -119,6 +124,12 @@ export class Metrics {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.stateWritable.set(1);
     this.revisionVerified.set(0);
+    this.windowOpen.set(1);
+  }
+
+  /** Whether the change windows are open now: set each cycle, at start and on an override. */
+  setWindow(open: boolean): void {
+    this.windowOpen.set(open ? 1 : 0);
   }
 
   /** The state that is true between cycles (mode, freeze): set at start and on every change. */
@@ -144,6 +155,7 @@ export class Metrics {
     this.observeErrors.set(r.observeErrors);
     this.setControl({ frozen: r.frozen, observe: r.mode === 'observe' });
     this.setRevision(r.revision);
+    this.setWindow(r.window.open);
     this.cycleDuration.observe(r.durationMs / 1000);
     for (const o of r.outcomes) this.actions.inc({ kind: o.kind, outcome: o.outcome });
     for (const s of r.convergedAfterSeconds) this.convergence.observe(s);

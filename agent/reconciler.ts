@@ -27,10 +27,11 @@ import { decide, revertOps } from '../policies/decide.js';
 import { emptyRecord, trackConvergence } from '../policies/non-convergence.js';
 import { soakStep } from '../policies/soak.js';
 import type { GuardrailConfig, Mode, ResourceRecord } from '../policies/types.js';
+import { type ChangeWindow, type WindowVerdict, windowAt } from '../policies/windows.js';
 import { providerFor } from '../providers/registry.js';
 import type { ApplyAction, ApplyOutcome, KindDefinition, OwnedDoc, Provider } from '../providers/types.js';
 import { type DetectedDrift, detect } from './detect.js';
-import type { EventSink } from './events.js';
+import type { AgentEvent, EventSink } from './events.js';
 import type { Logger } from './log.js';
 import { type DisplayOp, displayPatchOf, opPaths } from './patch-view.js';
 import type { Revision } from './source/source.js';
@@ -77,6 +78,8 @@ export interface CycleReport {
   stateError: string | null;
   /** Resources released this cycle (in the state, no longer in Git). */
   released: number;
+  /** The change windows' verdict this cycle (policies/windows.ts). */
+  window: WindowVerdict;
 }
 
 export interface ReconcilerDeps {
@@ -89,6 +92,8 @@ export interface ReconcilerDeps {
   random: () => number;
   log: Logger;
   emit: EventSink;
+  /** Change windows (SPEC §12); none: always open. */
+  windows?: readonly ChangeWindow[];
 }
 
 /** `freeze.by` of a freeze set by the mass-drift halt. */
@@ -121,25 +126,39 @@ export class Reconciler {
   /** Runs one cycle on `revision`, given the state loaded before; returns the new state and a report. */
   async cycle(
     revision: Revision,
-    state: PersistedState,
+    loaded: PersistedState,
     shouldStop: () => boolean,
   ): Promise<{ state: PersistedState; report: CycleReport }> {
     const { deps } = this;
     const started = deps.clock();
-    const mode = state.mode ?? deps.initialMode;
-    const before = new Map<string, ResourceRecord>(Object.entries(state.resources));
+    const mode = loaded.mode ?? deps.initialMode;
+    const before = new Map<string, ResourceRecord>(Object.entries(loaded.resources));
 
     const detection = await this.detect(revision, before);
     const now = deps.clock();
+    const expiry = await this.expire(loaded, now);
+    for (const e of expiry.events) deps.emit(e);
+    const state = expiry.state;
+    const window = windowAt(deps.windows ?? [], now, state.windowOverride ?? null);
     const { records, convergedAfterSeconds } = this.fold(detection, before, now);
     const approvals = this.settleApprovals(state.approvals, revision.sha, detection);
     const soak = soakStep(state.soak, revision.sha, deps.guardrails.soak.observeCycles);
-    const decision = this.decide(revision, state, approvals, soak.soaking, mode, detection, records, now);
+    const decision = this.decide(
+      revision,
+      state,
+      approvals,
+      soak.soaking,
+      mode,
+      detection,
+      records,
+      now,
+      window,
+    );
 
-    let stateError: string | null = null;
+    let stateError: string | null = expiry.error;
     let freeze = state.freeze;
     if (decision.freeze) {
-      freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now };
+      freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now, until: null };
       deps.emit({ type: 'mass_drift_frozen', reason: decision.freeze.reason, sha: revision.sha });
       // Persisted before anything else happens: it must survive a crash right after. In memory it holds anyway.
       stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
@@ -181,8 +200,38 @@ export class Reconciler {
       convergedAfterSeconds,
       stateError,
       released,
+      window,
     });
     return { state: next, report };
+  }
+
+  /**
+   * Ends what has run out by `now`: a freeze past its `until` (never the mass-drift halt's) and a window
+   * override past its end. Persisted before it counts: if the write fails the agent stays frozen, as the
+   * durable state says (an override past its end opens nothing whether or not it is written away).
+   * Never approves anything. `wrote`: a write was attempted (its outcome is `error`); `events`: what ended,
+   * for the caller to emit once the returned state is in force.
+   */
+  async expire(
+    state: PersistedState,
+    now: number,
+  ): Promise<{ state: PersistedState; error: string | null; wrote: boolean; events: AgentEvent[] }> {
+    const f = state.freeze;
+    const freezeOver = f !== null && f.by !== MASS_DRIFT_ACTOR && f.until != null && now >= f.until;
+    const o = state.windowOverride;
+    const overrideOver = o != null && now >= o.until;
+    if (!freezeOver && !overrideOver) return { state, error: null, wrote: false, events: [] };
+    const next: PersistedState = {
+      ...state,
+      ...(freezeOver ? { freeze: null } : {}),
+      ...(overrideOver ? { windowOverride: null } : {}),
+    };
+    const error = await this.tryWrite(() => this.deps.store.save(next));
+    if (error !== null) return { state, error, wrote: true, events: [] };
+    const events: AgentEvent[] = [];
+    if (freezeOver) events.push({ type: 'unfrozen', by: 'expiry', approveRevision: null });
+    if (overrideOver) events.push({ type: 'window_override_ended', by: 'expiry' });
+    return { state: next, error: null, wrote: true, events };
   }
 
   /** Detect: fresh observe + owned-field diff, three-way against what was applied last. */
@@ -266,6 +315,7 @@ export class Reconciler {
     detection: Awaited<ReturnType<typeof detect>>,
     records: ReadonlyMap<string, ResourceRecord>,
     now: number,
+    window: WindowVerdict,
   ): DecideOutput<CycleDrift> {
     const approval = approvals.find((a) => a.sha === revision.sha);
     const decideDrift: CycleDrift[] = detection.drift.map((d) => toDecideDrift(d, this.deps.kinds));
@@ -279,6 +329,7 @@ export class Reconciler {
       records,
       bucket: state.bucket,
       config: this.deps.guardrails,
+      window,
     });
   }
 
@@ -457,6 +508,7 @@ export class Reconciler {
     convergedAfterSeconds: number[];
     stateError: string | null;
     released: number;
+    window: WindowVerdict;
   }): CycleReport {
     const held: Partial<Record<HoldReason, number>> = {};
     for (const h of c.hold) held[h.reason] = (held[h.reason] ?? 0) + 1;
@@ -507,6 +559,7 @@ export class Reconciler {
       })),
       stateError: c.stateError,
       released: c.released,
+      window: c.window,
     };
   }
 

@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   WEBHOOK_SECRET_EMPTY: 'admin.webhookSecretFile is empty',
   STATE_DIR_INVALID: 'state.dir exists but is not a directory',
   FILE_TOO_LARGE: 'a managed file is larger than any manifest can hold, so it was not read',
+  MASS_DRIFT_FROZEN: 'a freeze with an end was asked while the mass-drift halt holds the agent frozen',
+  NO_CHANGE_WINDOWS: 'a change-window override was asked of an agent that has no change windows',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -16,6 +16,8 @@
  *     freeze is already in force, hold them `frozen`); checked whatever the
  *     mode, so a bad revision seen in observe mode is still frozen out;
  *  c. gate — frozen → `frozen`; observe mode → `observe`;
+ *  c'. change window — closed (policies/windows.ts, an override already
+ *     counted) → `window`;
  *  d. soak — a revision still soaking → `soak`;
  *  e. backoff — a resource whose backoff has not elapsed → `backoff`;
  *  f. cap — oldest drift first (record `firstSeen`, else `now`), ties by key,
@@ -64,6 +66,8 @@ export interface DecideInput<D extends DecideDrift = DecideDrift> {
   records: ReadonlyMap<string, ResourceRecord>;
   bucket: TokenBucket | null;
   config: GuardrailConfig;
+  /** The change windows' verdict now (policies/windows.ts); absent: no windows, open. */
+  window?: { readonly open: boolean };
 }
 
 export type HoldReason =
@@ -75,7 +79,8 @@ export type HoldReason =
   | 'rate-limit'
   | 'cap'
   | 'mass-drift'
-  | 'state-unwritable';
+  | 'state-unwritable'
+  | 'window';
 
 export interface ActDecision<D extends DecideDrift = DecideDrift> {
   /** The caller's drift, as passed in. */
@@ -140,6 +145,9 @@ export function decide<D extends DecideDrift>(input: DecideInput<D>): DecideOutp
   // c. freeze / observe
   const gated = gate({ mode: input.mode, freeze: input.freeze });
   if (!gated.act) return stop(gated.reason, null);
+
+  // c'. change window (after the gate: an override never lifts a freeze or observe mode)
+  if (input.window?.open === false) return stop('window', null);
 
   // d. soak
   if (input.revision.soaking) return stop('soak', null);

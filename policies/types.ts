@@ -48,7 +48,13 @@ export const ResourceRecordSchema = Type.Object(
 export type ResourceRecord = Static<typeof ResourceRecordSchema>;
 
 export const FreezeSchema = Type.Object(
-  { reason: Type.String(), by: Type.String(), since: Type.Number() },
+  {
+    reason: Type.String(),
+    by: Type.String(),
+    since: Type.Number(),
+    /** When it ends by itself (ms); null or absent (a freeze written before it existed): only an unfreeze ends it. */
+    until: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  },
   { additionalProperties: false },
 );
 export type Freeze = Static<typeof FreezeSchema>;

@@ -1,6 +1,14 @@
 /** The admin API's routes, in one table: fastify registers them and /openapi.json describes them. */
 import { VERSION } from '../version.js';
-import { auditQuery, emptyQuery, errorSchema, freezeBody, modeBody, unfreezeBody } from './schemas.js';
+import {
+  auditQuery,
+  emptyQuery,
+  errorSchema,
+  freezeBody,
+  modeBody,
+  unfreezeBody,
+  windowOverrideBody,
+} from './schemas.js';
 
 export type RouteId =
   | 'healthz'
@@ -17,7 +25,8 @@ export type RouteId =
   | 'audit'
   | 'ui'
   | 'uiScript'
-  | 'uiStyle';
+  | 'uiStyle'
+  | 'windowOverride';
 
 export interface RouteSpec {
   id: RouteId;
@@ -87,7 +96,7 @@ export const ROUTES: readonly RouteSpec[] = [
     id: 'freeze',
     method: 'POST',
     url: '/v1/freeze',
-    summary: 'Stop acting, keep detecting',
+    summary: 'Stop acting, keep detecting; with until (ISO time) or for (duration) it ends by itself',
     body: freezeBody,
     ok: [200],
   },
@@ -147,6 +156,15 @@ export const ROUTES: readonly RouteSpec[] = [
     summary: "The dashboard's style sheet",
     auth: 'none',
     ok: [200, 304],
+  },
+  {
+    id: 'windowOverride',
+    method: 'POST',
+    url: '/v1/window-override',
+    summary:
+      'Open the change windows for a while, with a reason (audited; never lifts a freeze or observe mode)',
+    body: windowOverrideBody,
+    ok: [200],
   },
 ];
 

@@ -44,6 +44,7 @@ import {
   writeNewToken,
 } from './token.js';
 import { loadUiAssets, uiHandler } from './ui.js';
+import { MAX_FREEZE_MS, MAX_OVERRIDE_MS, requestedEnd } from './schemas.js';
 import { driftView, statusView } from './views.js';
 
 export interface AdminDeps {
@@ -130,6 +131,8 @@ function onError(
   if (err.apiCode) return fail(reply, status, err.apiCode, err.message);
   // Agent refusals that are the caller's business, in our shape with their own code.
   if (isStewardError(err, 'NOT_FROZEN')) return failCoded(reply, 409, err.code, err.message);
+  if (isStewardError(err, 'MASS_DRIFT_FROZEN') || isStewardError(err, 'NO_CHANGE_WINDOWS'))
+    return failCoded(reply, 409, err.code, err.message);
   if (isStewardError(err, 'STATE_UNWRITABLE')) return failCoded(reply, 503, err.code, err.message);
   if (err.validation) return fail(reply, 400, 'BAD_REQUEST', err.message);
   if (status === 413)
@@ -391,9 +394,18 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
       openapi: () => buildOpenApi(),
       status: () => statusView(agent),
       drift: () => driftView(agent),
-      freeze: async (req) => {
-        const { reason } = req.body as { reason: string };
-        await agent.freeze(reason, 'admin-api');
+      freeze: async (req, reply) => {
+        const body = req.body as { reason: string; until?: string; for?: string };
+        const end = requestedEnd(body, agent.now(), MAX_FREEZE_MS);
+        if ('problem' in end) return fail(reply, 400, 'BAD_REQUEST', end.problem);
+        await agent.freeze(body.reason, 'admin-api', end.end);
+        return statusView(agent);
+      },
+      windowOverride: async (req, reply) => {
+        const body = req.body as { reason: string; for: string };
+        const end = requestedEnd(body, agent.now(), MAX_OVERRIDE_MS);
+        if ('problem' in end) return fail(reply, 400, 'BAD_REQUEST', end.problem);
+        await agent.overrideWindow(body.reason, end.end!, 'admin-api');
         return statusView(agent);
       },
       unfreeze: async (req) => {

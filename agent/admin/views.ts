@@ -17,7 +17,10 @@ export function statusView(agent: Agent) {
       reason: s.freeze?.reason ?? null,
       by: s.freeze?.by ?? null,
       since: iso(s.freeze?.since),
+      /** When it ends by itself; null: only an unfreeze ends it (always so for the mass-drift halt). */
+      until: iso(s.freeze?.until),
     },
+    window: windowView(agent),
     revision: {
       sha: src.current?.sha ?? null,
       fetchedAt: iso(src.current?.fetchedAt),
@@ -69,6 +72,19 @@ export function healthView(h: HealthReport) {
     at: iso(h.at),
     checks: h.checks.map((c) => ({ ...c, at: iso(c.at) })),
     pending: h.pending ?? [],
+  };
+}
+
+/** The change windows now (an override counted) and the override in force, if any. */
+function windowView(agent: Agent) {
+  const w = agent.window;
+  const o = agent.currentState.windowOverride;
+  const live = o != null && agent.now() < o.until;
+  return {
+    open: w.open,
+    reason: w.reason,
+    until: iso(w.until),
+    override: live ? { reason: o.reason, by: o.by, since: iso(o.since), until: iso(o.until) } : null,
   };
 }
 

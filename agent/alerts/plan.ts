@@ -97,20 +97,21 @@ export function planAlerts(e: AgentEvent, open: OpenAlerts): AlertDraft[] {
         : [];
     }
     case 'frozen': {
-      const message = `steward was frozen by ${e.by}: ${e.reason}. Drift is detected but not reverted.`;
+      const until = typeof e.until === 'number' ? new Date(e.until).toISOString() : null;
+      const message = `steward was frozen by ${e.by}${until ? ` until ${until}` : ''}: ${e.reason}. Drift is detected but not reverted.`;
       return open.fire('frozen')
-        ? [firing('frozen', 'warning', message, { reason: e.reason, by: e.by })]
+        ? [firing('frozen', 'warning', message, { reason: e.reason, by: e.by, until })]
         : [];
     }
-    case 'unfrozen':
+    case 'unfrozen': {
+      const message =
+        e.by === 'expiry'
+          ? 'the freeze ended by itself (its end time passed); steward acts again, within its guardrails.'
+          : `steward was unfrozen by ${e.by}.`;
       return (['mass_drift_frozen', 'frozen'] as const)
         .filter((slot) => open.resolve(slot))
-        .map((slot) =>
-          resolved('unfrozen', slot, `steward was unfrozen by ${e.by}.`, {
-            by: e.by,
-            approveRevision: e.approveRevision,
-          }),
-        );
+        .map((slot) => resolved('unfrozen', slot, message, { by: e.by, approveRevision: e.approveRevision }));
+    }
     case 'resource_stuck': {
       const message = `${e.key} is still drifted after ${e.attempts} attempts to revert it.`;
       return open.fire(slotOf('resource_stuck', e.key))
@@ -206,6 +207,8 @@ export function planAlerts(e: AgentEvent, open: OpenAlerts): AlertDraft[] {
     case 'mode_changed':
     case 'resource_released':
     case 'approval_spent':
+    case 'window_override': // audited; not a problem to alert on
+    case 'window_override_ended':
       return [];
   }
 }

@@ -17,6 +17,7 @@ import {
   textFormat,
 } from '../../core/schema.js';
 import { GUARDRAIL_FORMATS, GuardrailsSchema, MODES } from '../../policies/guardrail-config.js';
+import { scheduleProblem, timezoneProblem } from '../../policies/windows.js';
 import { PROVIDER_FORMATS, ProvidersSchema } from '../../providers/config.js';
 import { ALERT_EVENT_NAMES } from '../alert-events.js';
 
@@ -113,6 +114,8 @@ export const CONFIG_FORMATS: Formats = Object.freeze({
   'git-ref': { check: refProblem },
   'repo-path': { check: repoPathProblem },
   'check-name': { check: checkNameProblem },
+  cron: { check: scheduleProblem },
+  timezone: { check: timezoneProblem },
   'env-name': {
     check: (s) =>
       s.trim() === ''
@@ -329,6 +332,28 @@ const HealthCheckSchema = Type.Object(
   },
 );
 
+/** A change window (SPEC §12, policies/windows.ts): from each firing of `schedule`, for `duration`. */
+const WindowSchema = Type.Object(
+  {
+    kind: Type.Enum(['deny', 'allow']),
+    schedule: Type.String({ format: 'cron' }),
+    duration: Type.String({ format: 'duration' }),
+    timezone: Type.String({ format: 'timezone', default: 'UTC' }),
+  },
+  {
+    additionalProperties: false,
+    hints: {
+      cron: 'use "schedule"',
+      start: 'use "schedule" (a cron expression)',
+      tz: 'use "timezone"',
+      zone: 'use "timezone"',
+      for: 'use "duration"',
+      length: 'use "duration"',
+      type: 'use "kind" (deny or allow)',
+    },
+  },
+);
+
 export const ConfigSchema = Type.Object(
   {
     source: SourceSchema,
@@ -337,6 +362,7 @@ export const ConfigSchema = Type.Object(
     guardrails: GuardrailsSchema,
     admin: AdminSchema,
     alerts: Type.Array(AlertSchema, { default: [] }),
+    windows: Type.Array(WindowSchema, { default: [] }),
     state: Type.Object({ dir: Type.String({ format: 'path', default: 'state' }) }, Section),
     log: Type.Object({ level: Type.Enum([...LOG_LEVELS], { default: 'info' }) }, Section),
     health: Type.Array(HealthCheckSchema, { default: [] }),

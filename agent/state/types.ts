@@ -12,6 +12,12 @@ const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 /** A field a version-2 file may lack, having been written before it existed: absent means null. */
 const Later = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()], { default: null });
 
+/** An operator's change-window override (policies/windows.ts): audited before it counts. */
+export const WindowOverrideSchema = Type.Object(
+  { reason: Type.String(), by: Type.String(), since: Type.Number(), until: Type.Number() },
+  { additionalProperties: false },
+);
+
 /**
  * An operator's `approveRevision`: exempts the drift it approved from the
  * mass-drift halt until that drift has converged, then it is spent.
@@ -55,6 +61,11 @@ export const PersistedStateSchema = Type.Object(
       ),
     ),
     bucket: Later(TokenBucketSchema),
+    /**
+     * An operator's change-window override (POST /v1/window-override): the windows count as open until
+     * `until`. Absent in files written before it existed, and once it has ended.
+     */
+    windowOverride: Type.Optional(Nullable(WindowOverrideSchema)),
     resources: Type.Record(Type.String(), ResourceRecordSchema, { additionalProperties: false }),
   },
   { additionalProperties: false },
@@ -74,14 +85,20 @@ export interface AuditRecord {
    * `applied` / `failed`: its outcome, appended as soon as it is known. A
    * `started` without an outcome is an action a crash cut off, or one that a
    * stop or a failed audit write kept from starting.
+   * `window-override`: not an action but an operator opening the change windows (kind `Steward`, name
+   * `window-override`, no patch), with `reason`, `by` and `until`; written before the override counts.
    */
-  outcome: 'started' | 'applied' | 'failed';
+  outcome: 'started' | 'applied' | 'failed' | 'window-override';
   /** Links an outcome to its intent (the same in both lines). */
   action?: string;
   error?: string;
   durationMs: number;
   /** Who signed the revision acted on, when source.verify is set (SPEC §10). */
   signer?: string;
+  /** `window-override` only: why, who, and until when (ISO 8601). */
+  reason?: string;
+  by?: string;
+  until?: string;
 }
 
 export interface AuditRead {

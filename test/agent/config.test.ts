@@ -130,6 +130,7 @@ state: { dir: /var/lib/steward }
           timeoutMs: 5_000,
         },
       ],
+      windows: [],
       state: { dir: '/var/lib/steward' },
       log: { level: 'info' },
       health: [],
@@ -169,6 +170,7 @@ describe('parseConfig: defaults', () => {
         webhookSecretFile: null,
       },
       alerts: [],
+      windows: [],
       state: { dir: join(dir, 'state') },
       log: { level: 'info' },
       health: [],
@@ -203,6 +205,43 @@ describe('parseConfig: defaults', () => {
     assert.equal(DEFAULTS.guardrails.maxActionsPerCycle, 10);
     assert.ok(Object.isFrozen(DEFAULTS));
     assert.ok(Object.isFrozen(DEFAULTS.guardrails.backoff));
+  });
+});
+
+describe('parseConfig: change windows', () => {
+  it('reads each window, the duration in milliseconds, the time zone UTC unless given', () => {
+    const c = parse(
+      `${URL_ONLY}windows:\n  - { kind: deny, schedule: "0 18 * * 5", duration: 64h, timezone: Europe/Berlin }\n  - { kind: allow, schedule: "0 9 * * 1-5", duration: 8h }\n`,
+    );
+    assert.deepEqual(c.windows, [
+      { kind: 'deny', schedule: '0 18 * * 5', durationMs: 64 * 3_600_000, timezone: 'Europe/Berlin' },
+      { kind: 'allow', schedule: '0 9 * * 1-5', durationMs: 8 * 3_600_000, timezone: 'UTC' },
+    ]);
+  });
+
+  it('rejects a bad cron schedule at its key, saying what to write', () => {
+    assertOneProblem(
+      `${URL_ONLY}windows:\n  - kind: deny\n    schedule: "61 18 * * 5"\n    duration: 1h\n`,
+      4,
+      5,
+      /windows\[0\]\.schedule.*"61 18 \* \* 5" is not a valid cron schedule: Invalid value for minute: 61 \(e\.g\. "0 18 \* \* 5"/,
+    );
+  });
+
+  it('rejects a time zone that is not IANA at its key', () => {
+    assertOneProblem(
+      `${URL_ONLY}windows:\n  - kind: deny\n    schedule: "0 18 * * 5"\n    duration: 1h\n    timezone: CEST+1\n`,
+      6,
+      5,
+      /windows\[0\]\.timezone.*"CEST\+1" is not an IANA time zone \(e\.g\. UTC, Europe\/Berlin/,
+    );
+  });
+
+  it('rejects a duration without a unit and an unknown kind', () => {
+    const found = problems(`${URL_ONLY}windows:\n  - { kind: block, schedule: "@daily", duration: 64 }\n`);
+    assert.equal(found.length, 2, found.map((p) => p.message).join('\n'));
+    assert.match(found.map((p) => p.message).join('\n'), /kind.*deny, allow/);
+    assert.match(found.map((p) => p.message).join('\n'), /a unit is required \(write 64s/);
   });
 });
 

@@ -16,3 +16,14 @@ test('steward_revision_verified: 0 until a verified revision is in force, 1 whil
   m.setRevision('b'.repeat(40), false);
   assert.equal(await verified(m), '0');
 });
+
+test('steward_window_open: 1 with no windows, follows setWindow (a cycle, the start, an override)', async () => {
+  const m = new Metrics({ defaultMetrics: false });
+  const open = async (): Promise<string | undefined> =>
+    /^steward_window_open (\S+)$/m.exec(await m.text())?.[1];
+  assert.equal(await open(), '1');
+  m.setWindow(false);
+  assert.equal(await open(), '0');
+  m.setWindow(true);
+  assert.equal(await open(), '1');
+});

@@ -9,11 +9,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AgentEvent } from '../../agent/events.js';
 import { silentLogger } from '../../agent/log.js';
-import { type CycleReport, Reconciler } from '../../agent/reconciler.js';
+import { type CycleReport, MASS_DRIFT_ACTOR, Reconciler } from '../../agent/reconciler.js';
 import type { Revision } from '../../agent/source/source.js';
 import { freshState, type PersistedState } from '../../agent/state/types.js';
 import { seededRandom } from '../../policies/backoff.js';
 import type { GuardrailConfig } from '../../policies/types.js';
+import type { ChangeWindow } from '../../policies/windows.js';
 import { guardrails } from '../policies/fixtures.js';
 import { MemoryProvider, MemoryStore, thing, thingKind } from '../helpers/memory.js';
 
@@ -29,6 +30,14 @@ interface Row {
   config?: Partial<GuardrailConfig>;
   world?: (p: MemoryProvider, s: MemoryStore) => void;
   initialMode?: 'observe' | 'enforce';
+  windows?: ChangeWindow[];
+  /** More to check once the cycle ran. */
+  check?: (c: {
+    report: CycleReport;
+    events: AgentEvent[];
+    state: PersistedState;
+    store: MemoryStore;
+  }) => void;
   expect: {
     applied: string[];
     held?: CycleReport['held'];
@@ -47,6 +56,26 @@ const frozen = (s: PersistedState): PersistedState => ({
   ...s,
   freeze: { reason: 'incident', by: 'alice', since: NOW - 1 },
 });
+
+/** A deny window that started at NOW (00:00 UTC daily) and lasts an hour: closed now. */
+const DENY_NOW: ChangeWindow = {
+  kind: 'deny',
+  schedule: '0 0 * * *',
+  durationMs: 3_600_000,
+  timezone: 'UTC',
+};
+const frozenUntil =
+  (until: number, by = 'alice') =>
+  (s: PersistedState): PersistedState => ({
+    ...s,
+    freeze: { reason: 'deploy', by, since: NOW - 60_000, until },
+  });
+const overrideUntil =
+  (until: number) =>
+  (s: PersistedState): PersistedState => ({
+    ...s,
+    windowOverride: { reason: 'hotfix', by: 'bob', since: NOW - 60_000, until },
+  });
 
 const rows: Row[] = [
   { name: 'nothing drifted: nothing applied', drifted: [], expect: { applied: [] } },
@@ -158,6 +187,99 @@ const rows: Row[] = [
     expect: { applied: [], events: ['resource_released'] },
   },
   {
+    name: 'inside a deny window → held window, the drift still reported',
+    drifted: ['a'],
+    windows: [DENY_NOW],
+    expect: { applied: [], held: { window: 1 } },
+    check: ({ report }) => {
+      assert.equal(report.window.open, false);
+      assert.equal(report.window.until, NOW + 3_600_000);
+      assert.deepEqual(
+        report.drift.map((d) => [d.name, d.held]),
+        [['a', 'window']],
+      );
+    },
+  },
+  {
+    name: 'inside a deny window, mass drift still freezes',
+    drifted: ['a', 'b', 'c', 'd'],
+    windows: [DENY_NOW],
+    expect: { applied: [], held: { 'mass-drift': 4 }, events: ['mass_drift_frozen'] },
+  },
+  {
+    name: 'a live window override → acts',
+    drifted: ['a'],
+    windows: [DENY_NOW],
+    state: overrideUntil(NOW + 60_000),
+    expect: { applied: ['a'] },
+    check: ({ report }) => assert.equal(report.window.overridden, true),
+  },
+  {
+    name: 'a window override never lifts a freeze → held frozen',
+    drifted: ['a'],
+    windows: [DENY_NOW],
+    state: (s) => overrideUntil(NOW + 60_000)(frozen(s)),
+    expect: { applied: [], held: { frozen: 1 } },
+  },
+  {
+    name: 'a window override past its end → held window, the override written away',
+    drifted: ['a'],
+    windows: [DENY_NOW],
+    state: overrideUntil(NOW),
+    expect: { applied: [], held: { window: 1 }, events: ['window_override_ended'] },
+    check: ({ state }) => assert.equal(state.windowOverride ?? null, null),
+  },
+  {
+    name: 'a freeze before its until → held frozen',
+    drifted: ['a'],
+    state: frozenUntil(NOW + 1),
+    expect: { applied: [], held: { frozen: 1 } },
+  },
+  {
+    name: 'a freeze at its until → unfrozen by expiry (persisted first), then acts',
+    drifted: ['a'],
+    state: frozenUntil(NOW),
+    expect: { applied: ['a'], events: ['unfrozen'] },
+    check: ({ events, store, state }) => {
+      assert.deepEqual(events[0], { type: 'unfrozen', by: 'expiry', approveRevision: null });
+      assert.equal(state.freeze, null);
+      assert.equal(store.writes[0], 'save', 'the expiry is written before anything else');
+      assert.deepEqual(state.approvals, [], 'an expiry approves nothing');
+    },
+  },
+  {
+    name: 'a freeze past its until that cannot be persisted → stays frozen, nothing applied',
+    drifted: ['a'],
+    state: frozenUntil(NOW - 1),
+    world: (_p, s) => {
+      s.failSave = true;
+    },
+    expect: { applied: [], held: { frozen: 1 }, stateError: true },
+    check: ({ report, state }) => {
+      assert.equal(report.frozen, true);
+      assert.notEqual(state.freeze, null);
+    },
+  },
+  {
+    name: 'the mass-drift halt’s freeze never expires, whatever its record says',
+    drifted: ['a'],
+    state: frozenUntil(NOW - 1, MASS_DRIFT_ACTOR),
+    expect: { applied: [], held: { frozen: 1 } },
+  },
+  {
+    name: 'a freeze that expires into mass drift → the halt freezes at once',
+    drifted: ['a', 'b', 'c', 'd'],
+    state: frozenUntil(NOW - 1),
+    expect: { applied: [], held: { 'mass-drift': 4 }, events: ['unfrozen', 'mass_drift_frozen'] },
+  },
+  {
+    name: 'a freeze that expires inside a deny window → held window',
+    drifted: ['a'],
+    windows: [DENY_NOW],
+    state: frozenUntil(NOW - 1),
+    expect: { applied: [], held: { window: 1 }, events: ['unfrozen'] },
+  },
+  {
     name: 'an unreadable resource → an observe error, never acted on',
     drifted: ['a'],
     world: (p) => p.world.delete('b'),
@@ -184,12 +306,13 @@ describe('Reconciler.cycle: one row per hold reason and outcome', () => {
         random: seededRandom(1),
         log: silentLogger,
         emit: (e) => events.push(e),
+        windows: row.windows ?? [],
       });
       const resources = NAMES.map((n) => thing(n, `${n} new`));
       const revision: Revision = { sha: SHA, fetchedAt: NOW, resources };
       const base = { ...freshState(), mode: row.initialMode ?? null };
       const state = row.state ? row.state(base) : base;
-      const { report } = await reconciler.cycle(revision, state, () => false);
+      const { report, state: after } = await reconciler.cycle(revision, state, () => false);
 
       assert.deepEqual(provider.applied.sort(), [...row.expect.applied].sort(), 'applied');
       assert.deepEqual(report.held, row.expect.held ?? {}, 'held');
@@ -205,6 +328,7 @@ describe('Reconciler.cycle: one row per hold reason and outcome', () => {
       const intents = store.audit.filter((a) => a.outcome === 'started').map((a) => a.name);
       assert.deepEqual(intents.sort(), [...provider.applied].sort(), 'an intent per action');
       if (provider.applied.length > 0) assert.equal(store.writes[0], 'save', 'the state is written ahead');
+      row.check?.({ report, events, state: after, store });
     });
   }
 });

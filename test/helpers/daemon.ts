@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../agent/config.js';
 import { type Daemon, startDaemon } from '../../agent/daemon.js';
 import { type Logger, silentLogger } from '../../agent/log.js';
-import { createTestRepo } from './git-repo.js';
+import { createTestRepo, type TestRepo } from './git-repo.js';
 
 export interface DaemonHarness {
   dir: string;
@@ -103,6 +103,18 @@ export async function startDaemonHarness(opts: DaemonHarnessOptions): Promise<Da
   };
 }
 
+/** A fresh repo (in a new temp dir `base`) holding one File manifest, `fleet/a.yaml` → `a.conf`. */
+export async function createOneFileRepo(): Promise<{ base: string; repo: TestRepo }> {
+  const base = await mkdtemp(join(tmpdir(), 'steward-one-'));
+  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
+  await repo.write(
+    'fleet/a.yaml',
+    'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a.conf, content: "a\\n" }\n',
+  );
+  await repo.commit('v1');
+  return { base, repo };
+}
+
 /**
  * A manual daemon on a fresh repo holding one File manifest (`a.conf`), stopped and
  * removed after the test (`beforeStop` runs first, e.g. to drop client sockets).
@@ -111,13 +123,7 @@ export async function startOneFileDaemon(
   t: { after: (fn: () => Promise<void>) => void },
   opts: Partial<DaemonHarnessOptions> & { beforeStop?: () => void } = {},
 ): Promise<DaemonHarness> {
-  const base = await mkdtemp(join(tmpdir(), 'steward-one-'));
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  await repo.write(
-    'fleet/a.yaml',
-    'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a.conf, content: "a\\n" }\n',
-  );
-  await repo.commit('v1');
+  const { base, repo } = await createOneFileRepo();
   const { beforeStop, ...rest } = opts;
   const d = await startDaemonHarness({ manual: true, ...rest, sourceUrl: repo.workDir });
   t.after(async () => {

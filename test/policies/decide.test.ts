@@ -56,6 +56,23 @@ const cases: Array<{ name: string; input: Partial<DecideInput>; expected: Record
     input: { revision: { sha: 'abc', approvedKeys: null, soaking: true } },
     expected: all('soak'),
   },
+  { name: 'change window closed', input: { window: { open: false } }, expected: all('window') },
+  { name: 'change window open: all act', input: { window: { open: true } }, expected: all('act') },
+  {
+    name: 'window closed and frozen: frozen wins (an override never lifts a freeze)',
+    input: { window: { open: false }, freeze: frozen },
+    expected: all('frozen'),
+  },
+  {
+    name: 'window closed and observe mode: observe wins',
+    input: { window: { open: false }, mode: 'observe' },
+    expected: all('observe'),
+  },
+  {
+    name: 'window closed and soaking: window (it comes first)',
+    input: { window: { open: false }, revision: { sha: 'abc', approvedKeys: null, soaking: true } },
+    expected: all('window'),
+  },
   {
     name: 'one in backoff',
     input: { records: new Map([['File/c', record({ attempts: 1, nextAttemptAt: NOW + 1 })]]) },
@@ -223,6 +240,12 @@ for (const c of cases) {
 test('decide: a mass-drift trip asks for a freeze with a reason that names the numbers', () => {
   const out = decide(baseInput({ managed: 10 }));
   assert.deepEqual(out.freeze, { reason: '5 of 10 managed resources (50%) would change; limit 30%' });
+  assert.deepEqual(summary(out), all('mass-drift'));
+});
+
+test('decide: inside a closed change window, mass drift still trips and asks for a freeze', () => {
+  const out = decide(baseInput({ managed: 10, window: { open: false } }));
+  assert.notEqual(out.freeze, null);
   assert.deepEqual(summary(out), all('mass-drift'));
 });
 

@@ -65,6 +65,26 @@ describe('planAlerts', () => {
     assert.deepEqual(names(unfrozen, open), []);
   });
 
+  it('a freeze with an end says until when; its expiry resolves it once, saying it ended by itself', () => {
+    const open = new OpenAlerts();
+    const until = Date.UTC(2026, 0, 1, 12);
+    const [fired] = planAlerts({ type: 'frozen', reason: 'deploy', by: 'admin-api', until }, open);
+    assert.match(fired?.message ?? '', /frozen by admin-api until 2026-01-01T12:00:00\.000Z: deploy/);
+    assert.equal(fired?.details['until'], '2026-01-01T12:00:00.000Z');
+    const expiry: AgentEvent = { type: 'unfrozen', by: 'expiry', approveRevision: null };
+    const [resolvedDraft, ...more] = planAlerts(expiry, open);
+    assert.deepEqual(more, []);
+    assert.equal(resolvedDraft?.resolves, 'frozen');
+    assert.equal(resolvedDraft?.details['by'], 'expiry');
+    assert.match(resolvedDraft?.message ?? '', /ended by itself/);
+    assert.deepEqual(names(expiry, open), []);
+  });
+
+  it('a window override raises no alert (it is audited)', () => {
+    const e: AgentEvent = { type: 'window_override', reason: 'r', by: 'admin-api', until: 1 };
+    assert.deepEqual(names(e, new OpenAlerts()), []);
+  });
+
   it('one unfreeze resolves both freezes when both are open, in a fixed order', () => {
     const open = new OpenAlerts([{ event: 'frozen' }, { event: 'mass_drift_frozen' }]);
     assert.deepEqual(names({ type: 'unfrozen', by: 'admin-api', approveRevision: null }, open), [

@@ -67,3 +67,22 @@ test('state file: a version-2 file written before revision, soak and bucket exis
   const s = await storeWith(t, { ...older, mode: 'enforce', resources: { 'File/a': record } });
   assert.deepEqual(await s.load(), { ...freshState(), mode: 'enforce', resources: { 'File/a': record } });
 });
+
+test('state file: a freeze written before `until` existed loads as one only an unfreeze ends', async (t) => {
+  const s = await storeWith(t, { ...freshState(), freeze: { reason: 'incident', by: 'ops', since: 1 } });
+  const loaded = await s.load();
+  assert.equal(loaded.freeze?.until ?? null, null);
+  assert.equal(loaded.windowOverride ?? null, null);
+});
+
+test('state file: a freeze end and a window override round-trip; an override without its end is STATE_CORRUPT', async (t) => {
+  const state = {
+    ...freshState(),
+    freeze: { reason: 'deploy', by: 'ops', since: 1, until: 2 },
+    windowOverride: { reason: 'hotfix', by: 'ops', since: 1, until: 3 },
+  };
+  const s = await storeWith(t, state);
+  assert.deepEqual(await s.load(), state);
+  const bad = await storeWith(t, { ...freshState(), windowOverride: { reason: 'x', by: 'y', since: 1 } });
+  await assert.rejects(bad.load(), (e: unknown) => isStewardError(e, 'STATE_CORRUPT'));
+});
