@@ -13,7 +13,7 @@ import { main } from '../../agent/cli.js';
 import { createTestRepo, git, type TestRepo } from '../helpers/git-repo.js';
 import { startGitServer } from '../helpers/git-server.js';
 import { ENGINES, SOURCE_AUTH } from '../helpers/git-source.js';
-import { type HarnessOptions, makeHarness } from '../helpers/harness.js';
+import { harnessOnNewRepo, makeHarness } from '../helpers/harness.js';
 
 interface Run {
   code: number;
@@ -39,17 +39,7 @@ async function plan(
 const file = (name: string, path: string, content: string, extra = '') =>
   `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${name} }\nspec: { path: ${path}, content: ${JSON.stringify(content)}, mode: "0644" }\n${extra}`;
 
-/** A local repository (read in place) and an agent harness on it; removed after the test. */
-async function setup(t: { after: (fn: () => Promise<void>) => void }, opts: Partial<HarnessOptions> = {}) {
-  const base = await mkdtemp(join(tmpdir(), 'steward-plan-'));
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  const h = await makeHarness({ sourceUrl: repo.workDir, ...opts });
-  t.after(async () => {
-    await h.close();
-    await rm(base, { recursive: true, force: true });
-  });
-  return { base, repo, h };
-}
+const setup = harnessOnNewRepo;
 
 /** Every file under `dir` with a digest of its bytes (and its mtime): "byte-identical" made checkable. */
 async function snapshot(dir: string): Promise<Record<string, string>> {
