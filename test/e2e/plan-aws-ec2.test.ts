@@ -3,24 +3,14 @@
  * changed rule is shown, not only the new one (SSH open to the world must be
  * visible in the plan), and a manual freeze shows as held.
  */
-import {
-  AuthorizeSecurityGroupIngressCommand,
-  DescribeSecurityGroupRulesCommand,
-  ModifySecurityGroupRulesCommand,
-} from '@aws-sdk/client-ec2';
+import { AuthorizeSecurityGroupIngressCommand, RevokeSecurityGroupIngressCommand } from '@aws-sdk/client-ec2';
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { main } from '../../agent/cli.js';
 import { setupEc2Fleet } from '../helpers/ec2-fleet.js';
-import { type Moto, startMoto } from '../helpers/moto.js';
+import { motoForThisFile } from '../helpers/moto.js';
 
-let moto: Moto;
-before(async () => {
-  moto = await startMoto();
-});
-after(async () => {
-  await moto?.stop();
-});
+const moto = motoForThisFile();
 
 async function plan(configPath: string, args: string[] = []): Promise<{ code: number; out: string }> {
   const out: string[] = [];
@@ -36,7 +26,7 @@ test('a security group rule opened to the world: old → new in text and markdow
   let sg = '';
   const ctx = await setupEc2Fleet(
     t,
-    moto,
+    moto(),
     async (w) => {
       sg = await w.group('web');
       await w.client.send(
@@ -56,22 +46,13 @@ test('a security group rule opened to the world: old → new in text and markdow
   assert.equal((await ctx.cycle()).report.drifted, 0);
   assert.equal((await plan(ctx.h.configPath)).code, 0, 'no drift: exit 0');
 
-  // Someone opens SSH to the world.
-  const rules = await ctx.world.client.send(
-    new DescribeSecurityGroupRulesCommand({ Filters: [{ Name: 'group-id', Values: [sg] }] }),
-  );
-  const rule = rules.SecurityGroupRules!.find((r) => !r.IsEgress)!;
-  await ctx.world.client.send(
-    new ModifySecurityGroupRulesCommand({
-      GroupId: sg,
-      SecurityGroupRules: [
-        {
-          SecurityGroupRuleId: rule.SecurityGroupRuleId!,
-          SecurityGroupRule: { IpProtocol: 'tcp', FromPort: 22, ToPort: 22, CidrIpv4: '0.0.0.0/0' },
-        },
-      ],
-    }),
-  );
+  // Someone replaces the rule by one open to the world.
+  const ssh = (cidr: string) => ({
+    GroupId: sg,
+    IpPermissions: [{ IpProtocol: 'tcp', FromPort: 22, ToPort: 22, IpRanges: [{ CidrIp: cidr }] }],
+  });
+  await ctx.world.client.send(new RevokeSecurityGroupIngressCommand(ssh('10.0.0.0/8')));
+  await ctx.world.client.send(new AuthorizeSecurityGroupIngressCommand(ssh('0.0.0.0/0')));
   const text = await plan(ctx.h.configPath);
   assert.equal(text.code, 2, text.out);
   assert.match(text.out, new RegExp(`^~ SecurityGroup/web-sg \\(${sg}\\): update$`, 'm'));
