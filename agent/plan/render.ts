@@ -38,6 +38,7 @@ const HOLD_HINTS: Readonly<Record<string, string>> = {
   'mass-drift':
     'so many resources would change that the agent would freeze itself; approve the revision to roll it out',
   'state-unwritable': 'the state cannot be written, so nothing is acted on',
+  window: 'outside every allow window, or inside a deny window (windows in the agent config)',
 };
 
 const SYMBOL: Readonly<Record<PlanResource['action'], string>> = {
@@ -148,9 +149,9 @@ function paintDiffLine(paint: Paint, l: string): string {
 }
 
 function contextLines(ctx: PlanContext, report: PlanReport): string[] {
-  const sha = ctx.revision ? ctx.revision.slice(0, 12) : 'working tree';
+  const what = ctx.revision ? `revision ${ctx.revision.slice(0, 12)} (${ctx.target})` : ctx.target;
   const out = [
-    `revision ${sha} (${ctx.target}): ${report.managed} managed, ${report.resources.length} drifted, ${report.errors.length} unreadable`,
+    `${what}: ${report.managed} managed, ${report.resources.length} drifted, ${report.errors.length} unreadable`,
     ctx.verified ? `signed by ${ctx.signer}` : 'unverified (no source.verify in the config)',
   ];
   const mode = `mode ${report.mode}, ${report.frozen ? 'frozen' : 'not frozen'}${report.soaking ? ', the revision would soak' : ''}`;
@@ -186,6 +187,8 @@ export function renderText(report: PlanReport, ctx: PlanContext, colour: boolean
     }
   }
   for (const e of report.errors) out.push('', paint('red', `! ${title(e)}: cannot be read: ${e.error}`));
+  if (report.resources.length + report.errors.length === 0)
+    out.push('', 'No changes: every managed resource matches the revision.');
   out.push('', paint('bold', summaryLine(report)));
   for (const h of holdHints(report)) out.push(paint('dim', h));
   return out;
@@ -193,8 +196,8 @@ export function renderText(report: PlanReport, ctx: PlanContext, colour: boolean
 
 /** Markdown for a pull-request comment: no ANSI, a table, diffs in ```diff fences. */
 export function renderMarkdown(report: PlanReport, ctx: PlanContext): string[] {
-  const sha = ctx.revision ? `\`${ctx.revision.slice(0, 12)}\`` : 'the working tree';
-  const out = [`### steward plan: ${sha} (${cell(ctx.target)})`, '', `**${summaryLine(report)}**`, ''];
+  const what = ctx.revision ? `\`${ctx.revision.slice(0, 12)}\` (${cell(ctx.target)})` : cell(ctx.target);
+  const out = [`### steward plan: ${what}`, '', `**${summaryLine(report)}**`, ''];
   out.push(
     ...contextLines(ctx, report)
       .slice(1)

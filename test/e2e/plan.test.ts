@@ -194,7 +194,7 @@ test('--dir: a working tree with an uncommitted file, no commit needed; its erro
   await repo.write('fleet/new.yaml', file('new', 'etc/new', 'not committed\n'));
   const r = await plan(h.configPath, ['--dir', repo.workDir]);
   assert.equal(r.code, 2, r.out + r.err);
-  assert.match(r.out, /^revision working tree \(working tree .*\): 2 managed, 1 drifted, 0 unreadable$/m);
+  assert.match(r.out, /^working tree .*: 2 managed, 1 drifted, 0 unreadable$/m);
   assert.match(r.out, /^\+ File\/new \(etc\/new\): create$/m);
   assert.ok(!r.out.includes('File/motd ('), 'the committed, converged file is not drift');
 

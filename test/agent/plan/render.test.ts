@@ -12,7 +12,7 @@ import type { PlanReport, PlanResource } from '../../../agent/plan/report.js';
 
 const digest = (c: string, bytes: number) => ({ sha256: c.repeat(64), bytes });
 
-/** One resource of each action, a hold the renderer has no hint for (`window`), and an unreadable one. */
+/** One resource of each action, a hold the renderer has no hint for (`lease`), and an unreadable one. */
 function fixture(): PlanReport {
   const resources: PlanResource[] = [
     {
@@ -93,7 +93,7 @@ function fixture(): PlanReport {
       sensitive: true,
       change: 'update',
       action: 'update',
-      held: 'window',
+      held: 'lease',
       changes: [
         {
           op: 'replace',
@@ -126,7 +126,7 @@ function fixture(): PlanReport {
       update: 2,
       delete: 0,
       reportOnly: 1,
-      held: { frozen: 1, window: 1 },
+      held: { frozen: 1, lease: 1 },
       unreadable: 1,
     },
     exitCode: 1,
@@ -166,16 +166,16 @@ const TEXT = [
   '# File/hosts (etc/hosts): report only (never reverted)',
   '    ~ spec.mode: "0600" → "0644"',
   '',
-  '~ File/secret (secret.env): update, held: window',
+  '~ File/secret (secret.env): update, held: lease',
   '    ~ spec.content: sha256:bbbbbbbbbbbb (9 bytes) → sha256:cccccccccccc (12 bytes) (sensitive: digests only)',
   '',
   '! File/locked (locked): cannot be read: EACCES: permission denied',
   '',
-  'Plan: 1 to create, 2 to update, 1 report only; 2 held (1 frozen, 1 window); 1 unreadable.',
+  'Plan: 1 to create, 2 to update, 1 report only; 2 held (1 frozen, 1 lease); 1 unreadable.',
   'held (frozen): the agent is frozen; `steward unfreeze` (or POST /v1/unfreeze) lifts it',
 ];
 
-test('text without colour: golden (create, update held, report only, a hold reason decide may add later)', () => {
+test('text without colour: golden (create, update held, report only, a hold reason the renderer does not know)', () => {
   assert.deepEqual(renderText(fixture(), ctx, false), TEXT);
 });
 
@@ -199,7 +199,7 @@ test('markdown for a pull-request comment: golden, no ANSI, diffs in fences', ()
   assert.deepEqual(renderMarkdown(fixture(), ctx), [
     '### steward plan: `0123456789ab` (source.ref main)',
     '',
-    '**Plan: 1 to create, 2 to update, 1 report only; 2 held (1 frozen, 1 window); 1 unreadable.**',
+    '**Plan: 1 to create, 2 to update, 1 report only; 2 held (1 frozen, 1 lease); 1 unreadable.**',
     '',
     '- unverified (no source.verify in the config)',
     '- state: /var/lib/steward/state.json (read only): mode enforce, frozen',
@@ -209,7 +209,7 @@ test('markdown for a pull-request comment: golden, no ANSI, diffs in fences', ()
     '| `+` | `File/motd (etc/motd)` | create |  |',
     '| `~` | `SecurityGroup/web-sg (sg-0123)` | update | frozen |',
     '| `#` | `File/hosts (etc/hosts)` | report only |  |',
-    '| `~` | `File/secret (secret.env)` | update | window |',
+    '| `~` | `File/secret (secret.env)` | update | lease |',
     '| `!` | `File/locked (locked)` | unreadable: EACCES: permission denied | |',
     '',
     '#### `File/motd (etc/motd)`: create',
@@ -236,7 +236,7 @@ test('markdown for a pull-request comment: golden, no ANSI, diffs in fences', ()
     '+ spec.mode: "0644"',
     '```',
     '',
-    '#### `File/secret (secret.env)`: update, held: window',
+    '#### `File/secret (secret.env)`: update, held: lease',
     '',
     '```diff',
     '  spec.content: sha256:bbbbbbbbbbbb (9 bytes) → sha256:cccccccccccc (12 bytes) (sensitive: digests only)',
@@ -259,7 +259,7 @@ test('the summary line', () => {
   const r = fixture();
   assert.equal(
     summaryLine(r),
-    'Plan: 1 to create, 2 to update, 1 report only; 2 held (1 frozen, 1 window); 1 unreadable.',
+    'Plan: 1 to create, 2 to update, 1 report only; 2 held (1 frozen, 1 lease); 1 unreadable.',
   );
   r.summary = { create: 2, update: 3, delete: 1, reportOnly: 1, held: { frozen: 2 }, unreadable: 0 };
   assert.equal(
@@ -303,4 +303,23 @@ test('colour: --no-color, then NO_COLOR, then FORCE_COLOR, then the terminal', (
     [{ noColor: true, isTTY: false, env: { FORCE_COLOR: '1' } }, false],
   ];
   for (const [input, want] of cases) assert.equal(colourWanted(input), want, JSON.stringify(input));
+});
+
+test('nothing drifted: says so; a working tree is named as such; a known hold reason gets its hint', () => {
+  const empty: PlanReport = {
+    ...fixture(),
+    resources: [],
+    errors: [],
+    summary: { create: 0, update: 0, delete: 0, reportOnly: 0, held: {}, unreadable: 0 },
+    exitCode: 0,
+  };
+  const dir: PlanContext = { ...ctx, revision: null, target: 'working tree ./desired' };
+  const text = renderText(empty, dir, false);
+  assert.equal(text[0], 'working tree ./desired: 6 managed, 0 drifted, 0 unreadable');
+  assert.ok(text.includes('No changes: every managed resource matches the revision.'), text.join('\n'));
+  assert.equal(renderMarkdown(empty, dir)[0], '### steward plan: working tree ./desired');
+  const windowed = fixture();
+  windowed.resources[3]!.held = 'window';
+  windowed.summary.held = { frozen: 1, window: 1 };
+  assert.ok(renderText(windowed, ctx, false).some((l) => /^held \(window\): .*deny window/.test(l)));
 });
