@@ -51,6 +51,7 @@ const plan = defineCommand({
     'Colour on a terminal, unless --no-color or NO_COLOR; FORCE_COLOR forces it.',
     'Exit 0: nothing the agent would change (report-only drift alone included); 2: drift the agent would',
     'revert in enforce mode, held or not; 1: an error (the config, a rejected revision, an unreadable resource).',
+    'See docs/plan.md.',
   ].join('\n'),
   flags: {
     config: configFlag,

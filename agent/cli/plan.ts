@@ -131,11 +131,11 @@ async function readState(dir: string): Promise<{ state: PersistedState; ctx: Pla
   try {
     return { state: await store.load(), ctx: { from: 'state-dir', path } };
   } catch (e) {
-    const why = isStewardError(e) ? e.code : errorMessage(e);
-    return {
-      state: freshState(),
-      ctx: { from: 'fresh', path, note: `${path} cannot be read (${why}; the agent would not start on it)` },
-    };
+    const denied = /\b(EACCES|EPERM)\b/.test(errorMessage(e));
+    const note = denied
+      ? `${path} is not readable by this user (run plan as the agent's user to see its freeze, mode and backoff)`
+      : `${path} cannot be read (${isStewardError(e) ? e.code : errorMessage(e)}: the agent would not start on it)`;
+    return { state: freshState(), ctx: { from: 'fresh', path, note } };
   }
 }
 

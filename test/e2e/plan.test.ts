@@ -251,3 +251,23 @@ test("a sensitive file's content is in no format of plan, a diff of a plain one 
     assert.ok(r.out.includes('+port = 8080'), `plan ${args.join(' ')} shows the plain diff`);
   }
 });
+
+test('a state file that cannot be read: planned from a fresh state, and it says so', async (t) => {
+  const { repo, h } = await setup(t, { mode: 'observe' });
+  await repo.write('fleet/motd.yaml', file('motd', 'etc/motd', 'hello\n'));
+  await repo.commit('motd');
+  await h.agent.update((s) => ({ ...s, mode: 'enforce' }));
+  assert.match(
+    (await plan(h.configPath)).out,
+    /^\+ File\/motd \(etc\/motd\): create$/m,
+    'the persisted mode',
+  );
+  await writeFile(join(h.stateDir, 'state.json'), '{"format":"steward-state","sha256":"0","state":{}}\n');
+  const r = await plan(h.configPath);
+  assert.equal(r.code, 2, r.out + r.err);
+  assert.match(
+    r.out,
+    /^state: a fresh one, .*state\.json cannot be read \(STATE_CORRUPT: the agent would not start on it\): mode observe, not frozen$/m,
+  );
+  assert.match(r.out, /^\+ File\/motd \(etc\/motd\): create, held: observe$/m, 'the config mode');
+});
