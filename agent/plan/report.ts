@@ -92,6 +92,11 @@ export interface PlanInput {
   initialMode: Mode;
   kinds: ReadonlyMap<string, KindDefinition>;
   now: number;
+  /**
+   * The change windows' verdict at `now` (policies/windows.ts, on the branch that adds them), handed to
+   * decide as the cycle hands it; absent: no windows.
+   */
+  window?: { readonly open: boolean };
 }
 
 /** The hold reason of a drift the agent will never act on (decide's field-policy step). */
@@ -132,6 +137,7 @@ export function planReport(input: PlanInput): PlanReport {
     records,
     bucket: state.bucket,
     config: guardrails,
+    ...(input.window ? { window: input.window } : {}),
   });
   const held = new Map<string, string>(decision.hold.map((h) => [h.drift.key, h.reason]));
 
