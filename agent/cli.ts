@@ -18,11 +18,7 @@ import {
 } from './cli/command.js';
 import { VERSION } from './version.js';
 
-const stdio: Io = {
-  out: (s) => process.stdout.write(`${s}\n`),
-  err: (s) => process.stderr.write(`${s}\n`),
-  isTTY: process.stdout.isTTY === true,
-};
+const stdio: Io = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) };
 
 const run = defineCommand({
   name: 'run',
@@ -109,7 +105,8 @@ const plan = defineCommand({
         ...(values.dir !== undefined ? { dir: values.dir } : {}),
         verify: values.verify === true,
       },
-      io,
+      // Colour only on a terminal: the process's own stdout, unless the caller's io says.
+      io === stdio ? { ...io, isTTY: process.stdout.isTTY === true } : io,
       env,
     );
   },
