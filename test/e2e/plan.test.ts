@@ -271,3 +271,43 @@ test('a state file that cannot be read: planned from a fresh state, and it says 
   );
   assert.match(r.out, /^\+ File\/motd \(etc\/motd\): create, held: observe$/m, 'the config mode');
 });
+
+test('golden: the whole text of --ref and --dir plans (paths and the commit id normalised)', async (t) => {
+  const { repo, h } = await setup(t);
+  await repo.write('fleet/motd.yaml', file('motd', 'etc/motd', 'hello\n'));
+  await repo.commit('motd');
+  await h.cycle();
+  await featureBranch(repo);
+  const tip = await git(repo.workDir, ['rev-parse', 'feature']);
+  const norm = (s: string) =>
+    s
+      .replaceAll(repo.workDir, '<repo>')
+      .replaceAll(h.stateDir, '<state>')
+      .replaceAll(tip.slice(0, 12), '<sha>');
+  const body = [
+    '+ File/banner (etc/banner): create',
+    '    + spec.mode: "0644"',
+    '    + spec.content: sha256:77f44b9024fd (8 bytes)',
+    '        @@ -0,0 +1,1 @@',
+    '        +welcome',
+    '',
+    'Plan: 1 to create, 0 to update.',
+  ];
+  const ref = await plan(h.configPath, ['--ref', 'feature']);
+  assert.deepEqual(norm(ref.out).split('\n'), [
+    'revision <sha> (--ref feature): 2 managed, 1 drifted, 0 unreadable',
+    'unverified (no source.verify in the config)',
+    'state: <state>/state.json (read only): mode enforce, not frozen',
+    '',
+    ...body,
+  ]);
+  await git(repo.workDir, ['checkout', '--quiet', 'feature']);
+  const dir = await plan(h.configPath, ['--dir', repo.workDir]);
+  assert.deepEqual(norm(dir.out).split('\n'), [
+    'working tree <repo>: 2 managed, 1 drifted, 0 unreadable',
+    'unverified (no source.verify in the config)',
+    'state: <state>/state.json (read only): mode enforce, not frozen',
+    '',
+    ...body,
+  ]);
+});
