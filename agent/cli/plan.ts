@@ -69,7 +69,12 @@ const rejected = (problems: readonly SourceProblem[], what: string, io: Io): Ste
 };
 
 /** The configured source at source.ref, or at `ref` (a branch, a tag, else a full commit id). */
-async function fromSource(config: Config, ref: string | undefined, cache: string, io: Io): Promise<Target> {
+async function fromSource(
+  config: Config,
+  ref: string | undefined,
+  cache: string | undefined,
+  io: Io,
+): Promise<Target> {
   const named = ref === undefined ? config : { ...config, source: { ...config.source, ref } };
   let source = buildSource(named, cache);
   let poll = await source.poll();
@@ -151,7 +156,7 @@ export async function plan(opts: PlanOptions, io: Io, env: NodeJS.ProcessEnv = {
       `--verify: ${opts.config} has no source.verify, so there are no signatures to check; add source.verify (docs/signatures.md)`,
     );
   // A throwaway Git cache: plan must not touch a running agent's state (a local source is read in place).
-  const cache = await mkdtemp(join(tmpdir(), 'steward-plan-'));
+  const cache = config.source.kind === 'http' ? await mkdtemp(join(tmpdir(), 'steward-plan-')) : undefined;
   try {
     const target =
       opts.dir !== undefined
@@ -195,6 +200,6 @@ export async function plan(opts: PlanOptions, io: Io, env: NodeJS.ProcessEnv = {
     }
     return report.exitCode;
   } finally {
-    await rm(cache, { recursive: true, force: true });
+    if (cache) await rm(cache, { recursive: true, force: true });
   }
 }
