@@ -27,10 +27,11 @@ import {
   renderJson,
   renderMarkdown,
   renderText,
+  signerLine,
 } from '../plan/render.js';
 import { planReport } from '../plan/report.js';
 import { FULL_COMMIT, pinnedEngine } from '../source/pinned.js';
-import { DesiredStateSource, type Revision } from '../source/source.js';
+import { DesiredStateSource } from '../source/source.js';
 import { FileStateStore } from '../state/file-store.js';
 import { freshState, type PersistedState } from '../state/types.js';
 import type { Io } from './command.js';
@@ -47,11 +48,6 @@ export interface PlanOptions {
   dir?: string;
   /** `--verify`: only check the revision's signatures under source.verify (CI gate): exit 0 or 1. */
   verify?: boolean;
-}
-
-/** The signer line: who signed the revision, or that it is unverified (no source.verify). */
-function signerLine(revision: Pick<Revision, 'signer' | 'verified'>): string {
-  return revision.verified ? `signed by ${revision.signer}` : 'unverified (no source.verify in the config)';
 }
 
 /** What is planned: resources, and the commit they come from (none for a working tree). */
@@ -165,7 +161,7 @@ export async function plan(opts: PlanOptions, io: Io, env: NodeJS.ProcessEnv = {
     if (opts.verify) {
       const verified = { revision: target.sha, verified: true, signer: target.signer };
       if (opts.format === 'json') io.out(JSON.stringify(verified, null, 2));
-      else io.out(`revision ${target.sha?.slice(0, 12)}: ${signerLine(target)}`);
+      else io.out(`revision ${target.sha?.slice(0, 12)}: ${signerLine({ revision: target.sha, ...target })}`);
       return 0;
     }
     const { state, ctx: stateCtx } = await readState(config.state.dir);

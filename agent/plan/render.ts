@@ -148,11 +148,19 @@ function paintDiffLine(paint: Paint, l: string): string {
   return l;
 }
 
+/** Who signed the revision, or why it is unverified. */
+export function signerLine(ctx: Pick<PlanContext, 'revision' | 'signer' | 'verified'>): string {
+  if (ctx.verified) return `signed by ${ctx.signer}`;
+  return ctx.revision === null
+    ? 'unverified (a working tree has no signatures)'
+    : 'unverified (no source.verify in the config)';
+}
+
 function contextLines(ctx: PlanContext, report: PlanReport): string[] {
   const what = ctx.revision ? `revision ${ctx.revision.slice(0, 12)} (${ctx.target})` : ctx.target;
   const out = [
     `${what}: ${report.managed} managed, ${report.resources.length} drifted, ${report.errors.length} unreadable`,
-    ctx.verified ? `signed by ${ctx.signer}` : 'unverified (no source.verify in the config)',
+    signerLine(ctx),
   ];
   const mode = `mode ${report.mode}, ${report.frozen ? 'frozen' : 'not frozen'}${report.soaking ? ', the revision would soak' : ''}`;
   out.push(

@@ -305,7 +305,7 @@ test('golden: the whole text of --ref and --dir plans (paths and the commit id n
   const dir = await plan(h.configPath, ['--dir', repo.workDir]);
   assert.deepEqual(norm(dir.out).split('\n'), [
     'working tree <repo>: 2 managed, 1 drifted, 0 unreadable',
-    'unverified (no source.verify in the config)',
+    'unverified (a working tree has no signatures)',
     'state: <state>/state.json (read only): mode enforce, not frozen',
     '',
     ...body,
