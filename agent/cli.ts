@@ -37,28 +37,77 @@ const run = defineCommand({
 
 const plan = defineCommand({
   name: 'plan',
-  summary: 'one detect + diff pass, acting on nothing: what the agent would change',
+  summary: 'what the agent would change, and why it would not yet: acting on nothing',
   details: [
-    "One detect + diff pass against the source's current revision; changes nothing and records nothing.",
-    'Prints each drifted resource with its patch.',
-    'Exit 0: no drift; 2: drift; 1: an error (the config, a rejected revision, an unreadable resource).',
+    "One detect + diff pass against the source's current revision (or --ref, or --dir), decided by the",
+    "same guardrails a cycle uses, on a read-only copy of the agent's state: changes and records nothing.",
+    'Per resource: create, update, delete or report only (drift the agent never reverts), and why it',
+    'would not act now (held: frozen, observe, soak, backoff, cap, rate-limit, mass-drift, ...);',
+    'old -> new values, a line diff for file contents (digests only for sensitive: true), a summary line.',
+    'Colour on a terminal, unless --no-color or NO_COLOR; FORCE_COLOR forces it.',
+    'Exit 0: nothing the agent would change (report-only drift alone included); 2: drift the agent would',
+    'revert in enforce mode, held or not; 1: an error (the config, a rejected revision, an unreadable resource).',
+    'See docs/plan.md.',
   ].join('\n'),
   flags: {
     config: configFlag,
+    format: {
+      type: 'string',
+      value: 'FORMAT',
+      help: 'text (default), markdown (a pull-request comment) or json',
+    },
     json: {
       type: 'boolean',
-      help: 'print {revision, signer, verified, managed, drifted, drift, errors} as JSON',
+      help: 'the same as --format json: {revision, signer, verified, managed, drifted, drift, errors, ...}',
     },
+    ref: {
+      type: 'string',
+      value: 'REF',
+      help: "plan this branch, tag or full commit id of the configured source (the agent's own state is left alone)",
+    },
+    dir: {
+      type: 'string',
+      value: 'PATH',
+      help: 'plan a working tree of the source repository (uncommitted files included; source.path below it)',
+    },
+    'no-color': { type: 'boolean', help: 'no colour, even on a terminal' },
     verify: {
       type: 'boolean',
       help: "only check the source's signatures under source.verify (a CI gate): exit 0 verified, 1 not",
     },
   },
   async run({ values, io, env }) {
-    const { plan } = await import('./cli/plan.js');
+    const [{ plan }, { PLAN_FORMATS }] = await Promise.all([
+      import('./cli/plan.js'),
+      import('./plan/render.js'),
+    ]);
+    const format = values.format ?? (values.json === true ? 'json' : 'text');
+    if (!(PLAN_FORMATS as readonly string[]).includes(format))
+      throw new StewardError(
+        'USAGE',
+        `--format ${format}: use one of ${PLAN_FORMATS.join(', ')}; see steward plan --help`,
+      );
+    if (values.json === true && format !== 'json')
+      throw new StewardError('USAGE', `--json and --format ${format} disagree; see steward plan --help`);
+    if (values.ref !== undefined && values.dir !== undefined)
+      throw new StewardError('USAGE', '--ref and --dir: plan one or the other; see steward plan --help');
+    if (values.verify === true && values.dir !== undefined)
+      throw new StewardError(
+        'USAGE',
+        '--verify checks signatures of a commit; a --dir working tree has none',
+      );
     return plan(
-      { config: configPath(values.config, env), json: values.json === true, verify: values.verify === true },
-      io,
+      {
+        config: configPath(values.config, env),
+        format: format as 'text' | 'markdown' | 'json',
+        noColor: values['no-color'] === true,
+        ...(values.ref !== undefined ? { ref: values.ref } : {}),
+        ...(values.dir !== undefined ? { dir: values.dir } : {}),
+        verify: values.verify === true,
+      },
+      // Colour only on a terminal: the process's own stdout, unless the caller's io says.
+      io === stdio ? { ...io, isTTY: process.stdout.isTTY === true } : io,
+      env,
     );
   },
 });
@@ -90,7 +139,7 @@ const validate = defineCommand({
           'validate --verify checks the configured source, not a DIR; see steward validate --help',
         );
       const { plan } = await import('./cli/plan.js');
-      return plan({ config: configPath(values.config, env), json: false, verify: true }, io);
+      return plan({ config: configPath(values.config, env), format: 'text', verify: true }, io, env);
     }
     if (positionals[0] === undefined)
       throw new StewardError('USAGE', 'validate needs DIR (or --verify); see steward validate --help');

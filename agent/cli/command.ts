@@ -10,6 +10,8 @@ import { StewardError } from '../../core/errors.js';
 export interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
+  /** `out` is a terminal (colour may be used); absent: it is not. */
+  isTTY?: boolean;
 }
 
 export interface Flag {

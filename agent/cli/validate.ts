@@ -7,7 +7,7 @@ import { type ManifestFile, parseRevision } from '../manifest.js';
 import type { Io } from './command.js';
 
 /** Collects *.yaml / *.yml under a directory (skipping dot-folders such as .git). */
-async function collectManifests(root: string): Promise<ManifestFile[]> {
+export async function collectManifests(root: string): Promise<ManifestFile[]> {
   const out: ManifestFile[] = [];
   const walk = async (dir: string): Promise<void> => {
     const entries = await readdir(dir, { withFileTypes: true });

@@ -57,9 +57,18 @@ const HELP: Record<string, { usage: RegExp; has: RegExp[]; lacks: RegExp[] }> = 
     lacks: [/--json/, /--dir/],
   },
   plan: {
-    usage: /^usage: steward plan \[-c FILE\] \[--json\] \[--verify\]$/m,
-    has: [/^ {2}-c, --config FILE +\S/m, /^ {6}--json +\S/m, /exit 0.*2.*1/i],
-    lacks: [/--dir/],
+    usage:
+      /^usage: steward plan \[-c FILE\] \[--format FORMAT\] \[--json\] \[--ref REF\] \[--dir PATH\] \[--no-color\] \[--verify\]$/m,
+    has: [
+      /^ {2}-c, --config FILE +\S/m,
+      /^ {6}--json +\S/m,
+      /^ {6}--format FORMAT +.*markdown/m,
+      /^ {6}--ref REF +\S/m,
+      /^ {6}--dir PATH +.*uncommitted/m,
+      /NO_COLOR/,
+      /exit 0.*2.*1/is,
+    ],
+    lacks: [/--api/],
   },
   validate: {
     usage: /^usage: steward validate \[-c FILE\] \[--verify\] \[DIR\]$/m,

@@ -34,33 +34,41 @@ test('plan: exit 0 without drift, 2 with drift (and a stable --json), 1 on error
   const missing = await run(['plan', '-c', h.configPath]);
   assert.equal(missing.code, 2);
   assert.match(missing.out, /1 managed, 1 drifted/);
-  assert.match(missing.out, /~ File\/motd \(etc\/motd\)/);
+  assert.match(missing.out, /^\+ File\/motd \(etc\/motd\): create$/m);
   await assert.rejects(readFile(join(h.root, 'etc/motd')), { code: 'ENOENT' }, 'plan acts on nothing');
 
   await h.cycle();
   const clean = await run(['plan', '-c', h.configPath, '--json']);
   assert.equal(clean.code, 0);
-  assert.deepEqual(JSON.parse(clean.out), {
-    revision: sha,
-    signer: null,
-    verified: null,
-    managed: 1,
-    drifted: 0,
-    drift: [],
-    errors: [],
-  });
+  const { revision, signer, verified, managed, drifted, drift: none, errors } = JSON.parse(clean.out);
+  assert.deepEqual(
+    { revision, signer, verified, managed, drifted, drift: none, errors },
+    {
+      revision: sha,
+      signer: null,
+      verified: null,
+      managed: 1,
+      drifted: 0,
+      drift: [],
+      errors: [],
+    },
+  );
 
   await writeFile(join(h.root, 'etc/motd'), 'edited\n');
   const drift = await run(['plan', '-c', h.configPath, '--json']);
   assert.equal(drift.code, 2);
-  assert.deepEqual(JSON.parse(drift.out).drift, [
-    {
-      kind: 'File',
-      name: 'motd',
-      id: 'etc/motd',
-      patch: [contentReplace('edited\n', 'hello\n', '@@ -1,1 +1,1 @@\n-edited\n+hello\n')],
-    },
-  ]);
+  const entries = JSON.parse(drift.out).drift as Array<Record<string, unknown>>;
+  assert.deepEqual(
+    entries.map(({ kind, name, id, patch }) => ({ kind, name, id, patch })),
+    [
+      {
+        kind: 'File',
+        name: 'motd',
+        id: 'etc/motd',
+        patch: [contentReplace('edited\n', 'hello\n', '@@ -1,1 +1,1 @@\n-edited\n+hello\n')],
+      },
+    ],
+  );
   assert.equal(await readFile(join(h.root, 'etc/motd'), 'utf8'), 'edited\n');
 
   const noConfig = await run(['plan', '-c', join(base, 'nope.yaml')]);

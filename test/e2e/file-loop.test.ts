@@ -4,30 +4,20 @@
  * at a time.
  */
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
-import { type Harness, makeHarness } from '../helpers/harness.js';
+import type { TestRepo } from '../helpers/git-repo.js';
+import { type Harness, harnessOnNewRepo } from '../helpers/harness.js';
 import { contentReplace } from '../helpers/content-op.js';
 
 const file = (name: string, path: string, content: string, extra = '') =>
   `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${name} }\nspec: { path: ${path}, content: ${JSON.stringify(content)}${extra} }\n`;
 
-async function setup(
+const setup = (
   t: { after: (fn: () => Promise<void>) => void },
   opts: { mode?: 'observe' | 'enforce'; guardrails?: string } = {},
-) {
-  const base = await mkdtemp(join(tmpdir(), 'steward-e2e-'));
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  const h = await makeHarness({ sourceUrl: repo.workDir, ...opts });
-  t.after(async () => {
-    await h.close();
-    await rm(base, { recursive: true, force: true });
-  });
-  return { repo, h, base };
-}
+) => harnessOnNewRepo(t, opts);
 
 const read = (h: Harness, p: string) => readFile(join(h.root, p), 'utf8');
 const modeOf = async (h: Harness, p: string) => ((await stat(join(h.root, p))).mode & 0o777).toString(8);

@@ -17,6 +17,7 @@ import type { PollOutcome } from '../../agent/source/source.js';
 import type { StateStore } from '../../agent/state/types.js';
 import { seededRandom } from '../../policies/backoff.js';
 import type { Provider } from '../../providers/types.js';
+import { createTestRepo, type TestRepo } from './git-repo.js';
 
 export interface Harness {
   dir: string;
@@ -147,4 +148,19 @@ export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
   await opts.beforeInit?.(stateDir);
   await h.agent.init();
   return h;
+}
+
+/** A new local repository (read in place) and a harness on it, both removed after the test. */
+export async function harnessOnNewRepo(
+  t: { after: (fn: () => Promise<void>) => void },
+  opts: Partial<HarnessOptions> = {},
+): Promise<{ repo: TestRepo; h: Harness; base: string }> {
+  const base = await mkdtemp(join(tmpdir(), 'steward-e2e-'));
+  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
+  const h = await makeHarness({ sourceUrl: repo.workDir, ...opts });
+  t.after(async () => {
+    await h.close();
+    await rm(base, { recursive: true, force: true });
+  });
+  return { repo, h, base };
 }

@@ -26,6 +26,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
+import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
@@ -219,5 +220,20 @@ export async function ec2World(moto: Moto, region = 'us-east-1'): Promise<Ec2Wor
       const r = await client.send(new DescribeSecurityGroupsCommand({ GroupIds: [id] }));
       return r.SecurityGroups![0]!;
     },
+  };
+}
+
+/** One moto_server for the whole test file: started before its first test, stopped after its last. */
+export function motoForThisFile(): () => Moto {
+  let moto: Moto | undefined;
+  before(async () => {
+    moto = await startMoto();
+  });
+  after(async () => {
+    await moto?.stop();
+  });
+  return () => {
+    if (!moto) throw new Error('moto_server is not started yet: call this inside a test');
+    return moto;
   };
 }
