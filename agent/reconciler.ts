@@ -99,6 +99,30 @@ export interface ReconcilerDeps {
 /** `freeze.by` of a freeze set by the mass-drift halt. */
 export const MASS_DRIFT_ACTOR = 'steward (mass-drift halt)';
 
+/**
+ * What has run out by `now`, pure: a freeze past its `until` (never the mass-drift halt's) and a window
+ * override past its end; `next` is the state without them. The cycle persists `next` before it counts;
+ * `steward plan` plans on it without writing anything.
+ */
+export function lapsed(
+  state: PersistedState,
+  now: number,
+): { next: PersistedState; freezeOver: boolean; overrideOver: boolean } {
+  const f = state.freeze;
+  const freezeOver = f !== null && f.by !== MASS_DRIFT_ACTOR && f.until != null && now >= f.until;
+  const o = state.windowOverride;
+  const overrideOver = o != null && now >= o.until;
+  const next: PersistedState =
+    freezeOver || overrideOver
+      ? {
+          ...state,
+          ...(freezeOver ? { freeze: null } : {}),
+          ...(overrideOver ? { windowOverride: null } : {}),
+        }
+      : state;
+  return { next, freezeOver, overrideOver };
+}
+
 /** The drift decide sees, carrying the detection it came from (handed back in act/hold: no re-join by key). */
 export type CycleDrift = DecideDrift & { detected: DetectedDrift };
 type Act = ActDecision<CycleDrift>;
@@ -216,16 +240,8 @@ export class Reconciler {
     state: PersistedState,
     now: number,
   ): Promise<{ state: PersistedState; error: string | null; wrote: boolean; events: AgentEvent[] }> {
-    const f = state.freeze;
-    const freezeOver = f !== null && f.by !== MASS_DRIFT_ACTOR && f.until != null && now >= f.until;
-    const o = state.windowOverride;
-    const overrideOver = o != null && now >= o.until;
+    const { next, freezeOver, overrideOver } = lapsed(state, now);
     if (!freezeOver && !overrideOver) return { state, error: null, wrote: false, events: [] };
-    const next: PersistedState = {
-      ...state,
-      ...(freezeOver ? { freeze: null } : {}),
-      ...(overrideOver ? { windowOverride: null } : {}),
-    };
     const error = await this.tryWrite(() => this.deps.store.save(next));
     if (error !== null) return { state, error, wrote: true, events: [] };
     const events: AgentEvent[] = [];

@@ -29,7 +29,9 @@ import {
   renderText,
   signerLine,
 } from '../plan/render.js';
+import { windowAt } from '../../policies/windows.js';
 import { planReport } from '../plan/report.js';
+import { lapsed } from '../reconciler.js';
 import { FULL_COMMIT, pinnedEngine } from '../source/pinned.js';
 import { DesiredStateSource } from '../source/source.js';
 import { FileStateStore } from '../state/file-store.js';
@@ -164,7 +166,11 @@ export async function plan(opts: PlanOptions, io: Io, env: NodeJS.ProcessEnv = {
       else io.out(`revision ${target.sha?.slice(0, 12)}: ${signerLine({ revision: target.sha, ...target })}`);
       return 0;
     }
-    const { state, ctx: stateCtx } = await readState(config.state.dir);
+    const now = Date.now();
+    const read = await readState(config.state.dir);
+    // The next cycle would first end a freeze or an override past its end; plan does the same, writing nothing.
+    const state = lapsed(read.state, now).next;
+    const stateCtx = read.ctx;
     const detection = await detect(
       target.resources,
       KINDS,
@@ -179,7 +185,8 @@ export async function plan(opts: PlanOptions, io: Io, env: NodeJS.ProcessEnv = {
       guardrails: config.guardrails,
       initialMode: config.reconcile.mode,
       kinds: KINDS,
-      now: Date.now(),
+      now,
+      window: windowAt(config.windows, now, state.windowOverride ?? null),
     });
     const ctx: PlanContext = {
       revision: target.sha,

@@ -93,8 +93,8 @@ export interface PlanInput {
   kinds: ReadonlyMap<string, KindDefinition>;
   now: number;
   /**
-   * The change windows' verdict at `now` (policies/windows.ts, on the branch that adds them), handed to
-   * decide as the cycle hands it; absent: no windows.
+   * The change windows' verdict at `now` (policies/windows.ts), handed to decide as the cycle hands it;
+   * absent: no windows.
    */
   window?: { readonly open: boolean };
 }

@@ -311,3 +311,23 @@ test('golden: the whole text of --ref and --dir plans (paths and the commit id n
     ...body,
   ]);
 });
+
+test('a deny window open now: held (window), exit 2; a freeze past its end plans as lifted, writing nothing', async (t) => {
+  const { repo, h } = await setup(t, {
+    extra: 'windows:\n  - { kind: deny, schedule: "* * * * *", duration: 1h }',
+  });
+  await repo.write('fleet/motd.yaml', file('motd', 'etc/motd', 'hello\n'));
+  await repo.commit('motd');
+  const denied = await plan(h.configPath);
+  assert.equal(denied.code, 2, 'drift held by a window still counts');
+  assert.match(denied.out, /^\+ File\/motd \(etc\/motd\): create, held: window$/m);
+
+  // Ended by the time plan runs (Date.now()), still in force on the agent's injected clock (2026-01-01).
+  const until = Date.UTC(2026, 5, 1);
+  assert.ok(h.clock.now < until && until < Date.now());
+  await h.agent.update((s) => ({ ...s, freeze: { reason: 'deploy', by: 'ops', since: h.clock.now, until } }));
+  const before = await snapshot(h.stateDir);
+  const lapsedFreeze = await plan(h.configPath);
+  assert.match(lapsedFreeze.out, /^\+ File\/motd \(etc\/motd\): create, held: window$/m, 'not held: frozen');
+  assert.deepEqual(await snapshot(h.stateDir), before, 'plan wrote nothing');
+});
