@@ -16,6 +16,7 @@ import {
   invoke,
   unknownCommand,
 } from './cli/command.js';
+import { ADMIN_COMMANDS } from './cli/admin.js';
 import { VERSION } from './version.js';
 
 const stdio: Io = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) };
@@ -137,7 +138,7 @@ const help = defineCommand({
 });
 
 /** Every command, in the order `steward --help` lists them. */
-const COMMANDS: readonly Command[] = [run, plan, validate, quickstart, version, help];
+const COMMANDS: readonly Command[] = [run, plan, validate, ...ADMIN_COMMANDS, quickstart, version, help];
 
 /** steward itself: the options before a command. */
 const steward = defineCommand({

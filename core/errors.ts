@@ -28,6 +28,9 @@ export const ERROR_CODES = {
   WEBHOOK_SECRET_EMPTY: 'admin.webhookSecretFile is empty',
   STATE_DIR_INVALID: 'state.dir exists but is not a directory',
   FILE_TOO_LARGE: 'a managed file is larger than any manifest can hold, so it was not read',
+  ADMIN_UNREACHABLE: 'the CLI could not reach the admin API',
+  ADMIN_UNAUTHORIZED: 'the admin API refused the token the CLI sent',
+  ADMIN_TOKEN_READ: 'the CLI could not read the admin token file',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
