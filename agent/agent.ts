@@ -27,6 +27,8 @@ export interface AgentOptions {
   clock?: () => number;
   random?: () => number;
   onEvent?: EventSink;
+  /** The config file (named in the hints of the status, logs and alerts). */
+  configFile?: string;
 }
 
 export class Agent {
@@ -72,6 +74,7 @@ export class Agent {
       random: opts.random ?? Math.random,
       log: opts.log,
       emit: (e) => this.emit(e),
+      configFile: opts.configFile ?? null,
     });
   }
 
@@ -108,7 +111,10 @@ export class Agent {
       e.type === 'resource_released' || e.type === 'revision_accepted' || e.type === 'source_recovered'
         ? 'info'
         : 'warn';
-    this.opts.log[level]({ event: e }, e.type);
+    // A freeze by the halt says in its log line what to run (the first start of a config usually trips it).
+    const msg =
+      e.type === 'mass_drift_frozen' && e.hint ? `mass_drift_frozen: ${e.reason}; ${e.hint}` : e.type;
+    this.opts.log[level]({ event: e }, msg);
     for (const l of this.listeners) {
       try {
         l(e);
@@ -145,6 +151,11 @@ export class Agent {
       });
     if (report.observeErrors === 0 && this.observeFailing) this.emit({ type: 'observe_recovered' });
     this.observeFailing = report.observeErrors > 0;
+  }
+
+  /** The config file the agent runs from, if known (for the commands its hints name). */
+  get configFile(): string | null {
+    return this.opts.configFile ?? null;
   }
 
   get source(): DesiredStateSource {

@@ -56,6 +56,7 @@ export function buildAgent(config: Config, log: Logger, overrides: BuildOverride
     sourceIntervalMs: config.source.intervalMs,
     reconcileIntervalMs: config.reconcile.intervalMs,
     log,
+    configFile: config.file,
     ...(clock ? { clock } : {}),
     ...(random ? { random } : {}),
   });

@@ -10,7 +10,8 @@ export type AgentEvent =
   | { type: 'revision_rejected'; sha: string; problems: SourceProblem[]; reason?: 'signature' }
   | { type: 'source_unreachable'; error: string; code: string }
   | { type: 'source_recovered'; sha: string }
-  | { type: 'mass_drift_frozen'; reason: string; sha: string }
+  /** `hint`: what to run to let the change through (agent/first-start.ts). */
+  | { type: 'mass_drift_frozen'; reason: string; sha: string; hint?: string }
   | { type: 'frozen'; reason: string; by: string }
   | { type: 'unfrozen'; by: string; approveRevision: string | null }
   | { type: 'mode_changed'; mode: 'observe' | 'enforce'; by: string }

@@ -31,6 +31,7 @@ import { providerFor } from '../providers/registry.js';
 import type { ApplyAction, ApplyOutcome, KindDefinition, OwnedDoc, Provider } from '../providers/types.js';
 import { type DetectedDrift, detect } from './detect.js';
 import type { EventSink } from './events.js';
+import { createsResource, massDriftHint } from './first-start.js';
 import type { Logger } from './log.js';
 import { type DisplayOp, displayPatchOf, opPaths } from './patch-view.js';
 import type { Revision } from './source/source.js';
@@ -89,6 +90,8 @@ export interface ReconcilerDeps {
   random: () => number;
   log: Logger;
   emit: EventSink;
+  /** The agent's config file, named in the commands a freeze's hint says to run. */
+  configFile?: string | null;
 }
 
 /** `freeze.by` of a freeze set by the mass-drift halt. */
@@ -140,7 +143,9 @@ export class Reconciler {
     let freeze = state.freeze;
     if (decision.freeze) {
       freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now };
-      deps.emit({ type: 'mass_drift_frozen', reason: decision.freeze.reason, sha: revision.sha });
+      const creates = detection.drift.filter((d) => createsResource(d.patch)).length;
+      const hint = massDriftHint(revision.sha, deps.configFile ?? null, creates, detection.drift.length);
+      deps.emit({ type: 'mass_drift_frozen', reason: decision.freeze.reason, sha: revision.sha, hint });
       // Persisted before anything else happens: it must survive a crash right after. In memory it holds anyway.
       stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
     }

@@ -6,11 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { writeFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../agent/cli.js';
+import { createLogger, type Logger } from '../../agent/log.js';
 import { type DaemonHarness, startDaemonHarness } from '../helpers/daemon.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 
@@ -32,7 +34,13 @@ const file = (name: string, content: string) =>
 
 async function setup(
   t: { after: (fn: () => Promise<void>) => void },
-  opts: { files?: number; guardrails?: string; mode?: 'observe' | 'enforce' } = {},
+  opts: {
+    files?: number;
+    guardrails?: string;
+    mode?: 'observe' | 'enforce';
+    extra?: string;
+    log?: Logger;
+  } = {},
 ): Promise<{ d: DaemonHarness; repo: TestRepo; config: string; sha: string }> {
   const base = await mkdtemp(join(tmpdir(), 'steward-cli-admin-'));
   const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
@@ -43,6 +51,8 @@ async function setup(
     sourceUrl: repo.workDir,
     manual: true,
     mode: opts.mode ?? 'enforce',
+    ...(opts.extra ? { extra: opts.extra } : {}),
+    ...(opts.log ? { log: opts.log } : {}),
     guardrails:
       opts.guardrails ??
       'soak: { observeCycles: 0 }\nmassDrift: { maxDrifted: 100, maxDriftedPercent: 100, minManaged: 5 }',
@@ -251,12 +261,27 @@ test('a dead API: ADMIN_UNREACHABLE naming the URL and how to start the agent; t
   }
 });
 
-test('approve SHA after a first-start freeze: the status says what to run, and running it converges', async (t) => {
+test('approve SHA after a first-start freeze: the log line, the alert and the status say what to run, and running it converges', async (t) => {
+  const alerts: string[] = [];
+  const receiver = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      alerts.push(Buffer.concat(chunks).toString('utf8'));
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => receiver.close(() => r())));
+  const logLines: string[] = [];
   const { d, config, sha } = await setup(t, {
     files: 5,
     guardrails:
       'soak: { observeCycles: 0 }\nmaxActionsPerCycle: 10\nmassDrift: { maxDrifted: 50, maxDriftedPercent: 30, minManaged: 5 }',
+    extra: `alerts:\n  - { url: "http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook", events: [mass_drift_frozen] }`,
+    log: createLogger('warn', { write: (s: string) => void logLines.push(s) }),
   });
+  const command = `steward approve ${sha} -c ${config}`;
   await cycle(d);
   assert.ok(d.daemon.agent.currentState.freeze, 'creating every file is mass drift: frozen');
   const st = await cli(['status', '--api', d.url, '-c', config]);
@@ -264,7 +289,24 @@ test('approve SHA after a first-start freeze: the status says what to run, and r
     st.out,
     /^frozen +yes, since \d+s ago by steward \(mass-drift halt\): 5 of 5 managed resources \(100%\) would change; limit 30%$/m,
   );
-  assert.ok(st.out.includes(`steward approve ${sha} -c ${config}`), st.out);
+  assert.match(
+    st.out,
+    /^ {12}5 of the 5 changes create a resource \(a first start\?\): check them with steward drift, then run /m,
+  );
+  assert.ok(st.out.includes(command), st.out);
+  const hint = JSON.parse((await cli(['status', '--api', d.url, '-c', config, '--json'])).out).freeze.hint;
+  assert.ok(typeof hint === 'string' && hint.includes(command), `status.freeze.hint: ${hint}`);
+  const line = logLines
+    .map((l) => JSON.parse(l) as { level: string; msg: string })
+    .find((l) => l.msg.startsWith('mass_drift_frozen'));
+  assert.equal(line?.level, 'warn');
+  assert.ok(line.msg.includes(command), `the log line: ${line.msg}`);
+  await d.daemon.alerter.drain(5_000);
+  assert.equal(alerts.length, 1);
+  const alert = JSON.parse(alerts[0]!) as { event: string; message: string; details: { hint?: string } };
+  assert.equal(alert.event, 'mass_drift_frozen');
+  assert.ok(alert.message.includes(command), alert.message);
+  assert.ok(alert.details.hint?.includes(command), JSON.stringify(alert.details));
 
   const ap = await cli(['approve', sha.slice(0, 8), '--api', d.url, '-c', config]);
   assert.equal(ap.code, 0, ap.err);
