@@ -44,6 +44,7 @@ export type { ConfigInput };
 export const ALERT_EVENTS: readonly string[] = ALERT_EVENT_NAMES;
 
 export type LogLevel = ConfigInput['log']['level'];
+export type LogFormat = ConfigInput['log']['format'];
 
 export interface SourceAuth {
   readonly username: string;
@@ -110,7 +111,7 @@ export interface Config {
   readonly admin: AdminConfig;
   readonly alerts: readonly AlertConfig[];
   readonly state: { readonly dir: string };
-  readonly log: { readonly level: LogLevel };
+  readonly log: { readonly level: LogLevel; readonly format: LogFormat };
 }
 
 export interface ParseOptions {
@@ -336,7 +337,7 @@ function toDraft(c: ConfigInput, abs: (p: string) => string, verify: VerifyConfi
       timeoutMs: parseDuration(a.timeout),
     })),
     state: { dir: stateDir },
-    log: { level: c.log.level },
+    log: { level: c.log.level, format: c.log.format },
   };
 }
 

@@ -21,6 +21,8 @@ import { PROVIDER_FORMATS, ProvidersSchema } from '../../providers/config.js';
 import { ALERT_EVENT_NAMES } from '../alert-events.js';
 
 export const LOG_LEVELS = Object.freeze(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const);
+/** `auto`: one readable line per record on a terminal, JSON lines otherwise. */
+export const LOG_FORMATS = Object.freeze(['auto', 'pretty', 'json'] as const);
 
 /** Shortest source/reconcile interval: anything below is a busy loop rather than a schedule. */
 export const MIN_INTERVAL_MS = 100;
@@ -271,7 +273,13 @@ export const ConfigSchema = Type.Object(
     admin: AdminSchema,
     alerts: Type.Array(AlertSchema, { default: [] }),
     state: Type.Object({ dir: Type.String({ format: 'path', default: 'state' }) }, Section),
-    log: Type.Object({ level: Type.Enum([...LOG_LEVELS], { default: 'info' }) }, Section),
+    log: Type.Object(
+      {
+        level: Type.Enum([...LOG_LEVELS], { default: 'info' }),
+        format: Type.Enum([...LOG_FORMATS], { default: 'auto' }),
+      },
+      Section,
+    ),
   },
   { additionalProperties: false, hints: { provider: 'use "providers"', alert: 'use "alerts", a list' } },
 );

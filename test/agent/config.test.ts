@@ -131,7 +131,7 @@ state: { dir: /var/lib/steward }
         },
       ],
       state: { dir: '/var/lib/steward' },
-      log: { level: 'info' },
+      log: { level: 'info', format: 'auto' },
     };
     assert.deepEqual(parse(text), expected);
   });
@@ -169,7 +169,7 @@ describe('parseConfig: defaults', () => {
       },
       alerts: [],
       state: { dir: join(dir, 'state') },
-      log: { level: 'info' },
+      log: { level: 'info', format: 'auto' },
     };
     assert.deepEqual(parse(URL_ONLY), expected);
   });

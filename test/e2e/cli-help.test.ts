@@ -53,8 +53,13 @@ test('bare steward prints the command list to stderr and exits 1 (as before)', a
 /** Each command's help: its usage line, then every flag it takes (and only those). */
 const HELP: Record<string, { usage: RegExp; has: RegExp[]; lacks: RegExp[] }> = {
   run: {
-    usage: /^usage: steward run \[-c FILE\]$/m,
-    has: [/^ {2}-c, --config FILE +.*\$STEWARD_CONFIG.*steward\.yaml/m, /SIGTERM/],
+    usage: /^usage: steward run \[-c FILE\] \[--log-level LEVEL\] \[--log-format FORMAT\]$/m,
+    has: [
+      /^ {2}-c, --config FILE +.*\$STEWARD_CONFIG.*steward\.yaml/m,
+      /SIGTERM/,
+      /^ {6}--log-level LEVEL +.*\$STEWARD_LOG_LEVEL/m,
+      /^ {6}--log-format FORMAT +pretty.*json/m,
+    ],
     lacks: [/--json/, /--dir/],
   },
   plan: {
