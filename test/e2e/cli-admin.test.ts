@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { writeFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
-import { type AddressInfo, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -15,6 +15,7 @@ import { main } from '../../agent/cli.js';
 import { createLogger, type Logger } from '../../agent/log.js';
 import { type DaemonHarness, startDaemonHarness } from '../helpers/daemon.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { freePort } from '../helpers/moto.js';
 
 interface Run {
   code: number;
@@ -70,15 +71,6 @@ async function cycle(d: DaemonHarness): Promise<void> {
   assert.equal((await d.req('POST', '/v1/reconcile')).status, 202);
   await d.daemon.agent.idle();
   assert.ok(d.daemon.agent.cycles > before, 'a cycle ran');
-}
-
-/** A loopback port nothing listens on. */
-async function deadPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 test('status, drift, audit: aligned human tables by default; --json prints the API body as it came', async (t) => {
@@ -241,7 +233,7 @@ test('the token: from --token-file, $STEWARD_TOKEN_FILE or the config, never a f
 test('a dead API: ADMIN_UNREACHABLE naming the URL and how to start the agent; the default URL comes from admin.listen', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'steward-cli-dead-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const port = await deadPort();
+  const port = await freePort();
   const token = join(dir, 'token');
   await writeFile(token, 'a-token-for-nobody-0123456789\n');
   const config = join(dir, 'steward.yaml');

@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { until } from '../helpers/agent-process.js';
+import { freePort } from '../helpers/moto.js';
 
 function bash(script: string): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) =>
@@ -20,14 +20,6 @@ function bash(script: string): Promise<{ code: number; out: string; err: string 
       resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out, err }),
     ),
   );
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 test('docs/getting-started.md: plan, observe, the first-start freeze, approve, enforce — as written', async (t) => {
