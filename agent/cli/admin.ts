@@ -6,6 +6,7 @@
  * `steward: CODE: message` and exits 1.
  */
 import { StewardError } from '../../core/errors.js';
+import type { FleetView } from '../fleet/types.js';
 import type { ApiAnswer, ApiTarget } from './api-client.js';
 import { type Command, configFlag, defineCommand, type Flag, type Io } from './command.js';
 
@@ -136,8 +137,25 @@ async function show(
   const t = await target(values, env);
   const answer = await (await client()).request(t, method, path, body);
   if (answer.status >= 300) return refused(io, answer);
-  if (values.json === true) io.out(answer.text);
-  else for (const l of render(answer.body as never)) io.out(l);
+  return print(io, answer, values.json === true, render);
+}
+
+/** The answer as it came (--json), or rendered; a body this CLI cannot read is said so, not a stack trace. */
+function print(io: Io, answer: ApiAnswer, json: boolean, render: (body: never) => string[]): number {
+  if (json) {
+    io.out(answer.text);
+    return 0;
+  }
+  let lines: string[];
+  try {
+    lines = render(answer.body as never);
+  } catch {
+    io.err(
+      'steward: the admin API answered in a shape this steward cannot show (an agent of another version?); --json prints it as it came',
+    );
+    return 1;
+  }
+  for (const l of lines) io.out(l);
   return 0;
 }
 
@@ -312,35 +330,8 @@ function renderAudit(a: AuditBody): string[] {
   return out;
 }
 
-interface FleetBody {
-  backend: string;
-  self: string;
-  agents: Array<{
-    id: string;
-    revision: string | null;
-    wave: number | null;
-    healthy: boolean;
-    health: Array<{ name: string; ok: boolean }>;
-    lastCycleAt: string | null;
-    lastSeenAt: string;
-    alive: boolean;
-    frozen: boolean;
-    drifted: number;
-  }>;
-  rollout: {
-    revision: string;
-    waves: Array<{
-      index: number;
-      agents: string[];
-      state: string;
-      openedAt: string | null;
-      bakeUntil: string | null;
-    }>;
-    halted: { at: string; reason: string; agents: string[]; checks: string[] } | null;
-  } | null;
-}
-
-function renderFleet(f: FleetBody): string[] {
+/** `GET /v1/fleet` as tables: the agents, then the rollout's waves (when one is in progress). */
+export function renderFleet(f: FleetView, now: number = Date.now()): string[] {
   const out = [
     `${plural(f.agents.length, 'agent')} (state backend: ${f.backend}); this one is ${f.self}`,
     '',
@@ -357,8 +348,8 @@ function renderFleet(f: FleetBody): string[] {
           a.healthy ? 'ok' : `failing${failing.length > 0 ? `: ${failing.join(',')}` : ''}`,
           a.frozen ? 'yes' : 'no',
           String(a.drifted),
-          relativeTime(a.lastCycleAt),
-          `${relativeTime(a.lastSeenAt)}${a.alive ? '' : ' (gone)'}`,
+          relativeTime(a.lastCycleAt, now),
+          `${relativeTime(a.lastSeenAt, now)}${a.alive ? '' : ' (gone)'}`,
         ];
       }),
     ),
@@ -368,19 +359,19 @@ function renderFleet(f: FleetBody): string[] {
     out.push('', `rollout of ${short(r.revision)}:`);
     out.push(
       ...table(
-        ['WAVE', 'STATE', 'AGENTS', 'OPENED', 'BAKED'],
+        ['WAVE', 'STATE', 'AGENTS', 'OPENED', 'BAKE ENDS'],
         r.waves.map((w) => [
           String(w.index + 1),
           w.state,
           w.agents.join(','),
-          relativeTime(w.openedAt),
-          w.bakeUntil === null ? '-' : relativeTime(w.bakeUntil),
+          relativeTime(w.openedAt, now),
+          w.bakeUntil === null ? '-' : relativeTime(w.bakeUntil, now),
         ]),
       ),
     );
     if (r.halted)
       out.push(
-        `halted ${relativeTime(r.halted.at)}: ${r.halted.reason} (agents: ${r.halted.agents.join(', ') || '-'}; checks: ${r.halted.checks.join(', ') || '-'})`,
+        `halted ${relativeTime(r.halted.at, now)}: ${r.halted.reason} (agents: ${r.halted.agents.join(', ') || '-'}; checks: ${r.halted.checks.join(', ') || '-'})`,
       );
   }
   return out;
@@ -618,9 +609,7 @@ const fleet = defineCommand({
       return 1;
     }
     if (answer.status >= 300) return refused(io, answer);
-    if (values.json === true) io.out(answer.text);
-    else for (const l of renderFleet(answer.body as FleetBody)) io.out(l);
-    return 0;
+    return print(io, answer, values.json === true, (body: FleetView) => renderFleet(body));
   },
 });
 

@@ -335,3 +335,97 @@ test('fleet: the agents table from GET /v1/fleet, or a clean message when the ag
     assert.deepEqual(JSON.parse(j.out), fleet.json);
   }
 });
+
+test('freeze --for / --until send {reason, for} / {reason, until}, with the bearer token from the file', async (t) => {
+  const seen: Array<{ method: string; url: string; auth: string; body: unknown }> = [];
+  const answer = JSON.stringify({
+    mode: 'enforce',
+    freeze: {
+      frozen: true,
+      reason: 'r',
+      by: 'admin-api',
+      since: '2026-12-02T00:00:00.000Z',
+      until: '2030-01-01T00:00:00.000Z',
+      hint: null,
+    },
+    revision: {
+      sha: null,
+      fetchedAt: null,
+      resources: 0,
+      verified: null,
+      signer: null,
+      approved: false,
+      rejected: null,
+    },
+    state: { writable: true, error: null },
+    source: { error: null },
+    lastCycle: null,
+    cycles: 0,
+  });
+  const api = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        auth: req.headers.authorization ?? '',
+        body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null'),
+      });
+      res.setHeader('content-type', 'application/json');
+      res.end(answer);
+    });
+  });
+  await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => api.close(() => r())));
+  const dir = await mkdtemp(join(tmpdir(), 'steward-cli-body-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const tokenFile = join(dir, 'token');
+  await writeFile(tokenFile, 'token-from-the-file-0123456789\n');
+  const base = [
+    '--api',
+    `http://127.0.0.1:${(api.address() as AddressInfo).port}`,
+    '--token-file',
+    tokenFile,
+  ];
+
+  const f = await cli(['freeze', '--reason', 'release', '--for', '2h', ...base]);
+  assert.equal(f.code, 0, f.err);
+  const u = await cli([
+    'freeze',
+    '--reason',
+    'weekend',
+    '--until',
+    '2030-01-01T00:00:00Z',
+    ...base,
+    '--json',
+  ]);
+  assert.equal(u.code, 0, u.err);
+  assert.equal(u.out, answer, '--json: the body unchanged');
+  assert.deepEqual(seen, [
+    {
+      method: 'POST',
+      url: '/v1/freeze',
+      auth: 'Bearer token-from-the-file-0123456789',
+      body: { reason: 'release', for: '2h' },
+    },
+    {
+      method: 'POST',
+      url: '/v1/freeze',
+      auth: 'Bearer token-from-the-file-0123456789',
+      body: { reason: 'weekend', until: '2030-01-01T00:00:00Z' },
+    },
+  ]);
+  // A body of another shape (here: a status where a drift list is due) is said so, not a stack trace.
+  const odd = await cli(['drift', ...base]);
+  assert.equal(odd.code, 1);
+  assert.match(
+    odd.err,
+    /^steward: the admin API answered in a shape this steward cannot show .*--json prints it as it came$/,
+  );
+  const st = await cli(['status', ...base]);
+  assert.match(
+    st.out,
+    /^frozen +yes, since .* by admin-api: r\n +ends in \d+d \(2030-01-01T00:00:00\.000Z\)$/m,
+  );
+});
