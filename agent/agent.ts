@@ -178,7 +178,12 @@ export class Agent {
     if (held !== this.heldWarned) {
       if (held !== null)
         log.warn({ drifted: report.drifted }, `cycles held, ${held}: drift is detected, nothing is applied`);
-      else log.info('cycles no longer held: acting again');
+      else
+        log.info(
+          report.mode === 'observe'
+            ? 'cycles no longer held (observe mode: drift is reported, not applied)'
+            : 'cycles no longer held: acting again',
+        );
       this.heldWarned = held;
     }
     const failing = report.errors.map((e) => `${e.kind}/${e.name} (${e.code})`).sort();
