@@ -31,6 +31,8 @@ export interface AgentOptions {
   clock?: () => number;
   random?: () => number;
   onEvent?: EventSink;
+  /** The config file (named in the hints of the status, logs and alerts). */
+  configFile?: string;
   /** Health checks (agent config `health:`): run alongside the loop, reported, never a reason to act or hold. */
   health?: readonly HealthCheckSpec[];
   /** Change windows (SPEC §12); none: always open. */
@@ -78,6 +80,9 @@ export class Agent {
   /** Why the last state or audit write failed, while it has not succeeded since (null: writable). */
   private stateError: string | null = null;
   private observeFailing = false;
+  /** What the last warnings said (held cycles, observe errors): a warning repeats only when it changes. */
+  private heldWarned: string | null = null;
+  private observeWarned = '';
 
   constructor(private readonly opts: AgentOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -93,6 +98,7 @@ export class Agent {
       log: opts.log,
       emit: (e) => this.emit(e),
       windows: opts.windows ?? [],
+      configFile: opts.configFile ?? null,
     });
     this.healthRunner = new HealthRunner({
       checks: opts.health ?? [],
@@ -156,7 +162,10 @@ export class Agent {
       e.type === 'resource_released' || e.type === 'revision_accepted' || e.type === 'source_recovered'
         ? 'info'
         : 'warn';
-    this.opts.log[level]({ event: e }, e.type);
+    // A freeze by the halt says in its log line what to run (the first start of a config usually trips it).
+    const msg =
+      e.type === 'mass_drift_frozen' && e.hint ? `mass_drift_frozen: ${e.reason}; ${e.hint}` : e.type;
+    this.opts.log[level]({ event: e }, msg);
     for (const l of this.listeners) {
       try {
         l(e);
@@ -193,6 +202,50 @@ export class Agent {
       });
     if (report.observeErrors === 0 && this.observeFailing) this.emit({ type: 'observe_recovered' });
     this.observeFailing = report.observeErrors > 0;
+  }
+
+  /** The config file the agent runs from, if known (for the commands its hints name). */
+  get configFile(): string | null {
+    return this.opts.configFile ?? null;
+  }
+
+  /**
+   * A warning line when cycles start being held (frozen, state unwritable) and when the set of resources
+   * that could not be observed changes (kind/name and code; never an error's text, which may quote
+   * contents); an info line when it is over. Once per change, never every cycle.
+   */
+  private warnOnChange(report: CycleReport): void {
+    const log = this.opts.log;
+    const freeze = this.state?.freeze;
+    const held =
+      report.stateError !== null
+        ? `the state cannot be written (${report.stateError})`
+        : freeze
+          ? `frozen by ${freeze.by}: ${freeze.reason}`
+          : null;
+    if (held !== this.heldWarned) {
+      if (held !== null)
+        log.warn({ drifted: report.drifted }, `cycles held, ${held}: drift is detected, nothing is applied`);
+      else
+        log.info(
+          report.mode === 'observe'
+            ? 'cycles no longer held (observe mode: drift is reported, not applied)'
+            : 'cycles no longer held: acting again',
+        );
+      this.heldWarned = held;
+    }
+    const failing = report.errors.map((e) => `${e.kind}/${e.name} (${e.code})`).sort();
+    const key = failing.join(', ');
+    if (key !== this.observeWarned) {
+      if (failing.length > 0) {
+        const shown = failing.length > 10 ? `${failing.slice(0, 10).join(', ')}, …` : key;
+        log.warn(
+          { count: failing.length, codes: [...new Set(report.errors.map((e) => e.code))].sort() },
+          `${failing.length === 1 ? '1 resource' : `${failing.length} resources`} could not be observed, held (never treated as missing): ${shown}`,
+        );
+      } else log.info('every resource was observed again');
+      this.observeWarned = key;
+    }
   }
 
   get source(): DesiredStateSource {
@@ -341,6 +394,7 @@ export class Agent {
       this.lastCycleError = report.stateError;
       this.noteStateWrite(report.stateError);
       this.noteObserveErrors(report);
+      this.warnOnChange(report);
       this.notify(this.cycleListeners, report);
       this.opts.log.info(
         {

@@ -58,6 +58,7 @@ export function buildAgent(config: Config, log: Logger, overrides: BuildOverride
     health: config.health,
     log,
     windows: config.windows,
+    configFile: config.file,
     ...(clock ? { clock } : {}),
     ...(random ? { random } : {}),
   });

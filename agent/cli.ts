@@ -16,9 +16,26 @@ import {
   invoke,
   unknownCommand,
 } from './cli/command.js';
+import { ADMIN_COMMANDS } from './cli/admin.js';
 import { VERSION } from './version.js';
 
 const stdio: Io = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) };
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+const FORMATS = ['auto', 'pretty', 'json'] as const;
+
+/** A flag value from a fixed list (checked before the config is read), or undefined. */
+function oneOf<const T extends string>(
+  flag: string,
+  v: string | undefined,
+  allowed: readonly T[],
+): T | undefined {
+  if (v === undefined || (allowed as readonly string[]).includes(v)) return v as T | undefined;
+  throw new StewardError(
+    'USAGE',
+    `${flag} is one of ${allowed.join(', ')}, not "${v}"; see steward run --help`,
+  );
+}
 
 const run = defineCommand({
   name: 'run',
@@ -28,10 +45,27 @@ const run = defineCommand({
     'SIGTERM/SIGINT: finish the action in flight, start no new one, flush state, exit 0.',
     'Exit 1 on a start-up error (the config, a second agent on the same state directory).',
   ].join('\n'),
-  flags: { config: configFlag },
+  flags: {
+    config: configFlag,
+    'log-level': {
+      type: 'string',
+      value: 'LEVEL',
+      help: 'fatal, error, warn, info, debug or trace (default: $STEWARD_LOG_LEVEL, then log.level)',
+    },
+    'log-format': {
+      type: 'string',
+      value: 'FORMAT',
+      help: 'pretty (one readable line per record), json, or auto: pretty on a terminal (default: log.format)',
+    },
+  },
   async run({ values, env }) {
+    const logLevel =
+      values['log-level'] !== undefined
+        ? oneOf('--log-level', values['log-level'], LEVELS)
+        : oneOf('$STEWARD_LOG_LEVEL', env['STEWARD_LOG_LEVEL'] || undefined, LEVELS);
+    const logFormat = oneOf('--log-format', values['log-format'], FORMATS);
     const [{ loadConfig }, { runAgent }] = await Promise.all([import('./config.js'), import('./run.js')]);
-    return runAgent(await loadConfig(configPath(values.config, env)));
+    return runAgent(await loadConfig(configPath(values.config, env)), { logLevel, logFormat });
   },
 });
 
@@ -186,7 +220,7 @@ const help = defineCommand({
 });
 
 /** Every command, in the order `steward --help` lists them. */
-const COMMANDS: readonly Command[] = [run, plan, validate, quickstart, version, help];
+const COMMANDS: readonly Command[] = [run, plan, validate, ...ADMIN_COMMANDS, quickstart, version, help];
 
 /** steward itself: the options before a command. */
 const steward = defineCommand({

@@ -53,6 +53,7 @@ export type { ConfigInput };
 export const ALERT_EVENTS: readonly string[] = ALERT_EVENT_NAMES;
 
 export type LogLevel = ConfigInput['log']['level'];
+export type LogFormat = ConfigInput['log']['format'];
 
 export interface SourceAuth {
   readonly username: string;
@@ -121,7 +122,7 @@ export interface Config {
   /** Change windows (SPEC §12): durations in milliseconds; none means always open. */
   readonly windows: readonly ChangeWindow[];
   readonly state: { readonly dir: string };
-  readonly log: { readonly level: LogLevel };
+  readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   /** Health checks (SPEC §11), in the order written; agent config only, never Git. */
   readonly health: readonly HealthCheckSpec[];
 }
@@ -359,7 +360,7 @@ function toDraft(c: ConfigInput, abs: (p: string) => string, verify: VerifyConfi
       timezone: w.timezone,
     })),
     state: { dir: stateDir },
-    log: { level: c.log.level },
+    log: { level: c.log.level, format: c.log.format },
     health: c.health.map((h) => healthCheck(h, abs, baseDirOf(abs))),
   };
 }

@@ -11,7 +11,8 @@ export type AgentEvent =
   | { type: 'revision_rejected'; sha: string; problems: SourceProblem[]; reason?: 'signature' }
   | { type: 'source_unreachable'; error: string; code: string }
   | { type: 'source_recovered'; sha: string }
-  | { type: 'mass_drift_frozen'; reason: string; sha: string }
+  /** `hint`: what to run to let the change through (agent/first-start.ts). */
+  | { type: 'mass_drift_frozen'; reason: string; sha: string; hint?: string }
   /** `until`: when it ends by itself (ms), or null/absent for a freeze only an unfreeze ends. */
   | { type: 'frozen'; reason: string; by: string; until?: number | null }
   /** `by: 'expiry'`: the freeze's `until` passed (nothing is approved by it). */

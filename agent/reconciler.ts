@@ -32,6 +32,7 @@ import { providerFor } from '../providers/registry.js';
 import type { ApplyAction, ApplyOutcome, KindDefinition, OwnedDoc, Provider } from '../providers/types.js';
 import { type DetectedDrift, detect } from './detect.js';
 import type { AgentEvent, EventSink } from './events.js';
+import { createsResource, massDriftHint } from './first-start.js';
 import type { Logger } from './log.js';
 import { type DisplayOp, displayPatchOf, opPaths } from './patch-view.js';
 import type { Revision } from './source/source.js';
@@ -94,6 +95,8 @@ export interface ReconcilerDeps {
   emit: EventSink;
   /** Change windows (SPEC §12); none: always open. */
   windows?: readonly ChangeWindow[];
+  /** The agent's config file, named in the commands a freeze's hint says to run. */
+  configFile?: string | null;
 }
 
 /** `freeze.by` of a freeze set by the mass-drift halt. */
@@ -183,7 +186,9 @@ export class Reconciler {
     let freeze = state.freeze;
     if (decision.freeze) {
       freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now, until: null };
-      deps.emit({ type: 'mass_drift_frozen', reason: decision.freeze.reason, sha: revision.sha });
+      const creates = detection.drift.filter((d) => createsResource(d.patch)).length;
+      const hint = massDriftHint(revision.sha, deps.configFile ?? null, creates, detection.drift.length);
+      deps.emit({ type: 'mass_drift_frozen', reason: decision.freeze.reason, sha: revision.sha, hint });
       // Persisted before anything else happens: it must survive a crash right after. In memory it holds anyway.
       stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
     }

@@ -30,6 +30,9 @@ export const ERROR_CODES = {
   FILE_TOO_LARGE: 'a managed file is larger than any manifest can hold, so it was not read',
   MASS_DRIFT_FROZEN: 'a freeze with an end was asked while the mass-drift halt holds the agent frozen',
   NO_CHANGE_WINDOWS: 'a change-window override was asked of an agent that has no change windows',
+  ADMIN_UNREACHABLE: 'the CLI could not reach the admin API',
+  ADMIN_UNAUTHORIZED: 'the admin API refused the token the CLI sent',
+  ADMIN_TOKEN_READ: 'the CLI could not read the admin token file',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

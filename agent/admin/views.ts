@@ -2,9 +2,19 @@
 import type { Agent } from '../agent.js';
 import { formatProblem } from '../../core/errors.js';
 import type { HealthReport } from '../health/types.js';
+import { createsResource, massDriftHint } from '../first-start.js';
+import { MASS_DRIFT_ACTOR } from '../reconciler.js';
 
 const iso = (ms: number | null | undefined): string | null =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString();
+
+function freezeHint(agent: Agent): string | null {
+  const sha = agent.source.current?.sha;
+  if (agent.currentState.freeze?.by !== MASS_DRIFT_ACTOR || sha === undefined) return null;
+  const drift = agent.lastCycle?.drift ?? [];
+  const creates = drift.filter((d) => createsResource(d.patch)).length;
+  return massDriftHint(sha, agent.configFile, creates, drift.length);
+}
 
 export function statusView(agent: Agent) {
   const s = agent.currentState;
@@ -19,6 +29,8 @@ export function statusView(agent: Agent) {
       since: iso(s.freeze?.since),
       /** When it ends by itself; null: only an unfreeze ends it (always so for the mass-drift halt). */
       until: iso(s.freeze?.until),
+      /** A freeze by the mass-drift halt: what to run to let the change through, or to undo it. */
+      hint: freezeHint(agent),
     },
     window: windowView(agent),
     revision: {

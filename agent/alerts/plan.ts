@@ -91,9 +91,10 @@ const scrubUserinfo = (text: string): string => text.replace(/\/\/[^/\s@]+@/g, '
 export function planAlerts(e: AgentEvent, open: OpenAlerts): AlertDraft[] {
   switch (e.type) {
     case 'mass_drift_frozen': {
-      const message = `steward froze itself (mass drift): ${e.reason}. Nothing is applied until an operator unfreezes it.`;
+      const message = `steward froze itself (mass drift): ${e.reason}. Nothing is applied until an operator unfreezes it${e.hint ? `: ${e.hint}` : '.'}`;
+      const details = { reason: e.reason, sha: e.sha, ...(e.hint ? { hint: e.hint } : {}) };
       return open.fire('mass_drift_frozen')
-        ? [firing('mass_drift_frozen', 'critical', message, { reason: e.reason, sha: e.sha })]
+        ? [firing('mass_drift_frozen', 'critical', message, details)]
         : [];
     }
     case 'frozen': {

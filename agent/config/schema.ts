@@ -22,6 +22,8 @@ import { PROVIDER_FORMATS, ProvidersSchema } from '../../providers/config.js';
 import { ALERT_EVENT_NAMES } from '../alert-events.js';
 
 export const LOG_LEVELS = Object.freeze(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const);
+/** `auto`: one readable line per record on a terminal, JSON lines otherwise. */
+export const LOG_FORMATS = Object.freeze(['auto', 'pretty', 'json'] as const);
 
 /** Shortest source/reconcile interval: anything below is a busy loop rather than a schedule. */
 export const MIN_INTERVAL_MS = 100;
@@ -364,7 +366,13 @@ export const ConfigSchema = Type.Object(
     alerts: Type.Array(AlertSchema, { default: [] }),
     windows: Type.Array(WindowSchema, { default: [] }),
     state: Type.Object({ dir: Type.String({ format: 'path', default: 'state' }) }, Section),
-    log: Type.Object({ level: Type.Enum([...LOG_LEVELS], { default: 'info' }) }, Section),
+    log: Type.Object(
+      {
+        level: Type.Enum([...LOG_LEVELS], { default: 'info' }),
+        format: Type.Enum([...LOG_FORMATS], { default: 'auto' }),
+      },
+      Section,
+    ),
     health: Type.Array(HealthCheckSchema, { default: [] }),
   },
   {

@@ -2,8 +2,11 @@
  * Try the aws-ec2 provider against a local moto_server before a real account.
  *
  *   .venv/bin/moto_server -H 127.0.0.1 -p 5000 &            # or: pip install "moto[server]"
- *   node --import tsx examples/aws-ec2/try-moto.ts http://127.0.0.1:5000 /tmp/steward-ec2
- *   npm run build && node bin/steward.js plan -c /tmp/steward-ec2/steward.yaml
+ *   node dist/examples/aws-ec2/try-moto.js http://127.0.0.1:5000 /tmp/steward-ec2
+ *   npx steward plan -c /tmp/steward-ec2/steward.yaml
+ *
+ * `npm ci` (or `npm run build`) compiles it to dist/ with the agent, so it
+ * needs production dependencies only: it runs after `npm prune --omit=dev`.
  *
  * It seeds moto through the SDK (a VPC, the `web` security group, instances
  * tagged Name=web-1 and Name=web-2, each a little off from Git), then writes
@@ -27,7 +30,15 @@ import {
 } from '@aws-sdk/client-ec2';
 import git from 'isomorphic-git';
 
-const HERE = fileURLToPath(new URL('.', import.meta.url));
+/** This example's folder (its fleet/ and steward.yaml), from the source or from its build in dist/. */
+function exampleDir(): string {
+  for (const rel of ['.', '../../../examples/aws-ec2']) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (fs.existsSync(join(p, 'steward.yaml')) && fs.existsSync(join(p, 'fleet'))) return p;
+  }
+  throw new Error('examples/aws-ec2 (steward.yaml, fleet/) not found next to this script');
+}
+const HERE = exampleDir();
 
 async function seed(endpoint: string): Promise<{ vpcId: string; ids: string[]; groupId: string }> {
   // moto accepts any credentials; these never leave the machine.
@@ -125,8 +136,8 @@ async function main(): Promise<void> {
       `demo written to ${dir}`,
       '',
       'Next:',
-      `  npm run build && node bin/steward.js plan -c ${dir}/steward.yaml    # exit 2: drift, with JSON Patches`,
-      `  node bin/steward.js run -c ${dir}/steward.yaml                     # observe mode; PUT /v1/mode to enforce`,
+      `  npx steward plan -c ${dir}/steward.yaml    # exit 2: drift, old -> new`,
+      `  npx steward run -c ${dir}/steward.yaml     # observe mode; then steward mode enforce -c ${dir}/steward.yaml`,
       '',
     ].join('\n'),
   );

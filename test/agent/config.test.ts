@@ -132,7 +132,7 @@ state: { dir: /var/lib/steward }
       ],
       windows: [],
       state: { dir: '/var/lib/steward' },
-      log: { level: 'info' },
+      log: { level: 'info', format: 'auto' },
       health: [],
     };
     assert.deepEqual(parse(text), expected);
@@ -172,7 +172,7 @@ describe('parseConfig: defaults', () => {
       alerts: [],
       windows: [],
       state: { dir: join(dir, 'state') },
-      log: { level: 'info' },
+      log: { level: 'info', format: 'auto' },
       health: [],
     };
     assert.deepEqual(parse(URL_ONLY), expected);

@@ -22,7 +22,8 @@ async function run(
 }
 
 const { version } = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };
-const COMMANDS = ['run', 'plan', 'validate', 'quickstart', 'version', 'help'];
+const ADMIN = ['status', 'drift', 'freeze', 'unfreeze', 'approve', 'mode', 'audit', 'reconcile', 'fleet'];
+const COMMANDS = ['run', 'plan', 'validate', ...ADMIN, 'quickstart', 'version', 'help'];
 
 test('steward --help, -h and steward help list every command with one line each, on stdout, exit 0', async () => {
   const outs = [];
@@ -52,8 +53,13 @@ test('bare steward prints the command list to stderr and exits 1 (as before)', a
 /** Each command's help: its usage line, then every flag it takes (and only those). */
 const HELP: Record<string, { usage: RegExp; has: RegExp[]; lacks: RegExp[] }> = {
   run: {
-    usage: /^usage: steward run \[-c FILE\]$/m,
-    has: [/^ {2}-c, --config FILE +.*\$STEWARD_CONFIG.*steward\.yaml/m, /SIGTERM/],
+    usage: /^usage: steward run \[-c FILE\] \[--log-level LEVEL\] \[--log-format FORMAT\]$/m,
+    has: [
+      /^ {2}-c, --config FILE +.*\$STEWARD_CONFIG.*steward\.yaml/m,
+      /SIGTERM/,
+      /^ {6}--log-level LEVEL +.*\$STEWARD_LOG_LEVEL/m,
+      /^ {6}--log-format FORMAT +pretty.*json/m,
+    ],
     lacks: [/--json/, /--dir/],
   },
   plan: {
@@ -82,6 +88,23 @@ const HELP: Record<string, { usage: RegExp; has: RegExp[]; lacks: RegExp[] }> = 
   },
   version: { usage: /^usage: steward version$/m, has: [], lacks: [/--json/] },
   help: { usage: /^usage: steward help \[COMMAND\]$/m, has: [/^ {2}COMMAND +\S/m], lacks: [] },
+  status: {
+    usage: /^usage: steward status \[-c FILE\] \[--api URL\] \[--token-file FILE\] \[--json\]$/m,
+    has: [/^ {6}--token-file FILE +.*\$STEWARD_TOKEN_FILE.*admin\.tokenFile/m, /never given as a flag/],
+    lacks: [/--token /, /--reason/],
+  },
+  freeze: {
+    usage: /^usage: steward freeze \[--reason TEXT\] \[--for DURATION\] \[--until TIME\] \[-c FILE\] /m,
+    has: [/^ {6}--reason TEXT +\S/m],
+    lacks: [/--token /],
+  },
+  approve: {
+    usage: /^usage: steward approve \[-c FILE\] .*\[--json\] SHA$/m,
+    has: [/^ {2}SHA +\S/m],
+    lacks: [],
+  },
+  mode: { usage: /^usage: steward mode .* MODE$/m, has: [/observe or enforce/], lacks: [] },
+  audit: { usage: /^usage: steward audit \[--limit N\] /m, has: [/1-1000/], lacks: [] },
 };
 
 test('steward CMD --help prints that command usage and flags, exit 0; -h and steward help CMD say the same', async () => {
@@ -142,6 +165,13 @@ const USAGE_ERRORS: Array<[string[], RegExp]> = [
   [['help', 'plan', 'run'], /unexpected argument "run"; see steward help --help$/],
   [['--verison'], /unknown option --verison \(did you mean --version\?\); see steward --help$/],
   [['--bogus'], /unknown option --bogus; see steward --help$/],
+  [
+    ['status', '--token', 'x'],
+    /unknown option --token \(did you mean --token-file\?\); see steward status --help$/,
+  ],
+  [['approve'], /approve needs SHA; see steward approve --help$/],
+  [['mode'], /mode needs MODE; see steward mode --help$/],
+  [['staus'], /unknown command "staus" \(did you mean "status"\?\); see steward --help$/],
   [
     ['-c', 'x.yaml', 'plan'],
     /unknown option -c \(options go after the command: steward <command> -c …\); see steward --help$/,

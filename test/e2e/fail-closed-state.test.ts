@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isStewardError } from '../../core/errors.js';
+import { createLogger, type Logger } from '../../agent/log.js';
 import { FileStateStore } from '../../agent/state/file-store.js';
 import type { AuditRecord, StateStore } from '../../agent/state/types.js';
 import { createTestRepo, git, type TestRepo } from '../helpers/git-repo.js';
@@ -25,7 +26,11 @@ async function fleet(
   t: { after: (fn: () => Promise<void>) => void },
   n: number,
   guardrails: string,
-  opts: { store?: (dir: string) => StateStore; beforeInit?: (stateDir: string) => Promise<void> } = {},
+  opts: {
+    store?: (dir: string) => StateStore;
+    beforeInit?: (stateDir: string) => Promise<void>;
+    log?: Logger;
+  } = {},
 ): Promise<{ repo: TestRepo; h: Harness }> {
   const base = await mkdtemp(join(tmpdir(), 'steward-fc-'));
   const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
@@ -42,6 +47,7 @@ async function fleet(
     guardrails,
     ...(opts.store ? { store: (c) => opts.store!(c.state.dir) } : {}),
     ...(opts.beforeInit ? { beforeInit: opts.beforeInit } : {}),
+    ...(opts.log ? { log: opts.log } : {}),
   });
   await mkdir(join(h.root, 'f'));
   for (const x of names(n)) await writeFile(join(h.root, `f/${x}.conf`), `${x} v1\n`);
@@ -186,7 +192,13 @@ test('write-ahead: the token, the attempt and the audit intent are durable befor
 
 test('a failing state save: no action, detection goes on, unwritable reported once, recovery acts again', async (t) => {
   let store: FlakyStore | undefined;
-  const { h } = await fleet(t, 10, G, { store: (dir) => (store = new FlakyStore(dir)) });
+  const logged: Array<{ level: string; msg: string }> = [];
+  const log = createLogger(
+    'info',
+    { write: (l: string) => void logged.push(JSON.parse(l)) },
+    { format: 'json' },
+  );
+  const { h } = await fleet(t, 10, G, { store: (dir) => (store = new FlakyStore(dir)), log });
   await h.cycle();
   store!.failSave = true;
   for (let i = 0; i < 5; i++) {
@@ -210,6 +222,16 @@ test('a failing state save: no action, detection goes on, unwritable reported on
   assert.equal(h.agent.stateWritable, true);
   assert.equal(h.events.filter((e) => e.type === 'state_recovered').length, 1);
   assert.equal(await content(h, 'r003'), 'r003 v1\n');
+  // One warning when the cycles started being held (not one per cycle), one line when it was over.
+  assert.deepEqual(
+    logged
+      .filter((l) => /cycles (no longer )?held/.test(l.msg))
+      .map((l) => `${l.level} ${l.msg.replace(/\(.*\)/, '(…)')}`),
+    [
+      'warn cycles held, the state cannot be written (…): drift is detected, nothing is applied',
+      'info cycles no longer held: acting again',
+    ],
+  );
 });
 
 test('a failing audit intent: no action; a failing outcome line stops the batch after the action in flight', async (t) => {

@@ -109,12 +109,18 @@ test('README: the first command starts the quickstart; every documented curl wor
   const h = await bash(`API=${API}\n${hook}`);
   assert.equal(h.out, '202', `webhook example: ${h.err}`);
 
-  // The quickstart block's plan and validate lines, with the quickstart's paths.
+  // The quickstart block's steward lines (plan, validate and the admin commands), with the quickstart's paths.
   const [quick] = shellBlocks(readme, 'Watch it work').map(paths);
-  for (const l of quick!.split('\n').filter((x) => /^node bin\/steward\.js (plan|validate)/.test(x))) {
+  const commands = quick!.split('\n').filter((x) => /^(npx steward|node bin\/steward\.js) /.test(x));
+  assert.ok(commands.length >= 7, 'plan, validate, status, drift, freeze, unfreeze, audit');
+  for (const l of commands) {
     const r = await bash(l.replace(/\s+#.*$/, ''));
     assert.ok(r.code === 0 || (r.code === 2 && l.includes(' plan ')), `${l}: exit ${r.code} ${r.err}`);
+    if (/ status /.test(l)) assert.match(r.out, /^mode +enforce$/m, `${l}: a human table`);
+    if (/ freeze /.test(l)) assert.match(r.out, /^frozen: /, l);
   }
+  const after = JSON.parse((await bash(`${prelude}\ncurl -s -H "$AUTH" $API/v1/status`)).out) as typeof st;
+  assert.equal(after.freeze.frozen, false, 'the freeze example, then the unfreeze example');
 
   child.kill('SIGTERM');
   assert.equal(await exited, 0, err);

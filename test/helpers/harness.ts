@@ -10,7 +10,7 @@ import type { Agent } from '../../agent/agent.js';
 import { buildAgent } from '../../agent/build.js';
 import { type Config, loadConfig } from '../../agent/config.js';
 import type { AgentEvent } from '../../agent/events.js';
-import { silentLogger } from '../../agent/log.js';
+import { type Logger, silentLogger } from '../../agent/log.js';
 import type { CycleReport } from '../../agent/reconciler.js';
 import type { EngineKind } from '../../agent/source/engine.js';
 import type { PollOutcome } from '../../agent/source/source.js';
@@ -61,6 +61,8 @@ export interface HarnessOptions {
   beforeInit?: (stateDir: string) => Promise<void>;
   /** The Git engine of the source (default: buildSource's). */
   sourceEngine?: EngineKind;
+  /** The agent's logger (default: silent). */
+  log?: Logger;
 }
 
 export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
@@ -107,7 +109,7 @@ export async function makeHarness(opts: HarnessOptions): Promise<Harness> {
   const clock = { now: Date.UTC(2026, 0, 1) };
   const events: AgentEvent[] = [];
   const make = (): Agent => {
-    const a = buildAgent(config, silentLogger, {
+    const a = buildAgent(config, opts.log ?? silentLogger, {
       clock: () => clock.now,
       random: seededRandom(42),
       ...(opts.providers ? { providers: opts.providers(config) } : {}),

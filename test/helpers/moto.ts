@@ -62,7 +62,8 @@ export function motoBinary(): string {
   return bin;
 }
 
-async function freePort(): Promise<number> {
+/** A loopback port nothing listens on (now). */
+export async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();
     srv.once('error', rej);

@@ -44,6 +44,20 @@ describe('planAlerts', () => {
     assert.equal(invalid?.details['reason'], undefined);
   });
 
+  it('a mass-drift freeze says in its message and details what to run (the hint)', () => {
+    const sha = 'b'.repeat(40);
+    const hint = `if this change is intended, run steward approve ${sha} -c /etc/steward/steward.yaml`;
+    const [draft] = planAlerts(
+      { type: 'mass_drift_frozen', reason: '6 of 10 would change', sha, hint },
+      new OpenAlerts(),
+    );
+    assert.equal(
+      draft?.message,
+      `steward froze itself (mass drift): 6 of 10 would change. Nothing is applied until an operator unfreezes it: ${hint}`,
+    );
+    assert.deepEqual(draft?.details, { reason: '6 of 10 would change', sha, hint });
+  });
+
   it('leaves the event it reads unchanged', () => {
     const e: AgentEvent = { type: 'observe_failing', count: 1, codes: ['EACCES'] };
     const before = structuredClone(e);
