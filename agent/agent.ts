@@ -7,7 +7,7 @@
  */
 import type { GuardrailConfig, Mode } from '../policies/types.js';
 import type { KindDefinition, Provider } from '../providers/types.js';
-import { errorMessage, StewardError } from '../core/errors.js';
+import { errorMessage, isStewardError, StewardError } from '../core/errors.js';
 import type { AgentEvent, EventSink } from './events.js';
 import type { Logger } from './log.js';
 import { type CycleReport, Reconciler } from './reconciler.js';
@@ -329,23 +329,36 @@ export class Agent {
    */
   update(fn: (s: PersistedState) => PersistedState, safer = false): Promise<PersistedState> {
     return this.exclusive(async () => {
+      const { store } = this.opts;
+      try {
+        // A shared backend: decide on the fleet's state as it is now, not as this agent last saw it.
+        if (store.refresh) this.state = await store.refresh(this.currentState);
+      } catch (e) {
+        throw this.unwritable(e, safer ? fn(this.currentState) : null);
+      }
       const next = fn(this.currentState);
       try {
-        await this.opts.store.save(next);
+        await store.save(next);
       } catch (e) {
-        this.noteStateWrite(errorMessage(e));
-        if (safer) this.state = next;
-        throw new StewardError(
-          'STATE_UNWRITABLE',
-          `the state could not be written (${errorMessage(e)}); ${
-            safer ? 'the change holds in memory, but would not survive a restart' : 'nothing was changed'
-          }. Free space or fix ${'the state directory'} and retry.`,
-        );
+        if (isStewardError(e, 'STATE_CONFLICT')) throw e; // nothing written: the caller reads and retries
+        throw this.unwritable(e, safer ? next : null);
       }
       this.noteStateWrite(null);
       this.state = next;
       return next;
     });
+  }
+
+  /** A change that could not be persisted: `held` (a safer one) stays in memory all the same. */
+  private unwritable(e: unknown, held: PersistedState | null): StewardError {
+    this.noteStateWrite(errorMessage(e));
+    if (held) this.state = held;
+    return new StewardError(
+      'STATE_UNWRITABLE',
+      `the state could not be written (${errorMessage(e)}); ${
+        held ? 'the change holds in memory, but would not survive a restart' : 'nothing was changed'
+      }. Free space or fix the state backend and retry.`,
+    );
   }
 
   async setMode(mode: Mode, by: string): Promise<void> {
@@ -404,5 +417,7 @@ export class Agent {
     this.timers = [];
     await this.running;
     await this.polling?.catch(() => undefined);
+    await this.queue;
+    await this.opts.store.close?.().catch(() => undefined);
   }
 }

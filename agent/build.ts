@@ -8,7 +8,21 @@ import type { Logger } from './log.js';
 import { createGitEngine, type EngineKind } from './source/engine.js';
 import { DesiredStateSource } from './source/source.js';
 import { FileStateStore } from './state/file-store.js';
+import { createPgPool, PgStateStore } from './state/pg-store.js';
 import type { StateStore } from './state/types.js';
+
+/**
+ * The state store `state.backend` names: the files in state.dir, or the fleet's PostgreSQL (its pool
+ * bounded by state.postgres.poolSize; connects on the first load).
+ */
+export function buildStore(config: Config, log: Logger): StateStore {
+  const pgc = config.state.postgres;
+  if (config.state.backend !== 'postgres' || !pgc) return new FileStateStore(config.state.dir);
+  const pool = createPgPool(pgc, config.agent.id, (message) =>
+    log.warn({ err: message }, 'PostgreSQL connection lost'),
+  );
+  return new PgStateStore({ pool, agentId: config.agent.id });
+}
 
 export function buildSource(
   config: Config,
@@ -50,7 +64,7 @@ export function buildAgent(config: Config, log: Logger, overrides: BuildOverride
     source: buildSource(config, undefined, clock, sourceEngine),
     kinds: KINDS,
     providers: providers ?? buildProviders(config, onProviderRequest ? { onProviderRequest } : {}),
-    store: store ?? new FileStateStore(config.state.dir),
+    store: store ?? buildStore(config, log),
     guardrails: config.guardrails,
     initialMode: config.reconcile.mode,
     sourceIntervalMs: config.source.intervalMs,

@@ -35,7 +35,7 @@ import type { Logger } from './log.js';
 import { type DisplayOp, displayPatchOf, opPaths } from './patch-view.js';
 import type { Revision } from './source/source.js';
 import { errorMessage } from '../core/errors.js';
-import type { Approval, AuditRecord, PersistedState, StateStore } from './state/types.js';
+import type { Approval, AuditRecord, PersistedState, StateStore, WriteAheadResult } from './state/types.js';
 
 export type DriftState = 'drifted' | 'backoff' | 'report-only' | 'stuck';
 
@@ -121,11 +121,13 @@ export class Reconciler {
   /** Runs one cycle on `revision`, given the state loaded before; returns the new state and a report. */
   async cycle(
     revision: Revision,
-    state: PersistedState,
+    loaded: PersistedState,
     shouldStop: () => boolean,
   ): Promise<{ state: PersistedState; report: CycleReport }> {
     const { deps } = this;
     const started = deps.clock();
+    const shared = await this.refreshShared(loaded);
+    const state = shared.state;
     const mode = state.mode ?? deps.initialMode;
     const before = new Map<string, ResourceRecord>(Object.entries(state.resources));
 
@@ -136,7 +138,7 @@ export class Reconciler {
     const soak = soakStep(state.soak, revision.sha, deps.guardrails.soak.observeCycles);
     const decision = this.decide(revision, state, approvals, soak.soaking, mode, detection, records, now);
 
-    let stateError: string | null = null;
+    let stateError: string | null = shared.error;
     let freeze = state.freeze;
     if (decision.freeze) {
       freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now };
@@ -145,11 +147,18 @@ export class Reconciler {
       stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
     }
 
-    const base: PersistedState = { ...state, freeze, approvals, soak: soak.state };
-    const ahead = await this.writeAhead(decision.act, revision, base, records, decision.bucket, now);
+    let base: PersistedState = { ...state, freeze, approvals, soak: soak.state };
+    const ahead =
+      shared.error === null
+        ? await this.writeAhead(decision.act, revision, base, records, decision.bucket, now)
+        : { ...noWriteAhead(), error: shared.error };
     stateError ??= ahead.error;
-    const act = ahead.error === null ? decision.act : [];
-    const hold = ahead.error === null ? decision.hold : [...decision.hold, ...this.unwritable(decision.act)];
+    const { act, hold } = this.admitted(decision, ahead);
+    if (ahead.blocked) {
+      // Frozen or in observe by another agent since this cycle read the fleet: adopt it, act on nothing.
+      freeze = ahead.blocked.freeze;
+      base = { ...base, freeze, mode: ahead.blocked.mode };
+    }
 
     const applied = await this.apply(act, revision, ahead.ids, shouldStop);
     stateError ??= applied.error;
@@ -294,14 +303,9 @@ export class Reconciler {
     records: ReadonlyMap<string, ResourceRecord>,
     bucket: DecideOutput['bucket'],
     now: number,
-  ): Promise<{
-    error: string | null;
-    ids: Map<string, string>;
-    pessimistic: Map<string, ReturnType<typeof trackConvergence>>;
-  }> {
-    const ids = new Map<string, string>();
-    const pessimistic = new Map<string, ReturnType<typeof trackConvergence>>();
-    if (act.length === 0) return { error: null, ids, pessimistic };
+  ): Promise<WriteAhead> {
+    const { ids, pessimistic } = noWriteAhead();
+    if (act.length === 0) return { ...noWriteAhead(), granted: 0 };
     const convCfg = this.convergenceConfig();
     const ahead = new Map(records);
     for (const a of act) {
@@ -329,11 +333,58 @@ export class Reconciler {
       durationMs: 0,
       ...signerOf(revision),
     }));
+    const { store } = this.deps;
+    if (store.writeAhead) {
+      // A shared backend: tokens, records and intents in one transaction that re-reads freeze and mode.
+      let result: WriteAheadResult = { kind: 'written', granted: 0 };
+      const error = await this.tryWrite(async () => {
+        result = await store.writeAhead!({
+          resources: Object.fromEntries(ahead),
+          keys: act.map((a) => a.drift.key),
+          intents,
+          initialMode: this.deps.initialMode,
+          rateLimit: this.deps.guardrails.rateLimit,
+          now,
+        });
+      });
+      const r = result as WriteAheadResult;
+      if (error !== null || r.kind === 'written')
+        return { error, ids, pessimistic, granted: r.kind === 'written' ? r.granted : 0, blocked: null };
+      return { error: null, ids, pessimistic, granted: 0, blocked: r };
+    }
     const error =
-      (await this.tryWrite(() =>
-        this.deps.store.save({ ...base, bucket, resources: Object.fromEntries(ahead) }),
-      )) ?? (await this.tryWrite(() => this.deps.store.appendAudit(intents)));
-    return { error, ids, pessimistic };
+      (await this.tryWrite(() => store.save({ ...base, bucket, resources: Object.fromEntries(ahead) }))) ??
+      (await this.tryWrite(() => store.appendAudit(intents)));
+    return { error, ids, pessimistic, granted: act.length, blocked: null };
+  }
+
+  /**
+   * Shared backends: the fleet's freeze, mode, approvals, bucket and soak, read fresh at the start of
+   * every cycle. If they cannot be read, the cycle detects with what it knew and acts on nothing.
+   */
+  private async refreshShared(
+    state: PersistedState,
+  ): Promise<{ state: PersistedState; error: string | null }> {
+    const { store } = this.deps;
+    if (!store.refresh) return { state, error: null };
+    let fresh = state;
+    const error = await this.tryWrite(async () => {
+      fresh = await store.refresh!(state);
+    });
+    return { state: fresh, error };
+  }
+
+  /** What the write-ahead admitted: all of it, the first `granted` (shared bucket), or nothing (held). */
+  private admitted(decision: DecideOutput<CycleDrift>, ahead: WriteAhead): { act: Act[]; hold: Hold[] } {
+    if (ahead.error !== null) return { act: [], hold: [...decision.hold, ...this.unwritable(decision.act)] };
+    if (ahead.blocked) {
+      const reason = ahead.blocked.reason;
+      return { act: [], hold: [...decision.hold, ...decision.act.map((a) => ({ drift: a.drift, reason }))] };
+    }
+    const late = decision.act
+      .slice(ahead.granted)
+      .map((a) => ({ drift: a.drift, reason: 'rate-limit' as const }));
+    return { act: decision.act.slice(0, ahead.granted), hold: [...decision.hold, ...late] };
   }
 
   /** The actions the write-ahead could not record: held, never applied. */
@@ -571,6 +622,23 @@ export class Reconciler {
     return out;
   }
 }
+
+/** The write-ahead's outcome: an error (act on nothing), a block (frozen/observe now), or how many may act. */
+interface WriteAhead {
+  error: string | null;
+  ids: Map<string, string>;
+  pessimistic: Map<string, ReturnType<typeof trackConvergence>>;
+  granted: number;
+  blocked: Extract<WriteAheadResult, { kind: 'blocked' }> | null;
+}
+
+const noWriteAhead = (): WriteAhead => ({
+  error: null,
+  ids: new Map(),
+  pessimistic: new Map(),
+  granted: 0,
+  blocked: null,
+});
 
 /** The audit records' `signer` (SPEC §10): only when the revision verified. */
 function signerOf(revision: Revision): { signer?: string } {

@@ -28,6 +28,9 @@ export const ERROR_CODES = {
   WEBHOOK_SECRET_EMPTY: 'admin.webhookSecretFile is empty',
   STATE_DIR_INVALID: 'state.dir exists but is not a directory',
   FILE_TOO_LARGE: 'a managed file is larger than any manifest can hold, so it was not read',
+  STATE_BACKEND_UNREACHABLE: 'the PostgreSQL state backend could not be reached at start',
+  STATE_SCHEMA_NEWER: "the database's schema is newer than this steward knows",
+  STATE_CONFLICT: 'another agent changed the shared freeze or mode meanwhile; nothing was changed',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

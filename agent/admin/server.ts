@@ -129,6 +129,7 @@ function onError(
   if (err.apiCode) return fail(reply, status, err.apiCode, err.message);
   // Agent refusals that are the caller's business, in our shape with their own code.
   if (isStewardError(err, 'NOT_FROZEN')) return failCoded(reply, 409, err.code, err.message);
+  if (isStewardError(err, 'STATE_CONFLICT')) return failCoded(reply, 409, err.code, err.message);
   if (isStewardError(err, 'STATE_UNWRITABLE')) return failCoded(reply, 503, err.code, err.message);
   if (err.validation) return fail(reply, 400, 'BAD_REQUEST', err.message);
   if (status === 413)
