@@ -6,7 +6,10 @@
 import { type AdminServer, readAdminSecrets, startAdminServer } from './admin/server.js';
 import { Alerter, type OpenAlert } from './alerts.js';
 import type { Agent } from './agent.js';
-import { buildAgent } from './build.js';
+import { buildAgent, buildStore } from './build.js';
+import { connectFleet } from './fleet/connect.js';
+import type { FleetSource } from './fleet/registry.js';
+import { selfFleet } from './fleet/view.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -39,16 +42,27 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   await checkStateDir(config.state.dir);
   const secrets = await readAdminSecrets(config, log);
   const metrics = new Metrics();
+  const store = buildStore(config, log);
   const agent: Agent = buildAgent(config, log, {
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.random ? { random: opts.random } : {}),
     onProviderRequest: (provider, operation) => metrics.providerRequests.inc({ provider, operation }),
+    store,
   });
-  const admin: AdminServer = await startAdminServer({ agent, config, metrics, log, secrets });
+  let fleet: FleetSource = selfFleet(agent, config.agent);
+  const admin: AdminServer = await startAdminServer({
+    agent,
+    config,
+    metrics,
+    log,
+    secrets,
+    fleet: { view: () => fleet.view() },
+  });
   let lock: Lock | undefined;
   try {
     lock = await acquireLock(config.state.dir);
     await agent.init();
+    fleet = await connectFleet(config, agent, store, log);
     const a = agent;
     const control = () =>
       metrics.setControl({ frozen: a.currentState.freeze !== null, observe: a.mode === 'observe' });

@@ -14,7 +14,8 @@ export type RouteId =
   | 'mode'
   | 'reconcile'
   | 'hook'
-  | 'audit';
+  | 'audit'
+  | 'fleet';
 
 export interface RouteSpec {
   id: RouteId;
@@ -121,6 +122,14 @@ export const ROUTES: readonly RouteSpec[] = [
     url: '/v1/audit',
     summary: 'Applied actions, newest first',
     query: auditQuery,
+    ok: [200],
+  },
+  {
+    id: 'fleet',
+    method: 'GET',
+    url: '/v1/fleet',
+    summary: 'The fleet: agents, their revision, wave, health, last cycle (the files backend: this agent)',
+    query: emptyQuery,
     ok: [200],
   },
 ];

@@ -44,12 +44,16 @@ import {
   writeNewToken,
 } from './token.js';
 import { driftView, statusView } from './views.js';
+import type { FleetSource } from '../fleet/registry.js';
+import { selfFleet } from '../fleet/view.js';
 
 export interface AdminDeps {
   agent: Agent;
   config: Config;
   metrics: Metrics;
   log: Logger;
+  /** What `GET /v1/fleet` shows; default: this agent alone. */
+  fleet?: FleetSource;
 }
 
 /** What the API needs from disk, read (never created) before anything else starts. */
@@ -440,6 +444,7 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
         const read = await agent.readAudit(limit === undefined ? 100 : Number(limit));
         return { records: read.records, skipped: read.skipped };
       },
+      fleet: () => (deps.fleet ?? selfFleet(agent, config.agent)).view(),
     };
 
   for (const r of ROUTES) {

@@ -1,0 +1,131 @@
+/**
+ * The fleet's agents (SPEC §11): each registers at start and writes a
+ * heartbeat row after every cycle — its labels, the revision it acts on, when
+ * its last cycle ran, how much drift it sees, whether it is frozen, its health
+ * report. `GET /v1/fleet` reads them back. The rows are informational: no
+ * guardrail trusts them (a heartbeat can be late); the shared freeze lives in
+ * the state store.
+ */
+import type pg from 'pg';
+import type { HealthReport } from '../health/types.js';
+import { type Migration, migrate } from '../state/pg-store.js';
+import type { FleetAgentView, FleetView } from './types.js';
+
+export const AGENT_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE agents (
+        id text PRIMARY KEY,
+        labels jsonb NOT NULL DEFAULT '{}',
+        revision text,
+        last_cycle_at timestamptz,
+        drifted integer NOT NULL DEFAULT 0,
+        frozen boolean NOT NULL DEFAULT false,
+        health jsonb,
+        registered_at timestamptz NOT NULL DEFAULT now(),
+        last_seen timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+];
+
+/** What an agent reports after each cycle. */
+export interface Heartbeat {
+  revision: string | null;
+  lastCycleAt: number | null;
+  drifted: number;
+  frozen: boolean;
+  health: HealthReport;
+}
+
+/** Where the admin API reads the fleet from. */
+export interface FleetSource {
+  view(): Promise<FleetView>;
+}
+
+/** No checks configured: healthy (SPEC §11; the checks themselves live in agent/health/). */
+export const NO_CHECKS: HealthReport = Object.freeze({ ok: true, at: null, checks: [] });
+
+interface AgentRow {
+  id: string;
+  labels: Record<string, string>;
+  revision: string | null;
+  last_cycle_at: Date | null;
+  drifted: number;
+  frozen: boolean;
+  health: HealthReport | null;
+  last_seen: Date;
+  alive: boolean;
+}
+
+export class PgFleetRegistry implements FleetSource {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly self: { id: string; labels: Readonly<Record<string, string>> },
+    /** A heartbeat older than this marks the agent not alive (a few reconcile intervals). */
+    private readonly aliveMs: number,
+  ) {}
+
+  /** Creates the table if needed and (re-)registers this agent with its labels. */
+  async register(): Promise<void> {
+    await migrate(this.pool, 'agents', AGENT_MIGRATIONS);
+    await this.pool.query(
+      `INSERT INTO agents (id, labels) VALUES ($1, $2)
+       ON CONFLICT (id) DO UPDATE SET labels = EXCLUDED.labels, last_seen = now()`,
+      [this.self.id, JSON.stringify(this.self.labels)],
+    );
+  }
+
+  /** One row per agent, on the database's clock (agents' clocks may disagree). */
+  async heartbeat(h: Heartbeat): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO agents (id, labels, revision, last_cycle_at, drifted, frozen, health, last_seen)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+       ON CONFLICT (id) DO UPDATE SET labels = EXCLUDED.labels, revision = EXCLUDED.revision,
+         last_cycle_at = EXCLUDED.last_cycle_at, drifted = EXCLUDED.drifted, frozen = EXCLUDED.frozen,
+         health = EXCLUDED.health, last_seen = now()`,
+      [
+        this.self.id,
+        JSON.stringify(this.self.labels),
+        h.revision,
+        h.lastCycleAt === null ? null : new Date(h.lastCycleAt),
+        h.drifted,
+        h.frozen,
+        JSON.stringify(h.health),
+      ],
+    );
+  }
+
+  async view(): Promise<FleetView> {
+    const rows = await this.pool.query<AgentRow>(
+      `SELECT id, labels, revision, last_cycle_at, drifted, frozen, health, last_seen,
+              now() - last_seen < make_interval(secs => $1) AS alive
+       FROM agents ORDER BY id`,
+      [this.aliveMs / 1000],
+    );
+    return {
+      backend: 'postgres',
+      self: this.self.id,
+      agents: rows.rows.map(toView),
+      rollout: null,
+    };
+  }
+}
+
+function toView(r: AgentRow): FleetAgentView {
+  const health = r.health ?? NO_CHECKS;
+  return {
+    id: r.id,
+    labels: r.labels,
+    revision: r.revision,
+    wave: null,
+    healthy: health.ok,
+    health: health.checks,
+    lastCycleAt: r.last_cycle_at?.toISOString() ?? null,
+    lastSeenAt: r.last_seen.toISOString(),
+    alive: r.alive,
+    frozen: r.frozen,
+    drifted: r.drifted,
+  };
+}
