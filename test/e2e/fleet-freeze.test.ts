@@ -6,19 +6,27 @@
  * converge.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FleetView } from '../../agent/fleet/types.js';
 import { killAllAgents } from '../helpers/agent-process.js';
-import { cycleAll, type Fleet, filesOf, startFleet, waitFor } from '../helpers/fleet.js';
-import { createTestRepo } from '../helpers/git-repo.js';
+import {
+  cycleAll,
+  desiredFiles,
+  type Fleet,
+  fileRepo,
+  filesOf,
+  startFleet,
+  tamper,
+  waitFor,
+} from '../helpers/fleet.js';
 import { type PgServer, startPostgres } from '../helpers/postgres.js';
 
 const N = 10;
 const NAMES = ['a', 'b', 'c'];
-const DESIRED = Object.fromEntries(NAMES.map((n) => [`${n}.conf`, `${n} desired\n`]));
+const DESIRED = desiredFiles(NAMES);
 
 let pgServer: PgServer;
 let fleet: Fleet;
@@ -27,19 +35,11 @@ let base: string;
 before(async () => {
   base = await mkdtemp(join(tmpdir(), 'steward-fleet-e2e-'));
   pgServer = await startPostgres();
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  await repo.write(
-    'fleet/files.yaml',
-    NAMES.map(
-      (n) =>
-        `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${n} }\nspec: { path: ${n}.conf, content: "${n} desired\\n" }\n`,
-    ).join('---\n'),
-  );
-  await repo.commit('three files');
+  const repo = await fileRepo(base, NAMES);
   fleet = await startFleet({
     n: N,
     pgUrl: pgServer.url,
-    repo: repo.workDir,
+    repo,
     guardrails: [
       // Every file of an agent drifts at once here: that is the test, not a mass tamper to halt on.
       'massDrift: { maxDrifted: 100, maxDriftedPercent: 100, minManaged: 100 }',
@@ -55,10 +55,7 @@ after(async () => {
   await rm(base, { recursive: true, force: true });
 });
 
-const tamperAll = async () => {
-  for (const a of fleet.agents)
-    for (const n of NAMES) await writeFile(join(a.root, `${n}.conf`), `${n} tampered by hand\n`);
-};
+const tamperAll = () => Promise.all(fleet.agents.map((a) => tamper(a.root, NAMES)));
 
 interface Status {
   freeze: { frozen: boolean; reason: string | null };
@@ -93,7 +90,7 @@ test('one freeze through any agent stops all ten; each keeps reporting drift; un
       const files = await filesOf(a.root);
       assert.deepEqual(
         Object.values(files),
-        NAMES.map((n) => `${n} tampered by hand\n`),
+        NAMES.map((n) => `${n} tampered\n`),
         `${a.id} acted while the fleet was frozen`,
       );
       const drift = (await a.req<{ drift: Array<{ name: string }> }>('GET', '/v1/drift')).json;

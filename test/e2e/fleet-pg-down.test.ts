@@ -6,19 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadConfig } from '../../agent/config.js';
 import { type Daemon, startDaemon } from '../../agent/daemon.js';
 import { silentLogger } from '../../agent/log.js';
-import { filesOf } from '../helpers/fleet.js';
-import { createTestRepo } from '../helpers/git-repo.js';
+import { agentConfig, desiredFiles, fileRepo, filesOf, tamper } from '../helpers/fleet.js';
 import { type PgServer, startPostgres } from '../helpers/postgres.js';
 
 const NAMES = ['a', 'b', 'c'];
-const DESIRED = Object.fromEntries(NAMES.map((n) => [`${n}.conf`, `${n} desired\n`]));
+const DESIRED = desiredFiles(NAMES);
 
 let pgServer: PgServer;
 let base: string;
@@ -42,30 +41,18 @@ before(async () => {
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const addr = receiver.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  await repo.write(
-    'fleet/files.yaml',
-    NAMES.map(
-      (n) =>
-        `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${n} }\nspec: { path: ${n}.conf, content: "${n} desired\\n" }\n`,
-    ).join('---\n'),
-  );
-  await repo.commit('three files');
+  const repo = await fileRepo(base, NAMES);
   await mkdir(join(base, 'managed'));
   const config = join(base, 'steward.yaml');
   await writeFile(
     config,
-    [
-      `source: { url: ${JSON.stringify(repo.workDir)}, path: fleet, interval: 1h }`,
-      'providers: { file: { root: managed } }',
-      'reconcile: { interval: 1h, mode: enforce }',
-      'guardrails: { soak: { observeCycles: 0 } }',
-      'admin: { listen: "127.0.0.1:0" }',
-      `alerts: [{ url: "http://127.0.0.1:${port}/hook", events: [state_unwritable, state_recovered] }]`,
-      `state: { dir: state, backend: postgres, postgres: { url: ${JSON.stringify(pgServer.url)}, connectTimeout: 2s } }`,
-      'agent: { id: solo }',
-      'log: { level: error }',
-    ].join('\n'),
+    agentConfig({
+      repo,
+      pgUrl: pgServer.url,
+      admin: '{ listen: "127.0.0.1:0" }',
+      agent: '{ id: solo }',
+      extra: `alerts: [{ url: "http://127.0.0.1:${port}/hook", events: [state_unwritable, state_recovered] }]`,
+    }),
   );
   daemon = await startDaemon(await loadConfig(config), { log: silentLogger, manual: true });
 });
@@ -84,7 +71,6 @@ const cycle = async () => {
   return daemon.agent.lastCycle!;
 };
 const readyz = async () => (await fetch(`${daemon.admin.url}/readyz`)).status;
-const tamper = () => Promise.all(NAMES.map((n) => writeFile(join(root(), `${n}.conf`), `${n} tampered\n`)));
 const count = (event: string) => alerts.filter((a) => a.event === event).length;
 
 test('PostgreSQL down: 0 actions, detection goes on, unready, one alert; a freeze meanwhile survives; recovery', async () => {
@@ -94,7 +80,7 @@ test('PostgreSQL down: 0 actions, detection goes on, unready, one alert; a freez
   assert.equal(await readyz(), 200);
 
   await pgServer.stop();
-  await tamper();
+  await tamper(root(), NAMES);
   for (let i = 0; i < 3; i++) {
     const r = await cycle();
     assert.equal(r.applied, 0);

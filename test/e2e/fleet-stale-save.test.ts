@@ -6,15 +6,14 @@
  * writes only what it changed). Two real agents, real files, real PostgreSQL.
  */
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { createPgPool, PgStateStore } from '../../agent/state/pg-store.js';
 import type { AuditRecord, WriteAheadRequest, WriteAheadResult } from '../../agent/state/types.js';
-import { filesOf } from '../helpers/fleet.js';
-import { createTestRepo } from '../helpers/git-repo.js';
+import { fileRepo, filesOf, tamper } from '../helpers/fleet.js';
 import { type Harness, makeHarness } from '../helpers/harness.js';
 import { type PgServer, startPostgres } from '../helpers/postgres.js';
 
@@ -46,24 +45,32 @@ let db = 0;
 before(async () => {
   base = await mkdtemp(join(tmpdir(), 'steward-stale-'));
   pgServer = await startPostgres();
-  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
-  await repo.write(
-    'fleet/files.yaml',
-    NAMES.map(
-      (n) =>
-        `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${n} }\nspec: { path: ${n}.conf, content: "${n} desired\\n" }\n`,
-    ).join('---\n'),
-  );
-  await repo.commit('three files');
-  repoDir = repo.workDir;
+  repoDir = await fileRepo(base, NAMES);
 });
 after(async () => {
   await pgServer?.destroy();
   await rm(base, { recursive: true, force: true });
 });
 
-/** Agents A and B on a fresh database, both converged and verified. */
-async function twoAgents(): Promise<{ a: Harness; b: Harness; storeA: HookedStore; url: string }> {
+interface Two {
+  a: Harness;
+  b: Harness;
+  storeA: HookedStore;
+  url: string;
+}
+
+/** Runs `fn` with agents A and B on a fresh database, both converged and verified; closes both after. */
+async function withTwoAgents(fn: (t: Two) => Promise<void>): Promise<void> {
+  const t = await twoAgents();
+  try {
+    await fn(t);
+  } finally {
+    await t.a.close();
+    await t.b.close();
+  }
+}
+
+async function twoAgents(): Promise<Two> {
   const name = `stale${++db}`;
   await pgServer.createDatabase(name);
   const url = pgServer.urlFor(name);
@@ -88,8 +95,6 @@ async function twoAgents(): Promise<{ a: Harness; b: Harness; storeA: HookedStor
   return { a, b, storeA: storeA!, url };
 }
 
-const tamper = (h: Harness) =>
-  Promise.all(NAMES.map((n) => writeFile(join(h.root, `${n}.conf`), `${n} tampered\n`)));
 const frozenRow = async (url: string) => {
   const c = createPgPool({ url, password: null, poolSize: 1, connectTimeoutMs: 2_000 }, 'reader');
   try {
@@ -103,9 +108,8 @@ const frozenRow = async (url: string) => {
 
 describe('a freeze through agent B while agent A is mid-cycle', () => {
   it('between A reading the fleet and A writing ahead: A acts on nothing', async () => {
-    const { a, b, storeA, url } = await twoAgents();
-    try {
-      await tamper(a);
+    await withTwoAgents(async ({ a, b, storeA, url }) => {
+      await tamper(a.root, NAMES);
       storeA.beforeWriteAhead = () => b.agent.freeze('B froze mid-cycle of A', 'admin-api');
       const r = await a.cycle();
       assert.equal(r.applied, 0);
@@ -120,29 +124,22 @@ describe('a freeze through agent B while agent A is mid-cycle', () => {
         (x) => x.agent === 'a' && x.outcome === 'started',
       );
       assert.equal(intents.length, NAMES.length, 'only the first convergence wrote intents');
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    });
   });
 
   it("during A's actions (after its write-ahead): A's end-of-cycle save does not unfreeze, its next cycle holds", async () => {
-    const { a, b, storeA, url } = await twoAgents();
-    try {
-      await tamper(a);
+    await withTwoAgents(async ({ a, b, storeA, url }) => {
+      await tamper(a.root, NAMES);
       storeA.beforeOutcome = () => b.agent.freeze('B froze during A actions', 'admin-api');
       const r = await a.cycle();
       // What A had written ahead before the freeze committed it finishes (as a local freeze lets the action in flight finish).
       assert.ok(r.applied >= 1);
       assert.equal(await frozenRow(url), 'B froze during A actions', "A's stale save lifted the freeze");
-      await tamper(a);
+      await tamper(a.root, NAMES);
       const next = await a.cycle();
       assert.equal(next.applied, 0);
       assert.equal(next.frozen, true);
       assert.equal(await frozenRow(url), 'B froze during A actions');
-    } finally {
-      await a.close();
-      await b.close();
-    }
+    });
   });
 });

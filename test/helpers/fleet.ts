@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AgentProcess, startAgentProcess } from './agent-process.js';
+import { createTestRepo } from './git-repo.js';
 import { freePort } from './postgres.js';
 
 export interface FleetAgent {
@@ -51,6 +52,58 @@ export async function waitFor(
   }
 }
 
+/** One agent's steward.yaml: a local repository, a file root `managed`, the postgres backend, enforce, no soak. */
+export function agentConfig(c: {
+  repo: string;
+  pgUrl: string;
+  admin: string;
+  agent: string;
+  guardrails?: string[];
+  extra?: string;
+}): string {
+  return [
+    `source: { url: ${JSON.stringify(c.repo)}, path: fleet, interval: 1h }`,
+    'providers: { file: { root: managed } }',
+    'reconcile: { interval: 1h, mode: enforce }',
+    'guardrails:',
+    '  soak: { observeCycles: 0 }',
+    ...(c.guardrails ?? []).map((l) => `  ${l}`),
+    `admin: ${c.admin}`,
+    'state:',
+    '  dir: state',
+    '  backend: postgres',
+    `  postgres: { url: ${JSON.stringify(c.pgUrl)}, poolSize: 2, connectTimeout: 2s }`,
+    `agent: ${c.agent}`,
+    'log: { level: error }',
+    c.extra ?? '',
+  ].join('\n');
+}
+
+/** What `fileRepo` puts in Git: `<name>.conf` holding `<name> desired`. */
+export const desiredFiles = (names: readonly string[]): Record<string, string> =>
+  Object.fromEntries(names.map((n) => [`${n}.conf`, `${n} desired\n`]));
+
+/** A local repository (under `base`) with one File per name in `fleet/files.yaml`; returns its path. */
+export async function fileRepo(base: string, names: readonly string[]): Promise<string> {
+  const repo = await createTestRepo({ projectRoot: base, name: 'desired' });
+  await repo.write(
+    'fleet/files.yaml',
+    names
+      .map(
+        (n) =>
+          `apiVersion: steward/v1\nkind: File\nmetadata: { name: ${n} }\nspec: { path: ${n}.conf, content: "${n} desired\\n" }\n`,
+      )
+      .join('---\n'),
+  );
+  await repo.commit(`${names.length} files`);
+  return repo.workDir;
+}
+
+/** Writes `<name> tampered` into each file of `root`. */
+export async function tamper(root: string, names: readonly string[]): Promise<void> {
+  await Promise.all(names.map((n) => writeFile(join(root, `${n}.conf`), `${n} tampered\n`)));
+}
+
 export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const dir = await mkdtemp(join(tmpdir(), 'steward-fleet-'));
   const agents: FleetAgent[] = [];
@@ -65,22 +118,14 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     const config = join(base, 'steward.yaml');
     await writeFile(
       config,
-      [
-        `source: { url: ${JSON.stringify(opts.repo)}, path: fleet, interval: 1h }`,
-        'providers: { file: { root: managed } }',
-        'reconcile: { interval: 1h, mode: enforce }',
-        'guardrails:',
-        '  soak: { observeCycles: 0 }',
-        ...(opts.guardrails ?? []).map((l) => `  ${l}`),
-        `admin: { listen: "127.0.0.1:${port}", tokenFile: token }`,
-        'state:',
-        '  dir: state',
-        '  backend: postgres',
-        `  postgres: { url: ${JSON.stringify(opts.pgUrl)}, poolSize: 2 }`,
-        `agent: { id: ${id}, labels: { index: "${i}" } }`,
-        'log: { level: error }',
-        opts.extra ?? '',
-      ].join('\n'),
+      agentConfig({
+        repo: opts.repo,
+        pgUrl: opts.pgUrl,
+        admin: `{ listen: "127.0.0.1:${port}", tokenFile: token }`,
+        agent: `{ id: ${id}, labels: { index: "${i}" } }`,
+        guardrails: opts.guardrails ?? [],
+        extra: opts.extra ?? '',
+      }),
     );
     const url = `http://127.0.0.1:${port}`;
     const req: FleetAgent['req'] = async <T>(method: string, path: string, body?: unknown) => {
