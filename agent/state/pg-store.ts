@@ -262,7 +262,7 @@ export class PgStateStore implements StateStore {
       this.migrated = true;
     }
     return this.tx(async (c) => {
-      const shared = await this.readShared(c, false);
+      const shared = await this.readShared(c);
       const res = await c.query<{ key: string; record: ResourceRecord }>(
         'SELECT key, record FROM resources WHERE scope = $1',
         [this.agentId],
@@ -289,25 +289,23 @@ export class PgStateStore implements StateStore {
 
   async refresh(state: PersistedState): Promise<PersistedState> {
     const base = this.ready();
-    return this.tx(async (c) => {
-      await this.writeChanges(c, state, base); // what only memory holds goes first (a freeze taken while down)
-      const shared = await this.readShared(c, false);
-      this.commitLater(c, () => {
-        Object.assign(base, this.sharedBaseline({ ...state, ...shared }));
-      });
-      return { ...state, ...shared };
-    });
+    // What only memory holds goes first (a freeze taken while the database was down).
+    if (changed(state, base)) await this.tx((c) => this.writeChanges(c, state, base));
+    const shared = await this.readShared(this.pool);
+    Object.assign(base, this.sharedBaseline({ ...state, ...shared }));
+    return { ...state, ...shared };
   }
 
+  /** Writes what changed since this agent last read or wrote the backend (nothing: no query at all). */
   async save(state: PersistedState): Promise<void> {
     const base = this.ready();
-    await this.tx((c) => this.writeChanges(c, state, base));
+    if (changed(state, base)) await this.tx((c) => this.writeChanges(c, state, base));
   }
 
   async writeAhead(req: WriteAheadRequest): Promise<WriteAheadResult> {
     const base = this.ready();
     return this.tx(async (c) => {
-      const ctl = await this.readShared(c, true);
+      const ctl = await this.readControl(c, true);
       base.freeze = json(ctl.freeze);
       base.mode = ctl.mode;
       if (ctl.freeze !== null) return this.blocked('frozen', ctl);
@@ -399,19 +397,30 @@ export class PgStateStore implements StateStore {
     return { kind: 'blocked', reason, freeze: ctl.freeze, mode: ctl.mode };
   }
 
-  /** The shared fields as this agent sees them (approvals it spent are gone for it). */
-  private async readShared(
-    c: Client,
-    lock: boolean,
-  ): Promise<Pick<PersistedState, 'freeze' | 'mode' | 'bucket' | 'soak' | 'approvals'>> {
+  /** Freeze, mode, bucket and soak; `FOR UPDATE` in the write-ahead. */
+  private async readControl(c: Client, lock: boolean): Promise<ControlRow> {
     const ctl = await c.query<ControlRow>(
       `SELECT freeze_json AS freeze, mode, bucket, soak FROM fleet_control WHERE id = 1${lock ? ' FOR UPDATE' : ''}`,
     );
     const row = ctl.rows[0];
     if (!row) throw new StewardError('STATE_CORRUPT', 'the fleet_control row is missing from the database');
-    const appr = await c.query<ApprovalRow>('SELECT sha, by, at, bindings FROM approvals ORDER BY at');
+    return row;
+  }
+
+  /** The shared fields as this agent sees them (approvals it spent are gone for it), in one query. */
+  private async readShared(
+    q: Pick<pg.Pool, 'query'>,
+  ): Promise<Pick<PersistedState, 'freeze' | 'mode' | 'bucket' | 'soak' | 'approvals'>> {
+    const r = await q.query<ControlRow & { approvals: ApprovalRow[] }>(
+      `SELECT c.freeze_json AS freeze, c.mode, c.bucket, c.soak,
+              (SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.at), '[]'::jsonb)
+                 FROM (SELECT sha, by, at, bindings FROM approvals) a) AS approvals
+       FROM fleet_control c WHERE c.id = 1`,
+    );
+    const row = r.rows[0];
+    if (!row) throw new StewardError('STATE_CORRUPT', 'the fleet_control row is missing from the database');
     const approvals: Approval[] = [];
-    for (const a of appr.rows) {
+    for (const a of row.approvals) {
       const mine = a.bindings[this.agentId];
       if (mine?.spent) continue;
       approvals.push({ sha: a.sha, by: a.by, at: a.at, keys: mine?.keys ?? null });
@@ -589,6 +598,18 @@ export class PgStateStore implements StateStore {
       records.map((r) => JSON.stringify(r)),
     ]);
   }
+}
+
+/** Whether `state` differs from what this agent last read or wrote (the fields `save` writes; never the bucket). */
+function changed(state: PersistedState, base: Baseline): boolean {
+  if (json(state.freeze) !== base.freeze || state.mode !== base.mode || json(state.soak) !== base.soak)
+    return true;
+  if (json(state.revision) !== base.accepted) return true;
+  if (state.approvals.length !== base.approvals.size) return true;
+  for (const a of state.approvals) if (json(base.approvals.get(a.sha)) !== json(a)) return true;
+  const keys = Object.keys(state.resources);
+  if (keys.length !== base.resources.size) return true;
+  return keys.some((k) => base.resources.get(k) !== json(state.resources[k]));
 }
 
 /** Per-transaction callbacks, run once it committed (the baseline follows only what is durable). */
