@@ -126,7 +126,7 @@ export class Reconciler {
   ): Promise<{ state: PersistedState; report: CycleReport }> {
     const { deps } = this;
     const started = deps.clock();
-    const shared = await this.refreshShared(loaded);
+    const shared = await this.refreshShared(loaded, revision.sha);
     const state = shared.state;
     const mode = state.mode ?? deps.initialMode;
     const before = new Map<string, ResourceRecord>(Object.entries(state.resources));
@@ -364,12 +364,13 @@ export class Reconciler {
    */
   private async refreshShared(
     state: PersistedState,
+    sha: string,
   ): Promise<{ state: PersistedState; error: string | null }> {
     const { store } = this.deps;
     if (!store.refresh) return { state, error: null };
     let fresh = state;
     const error = await this.tryWrite(async () => {
-      fresh = await store.refresh!(state);
+      fresh = await store.refresh!(state, sha);
     });
     return { state: fresh, error };
   }

@@ -287,11 +287,11 @@ export class PgStateStore implements StateStore {
     });
   }
 
-  async refresh(state: PersistedState): Promise<PersistedState> {
+  async refresh(state: PersistedState, revision?: string): Promise<PersistedState> {
     const base = this.ready();
     // What only memory holds goes first (a freeze taken while the database was down).
     if (changed(state, base)) await this.tx((c) => this.writeChanges(c, state, base));
-    const shared = await this.readShared(this.pool);
+    const shared = await this.readShared(this.pool, revision);
     Object.assign(base, this.sharedBaseline({ ...state, ...shared }));
     return { ...state, ...shared };
   }
@@ -407,9 +407,14 @@ export class PgStateStore implements StateStore {
     return row;
   }
 
-  /** The shared fields as this agent sees them (approvals it spent are gone for it), in one query. */
+  /**
+   * The shared fields as this agent sees them, in one query: approvals it spent are gone for it, and with
+   * `revision` (a cycle's), an approval of another revision that it never bound is not shown — it may be
+   * one this agent has not polled yet, and the cycle would spend it as "Git moved on".
+   */
   private async readShared(
     q: Pick<pg.Pool, 'query'>,
+    revision?: string,
   ): Promise<Pick<PersistedState, 'freeze' | 'mode' | 'bucket' | 'soak' | 'approvals'>> {
     const r = await q.query<ControlRow & { approvals: ApprovalRow[] }>(
       `SELECT c.freeze_json AS freeze, c.mode, c.bucket, c.soak,
@@ -423,6 +428,7 @@ export class PgStateStore implements StateStore {
     for (const a of row.approvals) {
       const mine = a.bindings[this.agentId];
       if (mine?.spent) continue;
+      if (revision !== undefined && a.sha !== revision && (mine?.keys ?? null) === null) continue;
       approvals.push({ sha: a.sha, by: a.by, at: a.at, keys: mine?.keys ?? null });
     }
     return { freeze: row.freeze, mode: row.mode, bucket: row.bucket, soak: row.soak, approvals };

@@ -113,9 +113,11 @@ export interface StateStore {
    * operator change. Writes what only this agent's memory holds (a freeze
    * taken while the backend was down), then returns `state` with the shared
    * fields (freeze, mode, approvals, bucket, soak) as the backend has them
-   * NOW. Throws when the backend cannot be reached: the caller acts on nothing.
+   * NOW. `revision`: the revision a cycle is about to run on (approvals of
+   * others it never saw are left alone). Throws when the backend cannot be
+   * reached: the caller acts on nothing.
    */
-  refresh?(state: PersistedState): Promise<PersistedState>;
+  refresh?(state: PersistedState, revision?: string): Promise<PersistedState>;
   /**
    * Shared backends: the whole write-ahead in ONE transaction that re-reads
    * freeze and mode under a lock: if the fleet is frozen or in observe now it

@@ -160,6 +160,19 @@ describe('PgStateStore: shared fields', () => {
   });
 });
 
+describe('PgStateStore: approvals across revisions', () => {
+  it('an agent still on the old revision does not spend an approval of the new one it has not seen', async () => {
+    const { a, b } = await loadedPair();
+    const approval = { sha: 'new', by: 'admin-api', at: 5, keys: ['File/x'] };
+    await a.save({ ...(await a.refresh(await a.load())), approvals: [approval] });
+    const onOld = await b.refresh(await b.load(), 'old');
+    assert.deepEqual(onOld.approvals, [], 'not shown to a cycle on another revision');
+    await b.save({ ...onOld, approvals: [] }); // the cycle's save, with nothing spent
+    const onNew = await b.refresh(onOld, 'new');
+    assert.deepEqual(onNew.approvals, [{ ...approval, keys: null }], 'still there when B reaches it');
+  });
+});
+
 describe('PgStateStore: the write-ahead', () => {
   it('acts on nothing once the fleet is frozen, even when the cycle read it unfrozen', async () => {
     const url = await database();
