@@ -104,6 +104,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         mode: a.mode,
         frozen: a.currentState.freeze !== null,
         stateDir: config.state.dir,
+        backend: config.state.backend,
+        agent: config.agent.id,
         admin: admin.url,
       },
       'steward started',
