@@ -9,6 +9,7 @@ import type { GuardrailConfig, Mode } from '../policies/types.js';
 import type { KindDefinition, Provider } from '../providers/types.js';
 import { errorMessage, isStewardError, StewardError } from '../core/errors.js';
 import type { AgentEvent, EventSink } from './events.js';
+import type { RolloutGateFn } from './fleet/rollout-gate.js';
 import type { Logger } from './log.js';
 import { type CycleReport, Reconciler } from './reconciler.js';
 import type { DesiredStateSource, PollOutcome } from './source/source.js';
@@ -27,6 +28,8 @@ export interface AgentOptions {
   clock?: () => number;
   random?: () => number;
   onEvent?: EventSink;
+  /** fleet.rollout with a shared backend: whether this agent's wave is open for a revision. */
+  gate?: RolloutGateFn;
 }
 
 export class Agent {
@@ -72,6 +75,7 @@ export class Agent {
       random: opts.random ?? Math.random,
       log: opts.log,
       emit: (e) => this.emit(e),
+      ...(opts.gate ? { gate: opts.gate } : {}),
     });
   }
 

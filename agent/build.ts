@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { buildProviders, KINDS, type ProviderHooks } from '../providers/registry.js';
 import type { Provider } from '../providers/types.js';
 import { Agent } from './agent.js';
+import { aliveLimitMs } from './fleet/registry.js';
+import { pgRolloutGate, type RolloutGateFn } from './fleet/rollout-gate.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { createGitEngine, type EngineKind } from './source/engine.js';
@@ -56,10 +58,18 @@ export interface BuildOverrides extends ProviderHooks {
   store?: StateStore;
   /** The Git engine of the source (tests run the source suite against each). */
   sourceEngine?: EngineKind;
+  /** fleet.rollout: the wave gate (built by the daemon with the postgres backend). */
+  gate?: RolloutGateFn;
+}
+
+/** The wave gate when fleet.rollout is set and the state is shared (PostgreSQL); else none. */
+export function buildGate(config: Config, store: StateStore): RolloutGateFn | undefined {
+  if (!config.fleet.rollout || !(store instanceof PgStateStore)) return undefined;
+  return pgRolloutGate(store.pool, config.agent.id, config.fleet.rollout, aliveLimitMs(config));
 }
 
 export function buildAgent(config: Config, log: Logger, overrides: BuildOverrides = {}): Agent {
-  const { clock, random, providers, onProviderRequest, store, sourceEngine } = overrides;
+  const { clock, random, providers, onProviderRequest, store, sourceEngine, gate } = overrides;
   return new Agent({
     source: buildSource(config, undefined, clock, sourceEngine),
     kinds: KINDS,
@@ -72,5 +82,6 @@ export function buildAgent(config: Config, log: Logger, overrides: BuildOverride
     log,
     ...(clock ? { clock } : {}),
     ...(random ? { random } : {}),
+    ...(gate ? { gate } : {}),
   });
 }

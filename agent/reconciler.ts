@@ -31,6 +31,7 @@ import { providerFor } from '../providers/registry.js';
 import type { ApplyAction, ApplyOutcome, KindDefinition, OwnedDoc, Provider } from '../providers/types.js';
 import { type DetectedDrift, detect } from './detect.js';
 import type { EventSink } from './events.js';
+import type { GateAnswer, RolloutGateFn } from './fleet/rollout-gate.js';
 import type { Logger } from './log.js';
 import { type DisplayOp, displayPatchOf, opPaths } from './patch-view.js';
 import type { Revision } from './source/source.js';
@@ -89,10 +90,14 @@ export interface ReconcilerDeps {
   random: () => number;
   log: Logger;
   emit: EventSink;
+  /** fleet.rollout with a shared backend: whether this agent's wave is open for a revision. */
+  gate?: RolloutGateFn;
 }
 
 /** `freeze.by` of a freeze set by the mass-drift halt. */
 export const MASS_DRIFT_ACTOR = 'steward (mass-drift halt)';
+/** `freeze.by` of a freeze set by a halted rollout (fleet.rollout). */
+export const ROLLOUT_ACTOR = 'steward (rollout halted)';
 
 /** The drift decide sees, carrying the detection it came from (handed back in act/hold: no re-join by key). */
 export type CycleDrift = DecideDrift & { detected: DetectedDrift };
@@ -136,9 +141,12 @@ export class Reconciler {
     const { records, convergedAfterSeconds } = this.fold(detection, before, now);
     const approvals = this.settleApprovals(state.approvals, revision.sha, detection);
     const soak = soakStep(state.soak, revision.sha, deps.guardrails.soak.observeCycles);
-    const decision = this.decide(revision, state, approvals, soak.soaking, mode, detection, records, now);
+    const decided = this.decide(revision, state, approvals, soak.soaking, mode, detection, records, now);
+    const gated = shared.error === null ? await this.gateWaves(decided, revision.sha) : null;
+    const decision = gated?.decision ?? decided;
+    const unreachable = shared.error ?? gated?.error ?? null;
 
-    let stateError: string | null = shared.error;
+    let stateError: string | null = unreachable;
     let freeze = state.freeze;
     if (decision.freeze) {
       freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now };
@@ -146,12 +154,17 @@ export class Reconciler {
       // Persisted before anything else happens: it must survive a crash right after. In memory it holds anyway.
       stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
     }
+    if (gated?.halt) {
+      freeze = { reason: gated.halt, by: ROLLOUT_ACTOR, since: now };
+      deps.emit({ type: 'frozen', reason: gated.halt, by: ROLLOUT_ACTOR });
+      stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
+    }
 
     let base: PersistedState = { ...state, freeze, approvals, soak: soak.state };
     const ahead =
-      shared.error === null
+      unreachable === null
         ? await this.writeAhead(decision.act, revision, base, records, decision.bucket, now)
-        : { ...noWriteAhead(), error: shared.error };
+        : { ...noWriteAhead(), error: unreachable };
     stateError ??= ahead.error;
     const { act, hold } = this.admitted(decision, ahead);
     if (ahead.blocked) {
@@ -373,6 +386,33 @@ export class Reconciler {
       fresh = await store.refresh!(state, sha);
     });
     return { state: fresh, error };
+  }
+
+  /**
+   * Rollout waves (fleet.rollout): before acting on a revision, ask whether this agent's wave is open.
+   * Closed: every action is held `wave`. A halt (a check failing or a resource not converging in an open
+   * wave): held `frozen`, and the caller freezes the fleet (`rollout_halted: …`). Unreachable: act on nothing.
+   */
+  private async gateWaves(
+    decision: DecideOutput<CycleDrift>,
+    sha: string,
+  ): Promise<{ decision: DecideOutput<CycleDrift>; halt: string | null; error: string | null }> {
+    const { gate } = this.deps;
+    if (!gate || decision.act.length === 0 || decision.freeze) return { decision, halt: null, error: null };
+    let answer: GateAnswer = { act: false, wave: null, halt: null };
+    const error = await this.tryWrite(async () => {
+      answer = await gate(sha);
+    });
+    const a = answer as GateAnswer;
+    if (error !== null || a.act) return { decision, halt: null, error };
+    const reason: HoldReason = a.halt ? 'frozen' : 'wave';
+    const halt = a.halt
+      ? `rollout_halted: ${a.halt.reason}; agents ${a.halt.agents.join(', ')}${
+          a.halt.checks.length > 0 ? `; failing checks ${a.halt.checks.join(', ')}` : ''
+        }`
+      : null;
+    const held = decision.act.map((x) => ({ drift: x.drift, reason }));
+    return { decision: { ...decision, act: [], hold: [...decision.hold, ...held] }, halt, error: null };
   }
 
   /** What the write-ahead admitted: all of it, the first `granted` (shared bucket), or nothing (held). */

@@ -96,6 +96,8 @@ async function cycle(a: SimAgent, round: number, act: boolean): Promise<number> 
     revision: 'r'.repeat(40),
     lastCycleAt: now,
     drifted: act ? 1 : 0,
+    converged: !act,
+    stuck: 0,
     frozen: false,
     health: { ok: true, at: null, checks: [] },
   });

@@ -75,7 +75,9 @@ export type HoldReason =
   | 'rate-limit'
   | 'cap'
   | 'mass-drift'
-  | 'state-unwritable';
+  | 'state-unwritable'
+  /** fleet.rollout: this agent's wave is not open yet for the revision. */
+  | 'wave';
 
 export interface ActDecision<D extends DecideDrift = DecideDrift> {
   /** The caller's drift, as passed in. */

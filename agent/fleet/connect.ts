@@ -10,11 +10,8 @@ import type { HealthSource } from '../health/types.js';
 import type { Logger } from '../log.js';
 import { PgStateStore } from '../state/pg-store.js';
 import type { StateStore } from '../state/types.js';
-import { type FleetSource, PgFleetRegistry } from './registry.js';
+import { aliveLimitMs, type FleetSource, PgFleetRegistry } from './registry.js';
 import { heartbeatOf, selfFleet } from './view.js';
-
-/** Shortest liveness limit: a heartbeat older than max(3 reconcile intervals, this) marks an agent not alive. */
-const MIN_ALIVE_MS = 30_000;
 
 export async function connectFleet(
   config: Config,
@@ -24,11 +21,7 @@ export async function connectFleet(
   health?: HealthSource,
 ): Promise<FleetSource> {
   if (!(store instanceof PgStateStore)) return selfFleet(agent, config.agent, health);
-  const registry = new PgFleetRegistry(
-    store.pool,
-    config.agent,
-    Math.max(3 * config.reconcile.intervalMs, MIN_ALIVE_MS),
-  );
+  const registry = new PgFleetRegistry(store.pool, config.agent, aliveLimitMs(config));
   await registry.register();
   let failing = false;
   agent.onCycle(() => {

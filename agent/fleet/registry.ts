@@ -28,6 +28,23 @@ export const AGENT_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    sql: `
+      ALTER TABLE agents
+        ADD COLUMN converged boolean NOT NULL DEFAULT false,
+        ADD COLUMN stuck integer NOT NULL DEFAULT 0,
+        -- since when converged and healthy on this revision (the database's clock), null while not
+        ADD COLUMN good_since timestamptz;
+      CREATE TABLE rollouts (
+        revision text PRIMARY KEY,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        completed_at timestamptz,
+        -- the last halt: {"at", "agents", "checks"}; an unfreeze after it resumes the rollout
+        halted jsonb
+      );
+    `,
+  },
 ];
 
 /** What an agent reports after each cycle. */
@@ -35,6 +52,10 @@ export interface Heartbeat {
   revision: string | null;
   lastCycleAt: number | null;
   drifted: number;
+  /** No drift left that it would revert (report-only drift does not count). */
+  converged: boolean;
+  /** Resources with an open resource_stuck alert. */
+  stuck: number;
   frozen: boolean;
   health: HealthReport;
 }
@@ -43,6 +64,12 @@ export interface Heartbeat {
 export interface FleetSource {
   view(): Promise<FleetView>;
 }
+
+/** Shortest liveness limit: a heartbeat older than max(3 reconcile intervals, this) marks an agent not alive. */
+const MIN_ALIVE_MS = 30_000;
+
+export const aliveLimitMs = (config: { reconcile: { intervalMs: number } }): number =>
+  Math.max(3 * config.reconcile.intervalMs, MIN_ALIVE_MS);
 
 /** No checks configured: healthy (SPEC §11; the checks themselves live in agent/health/). */
 export const NO_CHECKS: HealthReport = Object.freeze({ ok: true, at: null, checks: [] });
@@ -80,11 +107,17 @@ export class PgFleetRegistry implements FleetSource {
   /** One row per agent, on the database's clock (agents' clocks may disagree). */
   async heartbeat(h: Heartbeat): Promise<void> {
     await this.pool.query(
-      `INSERT INTO agents (id, labels, revision, last_cycle_at, drifted, frozen, health, last_seen)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+      `INSERT INTO agents (id, labels, revision, last_cycle_at, drifted, frozen, health, converged, stuck,
+                           good_since, last_seen)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $8 AND $10 THEN now() END, now())
        ON CONFLICT (id) DO UPDATE SET labels = EXCLUDED.labels, revision = EXCLUDED.revision,
          last_cycle_at = EXCLUDED.last_cycle_at, drifted = EXCLUDED.drifted, frozen = EXCLUDED.frozen,
-         health = EXCLUDED.health, last_seen = now()`,
+         health = EXCLUDED.health, converged = EXCLUDED.converged, stuck = EXCLUDED.stuck,
+         good_since = CASE WHEN NOT (EXCLUDED.converged AND $10) THEN NULL
+                           WHEN agents.revision IS NOT DISTINCT FROM EXCLUDED.revision
+                             THEN coalesce(agents.good_since, now())
+                           ELSE now() END,
+         last_seen = now()`,
       [
         this.self.id,
         JSON.stringify(this.self.labels),
@@ -93,6 +126,9 @@ export class PgFleetRegistry implements FleetSource {
         h.drifted,
         h.frozen,
         JSON.stringify(h.health),
+        h.converged,
+        h.stuck,
+        h.health.ok,
       ],
     );
   }

@@ -20,6 +20,8 @@ export function heartbeatOf(agent: Agent, health?: HealthSource): Heartbeat {
     revision: c?.revision ?? agent.source.current?.sha ?? null,
     lastCycleAt: c ? Date.parse(c.startedAt) : null,
     drifted: c?.drifted ?? 0,
+    converged: c?.drift.every((d) => d.state === 'report-only') ?? false,
+    stuck: c?.stuck ?? 0,
     frozen: agent.currentState.freeze !== null,
     health: health?.latest() ?? NO_CHECKS,
   };

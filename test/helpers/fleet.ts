@@ -79,6 +79,18 @@ export function agentConfig(c: {
   ].join('\n');
 }
 
+/** An agent's directory: `managed/` (its file root) and `steward.yaml`. */
+export async function agentDir(
+  dir: string,
+  c: Parameters<typeof agentConfig>[0],
+): Promise<{ root: string; config: string }> {
+  const root = join(dir, 'managed');
+  await mkdir(root, { recursive: true });
+  const config = join(dir, 'steward.yaml');
+  await writeFile(config, agentConfig(c));
+  return { root, config };
+}
+
 /** What `fileRepo` puts in Git: `<name>.conf` holding `<name> desired`. */
 export const desiredFiles = (names: readonly string[]): Record<string, string> =>
   Object.fromEntries(names.map((n) => [`${n}.conf`, `${n} desired\n`]));
@@ -110,23 +122,18 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   for (let i = 0; i < opts.n; i++) {
     const id = `agent-${String(i).padStart(2, '0')}`;
     const base = join(dir, id);
-    const root = join(base, 'managed');
-    await mkdir(root, { recursive: true });
     const token = `token-for-${id}-0123456789abcdef`;
+    await mkdir(base, { recursive: true });
     await writeFile(join(base, 'token'), `${token}\n`, { mode: 0o600 });
     const port = await freePort();
-    const config = join(base, 'steward.yaml');
-    await writeFile(
-      config,
-      agentConfig({
-        repo: opts.repo,
-        pgUrl: opts.pgUrl,
-        admin: `{ listen: "127.0.0.1:${port}", tokenFile: token }`,
-        agent: `{ id: ${id}, labels: { index: "${i}" } }`,
-        guardrails: opts.guardrails ?? [],
-        extra: opts.extra ?? '',
-      }),
-    );
+    const { root, config } = await agentDir(base, {
+      repo: opts.repo,
+      pgUrl: opts.pgUrl,
+      admin: `{ listen: "127.0.0.1:${port}", tokenFile: token }`,
+      agent: `{ id: ${id}, labels: { index: "${i}" } }`,
+      guardrails: opts.guardrails ?? [],
+      extra: opts.extra ?? '',
+    });
     const url = `http://127.0.0.1:${port}`;
     const req: FleetAgent['req'] = async <T>(method: string, path: string, body?: unknown) => {
       const res = await fetch(url + path, {

@@ -1,0 +1,101 @@
+/**
+ * Rollout waves wired to the fleet's PostgreSQL (SPEC §11 `fleet.rollout`):
+ * before an agent acts on a revision, it asks the gate whether its wave is
+ * open. The decision is `policies/rollout.ts`'s, over the agents' heartbeats
+ * (alive agents, in a stable order); this module reads and records.
+ *
+ * - A revision's rollout starts the first time any agent asks about it
+ *   (`rollouts` row) and completes once every wave is done: after that the
+ *   gate is open for it (a later tamper on a finished revision is simply
+ *   reverted, not rolled out again).
+ * - A halt (an open wave's agent fails a check or does not converge) is
+ *   returned to the caller, which freezes the fleet; it is recorded, and once
+ *   the fleet is unfrozen (`approveRevision`) the rollout resumes: the agents
+ *   it halted on do not halt it again, others still do.
+ */
+import type pg from 'pg';
+import { mayAct, planWaves, rolloutGate, type AgentProgress, type WaveSize } from '../../policies/rollout.js';
+import type { HealthReport } from '../health/types.js';
+
+export interface GateAnswer {
+  /** This agent may act on the revision now. */
+  act: boolean;
+  /** This agent's wave (0-based), null when it is not in the plan (not alive). */
+  wave: number | null;
+  /** Freeze the fleet: the failing agents and checks. */
+  halt: { reason: string; agents: string[]; checks: string[] } | null;
+}
+
+/** What the reconciler asks before acting on `sha`. */
+export type RolloutGateFn = (sha: string) => Promise<GateAnswer>;
+
+interface Row {
+  id: string;
+  revision: string | null;
+  converged: boolean;
+  stuck: number;
+  health: HealthReport | null;
+  good_since_ms: number | null;
+}
+
+export function pgRolloutGate(
+  pool: pg.Pool,
+  self: string,
+  rollout: { waves: readonly WaveSize[]; bakeMs: number },
+  aliveMs: number,
+): RolloutGateFn {
+  return async (sha) => {
+    await pool.query('INSERT INTO rollouts (revision) VALUES ($1) ON CONFLICT DO NOTHING', [sha]);
+    const r = await pool.query<{ completed: boolean; halted: { agents: string[] } | null; now_ms: number }>(
+      `SELECT completed_at IS NOT NULL AS completed, halted, (extract(epoch FROM now()) * 1000)::float8 AS now_ms
+       FROM rollouts WHERE revision = $1`,
+      [sha],
+    );
+    const ro = r.rows[0]!;
+    if (ro.completed) return { act: true, wave: null, halt: null };
+    const rows = (
+      await pool.query<Row>(
+        `SELECT id, revision, converged, stuck, health,
+                (extract(epoch FROM good_since) * 1000)::float8 AS good_since_ms
+         FROM agents WHERE now() - last_seen < make_interval(secs => $1) OR id = $2`,
+        [aliveMs / 1000, self],
+      )
+    ).rows;
+    const waves = planWaves(
+      rows.map((x) => x.id),
+      rollout.waves,
+    );
+    const progress = new Map<string, AgentProgress>(
+      rows.map((x) => [
+        x.id,
+        {
+          revision: x.revision,
+          converged: x.converged,
+          stuck: x.stuck > 0,
+          healthy: x.health?.ok ?? true,
+          failingChecks: (x.health?.checks ?? []).filter((c) => !c.ok).map((c) => c.name),
+          goodSince: x.good_since_ms,
+        },
+      ]),
+    );
+    // Agents a halt was already taken for (and the fleet unfrozen since): not halted on again.
+    const acknowledged = new Set(ro.halted?.agents ?? []);
+    for (const id of acknowledged) {
+      const p = progress.get(id);
+      if (p) progress.set(id, { ...p, healthy: true, stuck: false, goodSince: p.goodSince ?? 0 });
+    }
+    const d = rolloutGate({ revision: sha, waves, progress, bakeMs: rollout.bakeMs, now: ro.now_ms });
+    const wave = waves.findIndex((w) => w.includes(self));
+    if (d.halt) {
+      await pool.query(
+        `UPDATE rollouts SET halted = jsonb_build_object('at', now(), 'agents', $2::jsonb, 'checks', $3::jsonb)
+         WHERE revision = $1`,
+        [sha, JSON.stringify([...acknowledged, ...d.halt.agents]), JSON.stringify(d.halt.checks)],
+      );
+      return { act: false, wave, halt: d.halt };
+    }
+    if (d.waves.every((w) => w.state === 'done'))
+      await pool.query('UPDATE rollouts SET completed_at = now() WHERE revision = $1', [sha]);
+    return { act: mayAct(self, waves, d), wave: wave < 0 ? null : wave, halt: null };
+  };
+}
