@@ -21,7 +21,7 @@ export async function connectFleet(
   health?: HealthSource,
 ): Promise<FleetSource> {
   if (!(store instanceof PgStateStore)) return selfFleet(agent, config.agent, health);
-  const registry = new PgFleetRegistry(store.pool, config.agent, aliveLimitMs(config));
+  const registry = new PgFleetRegistry(store.pool, config.agent, aliveLimitMs(config), config.fleet.rollout);
   await registry.register();
   let failing = false;
   agent.onCycle(() => {

@@ -9,6 +9,7 @@
 import type pg from 'pg';
 import type { HealthReport } from '../health/types.js';
 import { type Migration, migrate } from '../state/pg-store.js';
+import { assessRollout, type RolloutConfig } from './rollout-gate.js';
 import type { FleetAgentView, FleetView } from './types.js';
 
 export const AGENT_MIGRATIONS: readonly Migration[] = [
@@ -92,6 +93,8 @@ export class PgFleetRegistry implements FleetSource {
     private readonly self: { id: string; labels: Readonly<Record<string, string>> },
     /** A heartbeat older than this marks the agent not alive (a few reconcile intervals). */
     private readonly aliveMs: number,
+    /** fleet.rollout: the view shows the latest rollout's waves. */
+    private readonly rollout: RolloutConfig | null = null,
   ) {}
 
   /** Creates the table if needed and (re-)registers this agent with its labels. */
@@ -140,11 +143,42 @@ export class PgFleetRegistry implements FleetSource {
        FROM agents ORDER BY id`,
       [this.aliveMs / 1000],
     );
+    const rollout = await this.rolloutView();
+    const waveOf = (id: string) => {
+      const k = rollout?.waves.findIndex((w) => w.agents.includes(id)) ?? -1;
+      return k < 0 ? null : k;
+    };
     return {
       backend: 'postgres',
       self: this.self.id,
-      agents: rows.rows.map(toView),
-      rollout: null,
+      agents: rows.rows.map((r) => ({ ...toView(r), wave: waveOf(r.id) })),
+      rollout,
+    };
+  }
+
+  /** The rollout in progress (else the last one), as the gate sees it now. */
+  private async rolloutView(): Promise<FleetView['rollout']> {
+    if (!this.rollout) return null;
+    const latest = await this.pool.query<{ revision: string }>(
+      'SELECT revision FROM rollouts ORDER BY completed_at IS NULL DESC, started_at DESC LIMIT 1',
+    );
+    const sha = latest.rows[0]?.revision;
+    if (!sha) return null;
+    const a = await assessRollout(this.pool, sha, this.rollout, this.aliveMs);
+    if (!a) return null;
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    return {
+      revision: sha,
+      waves: a.decision.waves.map((w) => ({
+        index: w.index,
+        agents: w.agents,
+        state: a.completed ? 'done' : w.state,
+        openedAt: null,
+        bakeUntil: iso(w.bakeUntil),
+      })),
+      halted: a.halted
+        ? { at: a.halted.at, reason: 'rollout_halted', agents: a.halted.agents, checks: a.halted.checks }
+        : null,
     };
   }
 }

@@ -14,7 +14,14 @@
  *   it halted on do not halt it again, others still do.
  */
 import type pg from 'pg';
-import { mayAct, planWaves, rolloutGate, type AgentProgress, type WaveSize } from '../../policies/rollout.js';
+import {
+  type AgentProgress,
+  mayAct,
+  planWaves,
+  type RolloutDecision,
+  rolloutGate,
+  type WaveSize,
+} from '../../policies/rollout.js';
 import type { HealthReport } from '../health/types.js';
 
 export interface GateAnswer {
@@ -38,59 +45,90 @@ interface Row {
   good_since_ms: number | null;
 }
 
+/** A rollout as the fleet stands now: its waves, the gate's decision, its halt so far. */
+export interface RolloutAssessment {
+  revision: string;
+  completed: boolean;
+  waves: string[][];
+  decision: RolloutDecision;
+  /** The agents a halt was taken for already (the fleet was unfrozen since: they do not halt it again). */
+  acknowledged: string[];
+  halted: { at: string; agents: string[]; checks: string[] } | null;
+}
+
+export interface RolloutConfig {
+  waves: readonly WaveSize[];
+  bakeMs: number;
+}
+
+/** Reads the rollout of `sha` (null when none started) and the alive agents' heartbeats, and decides. */
+export async function assessRollout(
+  pool: pg.Pool,
+  sha: string,
+  rollout: RolloutConfig,
+  aliveMs: number,
+  self?: string,
+): Promise<RolloutAssessment | null> {
+  const r = await pool.query<{
+    completed: boolean;
+    halted: RolloutAssessment['halted'];
+    now_ms: number;
+  }>(
+    `SELECT completed_at IS NOT NULL AS completed, halted, (extract(epoch FROM now()) * 1000)::float8 AS now_ms
+     FROM rollouts WHERE revision = $1`,
+    [sha],
+  );
+  const ro = r.rows[0];
+  if (!ro) return null;
+  const rows = (
+    await pool.query<Row>(
+      `SELECT id, revision, converged, stuck, health,
+              (extract(epoch FROM good_since) * 1000)::float8 AS good_since_ms
+       FROM agents WHERE now() - last_seen < make_interval(secs => $1) OR id = $2`,
+      [aliveMs / 1000, self ?? null],
+    )
+  ).rows;
+  const waves = planWaves(
+    rows.map((x) => x.id),
+    rollout.waves,
+  );
+  const acknowledged = ro.halted?.agents ?? [];
+  const ack = new Set(acknowledged);
+  const progress = new Map<string, AgentProgress>(
+    rows.map((x) => {
+      const p: AgentProgress = {
+        revision: x.revision,
+        converged: x.converged,
+        stuck: x.stuck > 0,
+        healthy: x.health?.ok ?? true,
+        failingChecks: (x.health?.checks ?? []).filter((c) => !c.ok).map((c) => c.name),
+        goodSince: x.good_since_ms,
+      };
+      // Halted on already and unfrozen since: accepted as they are.
+      return [x.id, ack.has(x.id) ? { ...p, healthy: true, stuck: false, goodSince: p.goodSince ?? 0 } : p];
+    }),
+  );
+  const decision = rolloutGate({ revision: sha, waves, progress, bakeMs: rollout.bakeMs, now: ro.now_ms });
+  return { revision: sha, completed: ro.completed, waves, decision, acknowledged, halted: ro.halted };
+}
+
 export function pgRolloutGate(
   pool: pg.Pool,
   self: string,
-  rollout: { waves: readonly WaveSize[]; bakeMs: number },
+  rollout: RolloutConfig,
   aliveMs: number,
 ): RolloutGateFn {
   return async (sha) => {
     await pool.query('INSERT INTO rollouts (revision) VALUES ($1) ON CONFLICT DO NOTHING', [sha]);
-    const r = await pool.query<{ completed: boolean; halted: { agents: string[] } | null; now_ms: number }>(
-      `SELECT completed_at IS NOT NULL AS completed, halted, (extract(epoch FROM now()) * 1000)::float8 AS now_ms
-       FROM rollouts WHERE revision = $1`,
-      [sha],
-    );
-    const ro = r.rows[0]!;
-    if (ro.completed) return { act: true, wave: null, halt: null };
-    const rows = (
-      await pool.query<Row>(
-        `SELECT id, revision, converged, stuck, health,
-                (extract(epoch FROM good_since) * 1000)::float8 AS good_since_ms
-         FROM agents WHERE now() - last_seen < make_interval(secs => $1) OR id = $2`,
-        [aliveMs / 1000, self],
-      )
-    ).rows;
-    const waves = planWaves(
-      rows.map((x) => x.id),
-      rollout.waves,
-    );
-    const progress = new Map<string, AgentProgress>(
-      rows.map((x) => [
-        x.id,
-        {
-          revision: x.revision,
-          converged: x.converged,
-          stuck: x.stuck > 0,
-          healthy: x.health?.ok ?? true,
-          failingChecks: (x.health?.checks ?? []).filter((c) => !c.ok).map((c) => c.name),
-          goodSince: x.good_since_ms,
-        },
-      ]),
-    );
-    // Agents a halt was already taken for (and the fleet unfrozen since): not halted on again.
-    const acknowledged = new Set(ro.halted?.agents ?? []);
-    for (const id of acknowledged) {
-      const p = progress.get(id);
-      if (p) progress.set(id, { ...p, healthy: true, stuck: false, goodSince: p.goodSince ?? 0 });
-    }
-    const d = rolloutGate({ revision: sha, waves, progress, bakeMs: rollout.bakeMs, now: ro.now_ms });
+    const a = await assessRollout(pool, sha, rollout, aliveMs, self);
+    if (!a || a.completed) return { act: true, wave: null, halt: null };
+    const { waves, decision: d } = a;
     const wave = waves.findIndex((w) => w.includes(self));
     if (d.halt) {
       await pool.query(
         `UPDATE rollouts SET halted = jsonb_build_object('at', now(), 'agents', $2::jsonb, 'checks', $3::jsonb)
          WHERE revision = $1`,
-        [sha, JSON.stringify([...acknowledged, ...d.halt.agents]), JSON.stringify(d.halt.checks)],
+        [sha, JSON.stringify([...a.acknowledged, ...d.halt.agents]), JSON.stringify(d.halt.checks)],
       );
       return { act: false, wave, halt: d.halt };
     }

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadConfig } from '../../agent/config.js';
 import { type Daemon, startDaemon } from '../../agent/daemon.js';
+import type { FleetView } from '../../agent/fleet/types.js';
 import type { HealthReport, HealthSource } from '../../agent/health/types.js';
 import { silentLogger } from '../../agent/log.js';
 import { planWaves } from '../../policies/rollout.js';
@@ -114,6 +115,15 @@ async function round(): Promise<Map<string, number>> {
   return applied;
 }
 
+/** GET /v1/fleet through one agent's admin API. */
+async function fleetView(id: string): Promise<FleetView> {
+  const d = daemons.get(id)!;
+  const token = readFileSync(join(base, id, 'state', 'admin-token'), 'utf8').trim();
+  const res = await fetch(`${d.admin.url}/v1/fleet`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(res.status, 200);
+  return (await res.json()) as FleetView;
+}
+
 const freezeRow = async () =>
   (
     await pgServer.query<{ reason: string | null }>(
@@ -152,6 +162,16 @@ test('a push that breaks health reaches only the first wave and freezes the flee
   assert.match(reason!, new RegExp(`agents ${first[0]}`));
   assert.match(reason!, /failing checks app-http/);
   for (const id of [...second, ...third]) assert.equal(content(id), 'v1', `${id} changed`);
+  const view = await fleetView(second[0]!);
+  assert.deepEqual(
+    view.rollout?.waves.map((w) => w.agents),
+    WAVES,
+  );
+  assert.deepEqual(view.rollout?.halted?.agents, first);
+  assert.deepEqual(view.rollout?.halted?.checks, ['app-http']);
+  const sick = view.agents.find((a) => a.id === first[0]);
+  assert.equal(sick?.wave, 0);
+  assert.equal(sick?.healthy, false);
 
   // The fix, then the operator lifts the freeze: it rolls out wave by wave.
   await repo.write('fleet/app.yaml', manifest('v3'));
