@@ -4,7 +4,7 @@ import { buildProviders, KINDS, type ProviderHooks } from '../providers/registry
 import type { Provider } from '../providers/types.js';
 import { Agent } from './agent.js';
 import { aliveLimitMs } from './fleet/registry.js';
-import { pgRolloutGate, type RolloutGateFn } from './fleet/rollout-gate.js';
+import { combineGates, pgFleetMassDrift, pgRolloutGate, type RolloutGateFn } from './fleet/rollout-gate.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { createGitEngine, type EngineKind } from './source/engine.js';
@@ -62,11 +62,32 @@ export interface BuildOverrides extends ProviderHooks {
   gate?: RolloutGateFn;
 }
 
-/** The wave gate when fleet.rollout is set and the state is shared (PostgreSQL); else none. */
+/**
+ * What an agent checks with the fleet before acting on a revision, with a shared (PostgreSQL) state:
+ * the fleet-wide mass drift (fleet.massDrift), then the rollout waves (fleet.rollout). None otherwise.
+ */
 export function buildGate(config: Config, store: StateStore): RolloutGateFn | undefined {
-  if (!config.fleet.rollout || !(store instanceof PgStateStore)) return undefined;
-  return pgRolloutGate(store.pool, config.agent.id, config.fleet.rollout, aliveLimitMs(config));
+  if (!(store instanceof PgStateStore)) return undefined;
+  const alive = aliveLimitMs(config);
+  const { massDrift, rollout } = config.fleet;
+  return combineGates([
+    ...(massDrift
+      ? [
+          pgFleetMassDrift(
+            store.pool,
+            config.agent.id,
+            massDrift.maxDriftedPercent,
+            alive,
+            MASS_DRIFT_WINDOW_FACTOR * alive,
+          ),
+        ]
+      : []),
+    ...(rollout ? [pgRolloutGate(store.pool, config.agent.id, rollout, alive)] : []),
+  ]);
 }
+
+/** fleet.massDrift counts the agents that acted on a revision's drift within this many liveness limits. */
+const MASS_DRIFT_WINDOW_FACTOR = 10;
 
 export function buildAgent(config: Config, log: Logger, overrides: BuildOverrides = {}): Agent {
   const { clock, random, providers, onProviderRequest, store, sourceEngine, gate } = overrides;

@@ -142,7 +142,8 @@ export class Reconciler {
     const approvals = this.settleApprovals(state.approvals, revision.sha, detection);
     const soak = soakStep(state.soak, revision.sha, deps.guardrails.soak.observeCycles);
     const decided = this.decide(revision, state, approvals, soak.soaking, mode, detection, records, now);
-    const gated = shared.error === null ? await this.gateWaves(decided, revision.sha) : null;
+    const approved = approvals.some((a) => a.sha === revision.sha);
+    const gated = shared.error === null ? await this.gateWaves(decided, revision.sha, approved) : null;
     const decision = gated?.decision ?? decided;
     const unreachable = shared.error ?? gated?.error ?? null;
 
@@ -396,18 +397,19 @@ export class Reconciler {
   private async gateWaves(
     decision: DecideOutput<CycleDrift>,
     sha: string,
+    approved: boolean,
   ): Promise<{ decision: DecideOutput<CycleDrift>; halt: string | null; error: string | null }> {
     const { gate } = this.deps;
     if (!gate || decision.act.length === 0 || decision.freeze) return { decision, halt: null, error: null };
     let answer: GateAnswer = { act: false, wave: null, halt: null };
     const error = await this.tryWrite(async () => {
-      answer = await gate(sha);
+      answer = await gate(sha, { approved });
     });
     const a = answer as GateAnswer;
     if (error !== null || a.act) return { decision, halt: null, error };
     const reason: HoldReason = a.halt ? 'frozen' : 'wave';
     const halt = a.halt
-      ? `rollout_halted: ${a.halt.reason}; agents ${a.halt.agents.join(', ')}${
+      ? `${a.halt.kind ?? 'rollout_halted'}: ${a.halt.reason}; agents ${a.halt.agents.join(', ')}${
           a.halt.checks.length > 0 ? `; failing checks ${a.halt.checks.join(', ')}` : ''
         }`
       : null;

@@ -46,6 +46,18 @@ export const AGENT_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    sql: `
+      -- fleet.massDrift: which agents acted on drift of a revision, and when last
+      CREATE TABLE revision_drift (
+        revision text NOT NULL,
+        agent_id text NOT NULL,
+        at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (revision, agent_id)
+      );
+    `,
+  },
 ];
 
 /** What an agent reports after each cycle. */

@@ -14,6 +14,7 @@
  *   it halted on do not halt it again, others still do.
  */
 import type pg from 'pg';
+import { inTransaction } from '../state/pg-store.js';
 import {
   type AgentProgress,
   mayAct,
@@ -29,12 +30,20 @@ export interface GateAnswer {
   act: boolean;
   /** This agent's wave (0-based), null when it is not in the plan (not alive). */
   wave: number | null;
-  /** Freeze the fleet: the failing agents and checks. */
-  halt: { reason: string; agents: string[]; checks: string[] } | null;
+  /** Freeze the fleet: why (`kind`, default rollout_halted), the agents and checks concerned. */
+  halt: {
+    kind?: 'rollout_halted' | 'fleet_mass_drift';
+    reason: string;
+    agents: string[];
+    checks: string[];
+  } | null;
 }
 
-/** What the reconciler asks before acting on `sha`. */
-export type RolloutGateFn = (sha: string) => Promise<GateAnswer>;
+/**
+ * What the reconciler asks before acting on `sha` (`approved`: an approval of `sha` is open, which
+ * exempts it from the fleet-wide mass-drift halt as from the agent's own).
+ */
+export type RolloutGateFn = (sha: string, ctx: { approved: boolean }) => Promise<GateAnswer>;
 
 interface Row {
   id: string;
@@ -118,7 +127,7 @@ export function pgRolloutGate(
   rollout: RolloutConfig,
   aliveMs: number,
 ): RolloutGateFn {
-  return async (sha) => {
+  return async (sha, _ctx) => {
     await pool.query('INSERT INTO rollouts (revision) VALUES ($1) ON CONFLICT DO NOTHING', [sha]);
     const a = await assessRollout(pool, sha, rollout, aliveMs, self);
     if (!a || a.completed) return { act: true, wave: null, halt: null };
@@ -135,5 +144,66 @@ export function pgRolloutGate(
     if (d.waves.every((w) => w.state === 'done'))
       await pool.query('UPDATE rollouts SET completed_at = now() WHERE revision = $1', [sha]);
     return { act: mayAct(self, waves, d), wave: wave < 0 ? null : wave, halt: null };
+  };
+}
+
+/**
+ * fleet.massDrift: the share of the fleet's alive agents that acted on drift of one revision within
+ * `windowMs`. The agent about to act counts itself; if that takes the share past `maxDriftedPercent`
+ * the fleet freezes (`fleet_mass_drift`) before it acts, so a bad push stops after that share of the
+ * fleet took it even when each agent alone saw too little drift to halt. Serialised per revision (a
+ * transaction-level advisory lock) so agents acting at once cannot all slip under the limit.
+ */
+export function pgFleetMassDrift(
+  pool: pg.Pool,
+  self: string,
+  maxDriftedPercent: number,
+  aliveMs: number,
+  windowMs: number,
+): RolloutGateFn {
+  return async (sha, ctx) => {
+    const open: GateAnswer = { act: true, wave: null, halt: null };
+    if (ctx.approved) return open;
+    return inTransaction(pool, async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock(hashtext('steward-drift:' || $1))", [sha]);
+      const r = await c.query<{ drifted: string[]; alive: number }>(
+        `SELECT
+           coalesce((SELECT array_agg(agent_id ORDER BY agent_id) FROM revision_drift
+                     WHERE revision = $1 AND agent_id <> $2 AND now() - at < make_interval(secs => $3)), '{}') AS drifted,
+           (SELECT count(*)::int FROM agents WHERE now() - last_seen < make_interval(secs => $4) OR id = $2) AS alive`,
+        [sha, self, windowMs / 1000, aliveMs / 1000],
+      );
+      const { drifted, alive } = r.rows[0]!;
+      const n = drifted.length + 1;
+      if (n * 100 > maxDriftedPercent * Math.max(1, alive))
+        return {
+          act: false,
+          wave: null,
+          halt: {
+            kind: 'fleet_mass_drift' as const,
+            reason: `${n} of ${alive} agents (over ${maxDriftedPercent} %) would have acted on drift of ${sha.slice(0, 12)}; approve it (POST /v1/unfreeze with approveRevision) if the change is meant for the fleet`,
+            agents: [...drifted, self],
+            checks: [],
+          },
+        };
+      await c.query(
+        `INSERT INTO revision_drift (revision, agent_id) VALUES ($1, $2)
+         ON CONFLICT (revision, agent_id) DO UPDATE SET at = now()`,
+        [sha, self],
+      );
+      return open;
+    });
+  };
+}
+
+/** Both checks in order: the fleet-wide mass drift first (it freezes), then the rollout waves. */
+export function combineGates(gates: readonly RolloutGateFn[]): RolloutGateFn | undefined {
+  if (gates.length === 0) return undefined;
+  return async (sha, ctx) => {
+    for (const g of gates) {
+      const a = await g(sha, ctx);
+      if (!a.act || a.halt) return a;
+    }
+    return { act: true, wave: null, halt: null };
   };
 }

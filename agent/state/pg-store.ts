@@ -102,9 +102,7 @@ export async function migrate(
   component: string,
   steps: readonly Migration[],
 ): Promise<number[]> {
-  const c = await pool.connect();
-  try {
-    await c.query('BEGIN');
+  return inTransaction(pool, async (c) => {
     await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
     await c.query(
       `CREATE TABLE IF NOT EXISTS schema_version (
@@ -137,8 +135,18 @@ export async function migrate(
          ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version, migrated_at = now()`,
         [component, newest],
       );
-    await c.query('COMMIT');
     return applied;
+  });
+}
+
+/** Runs `fn` in one transaction on a pooled client: committed if it returns, rolled back if it throws. */
+export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    const out = await fn(c);
+    await c.query('COMMIT');
+    return out;
   } catch (e) {
     await c.query('ROLLBACK').catch(() => undefined);
     throw e;
