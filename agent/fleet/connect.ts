@@ -20,7 +20,11 @@ export async function connectFleet(
   log: Logger,
   health?: HealthSource,
 ): Promise<FleetSource> {
-  if (!(store instanceof PgStateStore)) return selfFleet(agent, config.agent, health);
+  if (!(store instanceof PgStateStore)) {
+    if (config.fleet.rollout || config.fleet.massDrift)
+      log.warn('fleet.rollout and fleet.massDrift need state.backend: postgres; with files they do nothing');
+    return selfFleet(agent, config.agent, health);
+  }
   const registry = new PgFleetRegistry(store.pool, config.agent, aliveLimitMs(config), config.fleet.rollout);
   await registry.register();
   let failing = false;
