@@ -9,10 +9,11 @@ import type { GuardrailConfig, Mode } from '../policies/types.js';
 import { type ChangeWindow, type WindowOverride, type WindowVerdict, windowAt } from '../policies/windows.js';
 import { MAX_TIMER_MS } from '../core/duration.js';
 import type { KindDefinition, Provider } from '../providers/types.js';
-import { errorMessage, StewardError } from '../core/errors.js';
+import { errorMessage, isStewardError, StewardError } from '../core/errors.js';
 import type { AgentEvent, EventSink } from './events.js';
 import { HealthRunner } from './health/runner.js';
 import type { HealthCheckResult, HealthCheckSpec, HealthSource } from './health/types.js';
+import type { RolloutGateFn } from './fleet/rollout-gate.js';
 import type { Logger } from './log.js';
 import { type CycleReport, MASS_DRIFT_ACTOR, Reconciler } from './reconciler.js';
 import type { DesiredStateSource, PollOutcome } from './source/source.js';
@@ -31,6 +32,8 @@ export interface AgentOptions {
   clock?: () => number;
   random?: () => number;
   onEvent?: EventSink;
+  /** fleet.rollout with a shared backend: whether this agent's wave is open for a revision. */
+  gate?: RolloutGateFn;
   /** The config file (named in the hints of the status, logs and alerts). */
   configFile?: string;
   /** Health checks (agent config `health:`): run alongside the loop, reported, never a reason to act or hold. */
@@ -99,6 +102,7 @@ export class Agent {
       emit: (e) => this.emit(e),
       windows: opts.windows ?? [],
       configFile: opts.configFile ?? null,
+      ...(opts.gate ? { gate: opts.gate } : {}),
     });
     this.healthRunner = new HealthRunner({
       checks: opts.health ?? [],
@@ -439,25 +443,38 @@ export class Agent {
     audit: readonly AuditRecord[] = [],
   ): Promise<PersistedState> {
     return this.exclusive(async () => {
+      const { store } = this.opts;
+      try {
+        // A shared backend: decide on the fleet's state as it is now, not as this agent last saw it.
+        if (store.refresh) this.state = await store.refresh(this.currentState);
+      } catch (e) {
+        throw this.unwritable(e, safer ? fn(this.currentState) : null);
+      }
       const next = fn(this.currentState);
       try {
         if (audit.length > 0) await this.opts.store.appendAudit(audit);
-        await this.opts.store.save(next);
+        await store.save(next);
       } catch (e) {
-        this.noteStateWrite(errorMessage(e));
-        if (safer) this.state = next;
-        throw new StewardError(
-          'STATE_UNWRITABLE',
-          `the state could not be written (${errorMessage(e)}); ${
-            safer ? 'the change holds in memory, but would not survive a restart' : 'nothing was changed'
-          }. Free space or fix ${'the state directory'} and retry.`,
-        );
+        if (isStewardError(e, 'STATE_CONFLICT')) throw e; // nothing written: the caller reads and retries
+        throw this.unwritable(e, safer ? next : null);
       }
       this.noteStateWrite(null);
       this.state = next;
       this.armExpiry();
       return next;
     });
+  }
+
+  /** A change that could not be persisted: `held` (a safer one) stays in memory all the same. */
+  private unwritable(e: unknown, held: PersistedState | null): StewardError {
+    this.noteStateWrite(errorMessage(e));
+    if (held) this.state = held;
+    return new StewardError(
+      'STATE_UNWRITABLE',
+      `the state could not be written (${errorMessage(e)}); ${
+        held ? 'the change holds in memory, but would not survive a restart' : 'nothing was changed'
+      }. Free space or fix the state backend and retry.`,
+    );
   }
 
   async setMode(mode: Mode, by: string): Promise<void> {
@@ -604,5 +621,7 @@ export class Agent {
     this.expiryTimer = null;
     await this.running;
     await this.polling?.catch(() => undefined);
+    await this.queue;
+    await this.opts.store.close?.().catch(() => undefined);
   }
 }

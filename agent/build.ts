@@ -3,12 +3,28 @@ import { join } from 'node:path';
 import { buildProviders, KINDS, type ProviderHooks } from '../providers/registry.js';
 import type { Provider } from '../providers/types.js';
 import { Agent } from './agent.js';
+import { aliveLimitMs } from './fleet/registry.js';
+import { combineGates, pgFleetMassDrift, pgRolloutGate, type RolloutGateFn } from './fleet/rollout-gate.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { createGitEngine, type EngineKind } from './source/engine.js';
 import { DesiredStateSource } from './source/source.js';
 import { FileStateStore } from './state/file-store.js';
+import { createPgPool, PgStateStore } from './state/pg-store.js';
 import type { StateStore } from './state/types.js';
+
+/**
+ * The state store `state.backend` names: the files in state.dir, or the fleet's PostgreSQL (its pool
+ * bounded by state.postgres.poolSize; connects on the first load).
+ */
+export function buildStore(config: Config, log: Logger): StateStore {
+  const pgc = config.state.postgres;
+  if (config.state.backend !== 'postgres' || !pgc) return new FileStateStore(config.state.dir);
+  const pool = createPgPool(pgc, config.agent.id, (message) =>
+    log.warn({ err: message }, 'PostgreSQL connection lost'),
+  );
+  return new PgStateStore({ pool, agentId: config.agent.id });
+}
 
 export function buildSource(
   config: Config,
@@ -42,15 +58,44 @@ export interface BuildOverrides extends ProviderHooks {
   store?: StateStore;
   /** The Git engine of the source (tests run the source suite against each). */
   sourceEngine?: EngineKind;
+  /** fleet.rollout: the wave gate (built by the daemon with the postgres backend). */
+  gate?: RolloutGateFn;
 }
 
+/**
+ * What an agent checks with the fleet before acting on a revision, with a shared (PostgreSQL) state:
+ * the fleet-wide mass drift (fleet.massDrift), then the rollout waves (fleet.rollout). None otherwise.
+ */
+export function buildGate(config: Config, store: StateStore): RolloutGateFn | undefined {
+  if (!(store instanceof PgStateStore)) return undefined;
+  const alive = aliveLimitMs(config);
+  const { massDrift, rollout } = config.fleet;
+  return combineGates([
+    ...(massDrift
+      ? [
+          pgFleetMassDrift(
+            store.pool,
+            config.agent.id,
+            massDrift.maxDriftedPercent,
+            alive,
+            MASS_DRIFT_WINDOW_FACTOR * alive,
+          ),
+        ]
+      : []),
+    ...(rollout ? [pgRolloutGate(store.pool, config.agent.id, rollout, alive)] : []),
+  ]);
+}
+
+/** fleet.massDrift counts the agents that acted on a revision's drift within this many liveness limits. */
+const MASS_DRIFT_WINDOW_FACTOR = 10;
+
 export function buildAgent(config: Config, log: Logger, overrides: BuildOverrides = {}): Agent {
-  const { clock, random, providers, onProviderRequest, store, sourceEngine } = overrides;
+  const { clock, random, providers, onProviderRequest, store, sourceEngine, gate } = overrides;
   return new Agent({
     source: buildSource(config, undefined, clock, sourceEngine),
     kinds: KINDS,
     providers: providers ?? buildProviders(config, onProviderRequest ? { onProviderRequest } : {}),
-    store: store ?? new FileStateStore(config.state.dir),
+    store: store ?? buildStore(config, log),
     guardrails: config.guardrails,
     initialMode: config.reconcile.mode,
     sourceIntervalMs: config.source.intervalMs,
@@ -61,5 +106,6 @@ export function buildAgent(config: Config, log: Logger, overrides: BuildOverride
     configFile: config.file,
     ...(clock ? { clock } : {}),
     ...(random ? { random } : {}),
+    ...(gate ? { gate } : {}),
   });
 }

@@ -18,6 +18,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDuration } from '../core/duration.js';
@@ -121,10 +122,35 @@ export interface Config {
   readonly alerts: readonly AlertConfig[];
   /** Change windows (SPEC §12): durations in milliseconds; none means always open. */
   readonly windows: readonly ChangeWindow[];
-  readonly state: { readonly dir: string };
+  readonly state: StateConfig;
+  /** Who this agent is in the fleet (SPEC §11). */
+  readonly agent: { readonly id: string; readonly labels: Readonly<Record<string, string>> };
+  readonly fleet: FleetConfig;
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   /** Health checks (SPEC §11), in the order written; agent config only, never Git. */
   readonly health: readonly HealthCheckSpec[];
+}
+
+export interface PostgresConfig {
+  /** As written: never carries a password (the schema rejects one). */
+  readonly url: string;
+  /** Read from `passwordFile` (one trailing newline trimmed); null without one. Never log it. */
+  readonly password: string | null;
+  readonly poolSize: number;
+  readonly connectTimeoutMs: number;
+}
+
+export interface StateConfig {
+  readonly dir: string;
+  readonly backend: 'files' | 'postgres';
+  /** Set exactly when `backend` is `postgres`. */
+  readonly postgres: PostgresConfig | null;
+}
+
+export interface FleetConfig {
+  /** Cumulative wave sizes as written (`1`, `"30%"`), and the bake time. */
+  readonly rollout: { readonly waves: ReadonlyArray<number | string>; readonly bakeMs: number } | null;
+  readonly massDrift: { readonly maxDriftedPercent: number } | null;
 }
 
 export interface ParseOptions {
@@ -205,6 +231,19 @@ export function parseConfig(text: string, file: string, opts: ParseOptions = {})
     const file = providersConfig({ file: value.providers.file }, abs); // only the slice known to be valid
     issues.push(...checkProviders(file, ['providers']));
   }
+  if (clean('fleet', 'rollout') && value.fleet.rollout)
+    issues.push(...checkWaves(value.fleet.rollout.waves, ['fleet', 'rollout', 'waves']));
+  if (clean('state') && value.state.backend === 'postgres' && !value.state.postgres)
+    issues.push({
+      path: ['state', 'backend'],
+      message:
+        'state.backend: postgres needs state.postgres with at least its url (postgres://user@host/database)',
+    });
+  if (clean('state') && value.state.backend !== 'postgres' && value.state.postgres)
+    issues.push({
+      path: ['state', 'postgres'],
+      message: 'state.postgres: only applies with state.backend: postgres; set the backend or remove it',
+    });
   if (clean('source') && value.source.auth && sourceUrl(value.source.url, abs).kind === 'local') {
     issues.push({
       path: ['source', 'auth'],
@@ -302,7 +341,10 @@ interface SecretRef {
 }
 
 /** The config before secrets are read: the same shape with references in place of secret values. */
-interface Draft extends Omit<Config, 'file' | 'source' | 'alerts'> {
+interface Draft extends Omit<Config, 'file' | 'source' | 'alerts' | 'state'> {
+  readonly state: Omit<StateConfig, 'postgres'> & {
+    readonly postgres: (Omit<PostgresConfig, 'password'> & { readonly password: SecretRef | null }) | null;
+  };
   readonly source: Omit<SourceConfig, 'auth'> & {
     readonly auth: { readonly username: string; readonly password: SecretRef } | null;
   };
@@ -359,7 +401,26 @@ function toDraft(c: ConfigInput, abs: (p: string) => string, verify: VerifyConfi
       durationMs: parseDuration(w.duration),
       timezone: w.timezone,
     })),
-    state: { dir: stateDir },
+    state: {
+      dir: stateDir,
+      backend: c.state.backend,
+      postgres:
+        c.state.backend === 'postgres' && c.state.postgres
+          ? {
+              url: c.state.postgres.url.trim(),
+              password: secret(['state', 'postgres'], 'password', c.state.postgres.passwordFile),
+              poolSize: c.state.postgres.poolSize,
+              connectTimeoutMs: parseDuration(c.state.postgres.connectTimeout),
+            }
+          : null,
+    },
+    agent: { id: c.agent.id ?? hostname(), labels: { ...c.agent.labels } },
+    fleet: {
+      rollout: c.fleet.rollout
+        ? { waves: [...c.fleet.rollout.waves], bakeMs: parseDuration(c.fleet.rollout.bake) }
+        : null,
+      massDrift: c.fleet.massDrift ? { maxDriftedPercent: c.fleet.massDrift.maxDriftedPercent } : null,
+    },
     log: { level: c.log.level, format: c.log.format },
     health: c.health.map((h) => healthCheck(h, abs, baseDirOf(abs))),
   };
@@ -437,6 +498,31 @@ function healthCheck(h: HealthInput, abs: (p: string) => string, baseDir: string
     argv: [program.includes('/') ? abs(program) : program, ...args],
     cwd: baseDir,
   };
+}
+
+/** A wave's size as a share of the fleet (a count is compared as it is): cumulative, so each must grow. */
+function checkWaves(waves: ReadonlyArray<number | string>, path: readonly PathSegment[]): Issue[] {
+  const issues: Issue[] = [];
+  const last = waves[waves.length - 1];
+  if (last !== '100%')
+    issues.push({
+      path: [...path, waves.length - 1],
+      message: `${showPath(path)}: the last wave must be "100%" (wave sizes are cumulative; without it some agents never get a revision)`,
+    });
+  const pct = (w: number | string) => (typeof w === 'string' ? Number.parseFloat(w) : null);
+  for (let i = 1; i < waves.length; i++) {
+    const a = pct(waves[i - 1]!);
+    const b = pct(waves[i]!);
+    const shrinks =
+      (a !== null && b !== null && b <= a) ||
+      (a === null && b === null && (waves[i] as number) <= (waves[i - 1] as number));
+    if (shrinks)
+      issues.push({
+        path: [...path, i],
+        message: `${showPath([...path, i])}: wave sizes are cumulative, so each must be larger than the one before`,
+      });
+  }
+  return issues;
 }
 
 /** source.url as the fetcher takes it: an http(s) URL as written, or the absolute path of a local repository. */
@@ -554,6 +640,15 @@ function resolveSecrets(
       auth: auth ? { username: auth.username, password: read(auth.password) } : null,
     },
     alerts: draft.alerts.map((a) => ({ ...a, secret: a.secret ? read(a.secret) : null })),
+    state: {
+      ...draft.state,
+      postgres: draft.state.postgres
+        ? {
+            ...draft.state.postgres,
+            password: draft.state.postgres.password ? read(draft.state.postgres.password) : null,
+          }
+        : null,
+    },
   };
   if (failures.length > 0) {
     throw new StewardError('SECRET_READ', failures.map(formatProblem).join('\n'), { problems: failures });

@@ -6,7 +6,11 @@
 import { type AdminServer, readAdminSecrets, startAdminServer } from './admin/server.js';
 import { Alerter, type OpenAlert } from './alerts.js';
 import type { Agent } from './agent.js';
-import { buildAgent } from './build.js';
+import { buildAgent, buildGate, buildStore } from './build.js';
+import { connectFleet } from './fleet/connect.js';
+import type { FleetSource } from './fleet/registry.js';
+import type { HealthSource } from './health/types.js';
+import { selfFleet } from './fleet/view.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -29,6 +33,8 @@ export interface DaemonOptions {
   random?: () => number;
   /** Skip the initial poll and timers (tests drive cycles themselves). */
   manual?: boolean;
+  /** Where the heartbeat (and so the rollout gate) reads this agent's health; default: no checks. */
+  health?: HealthSource;
 }
 
 export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
@@ -39,16 +45,29 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   await checkStateDir(config.state.dir);
   const secrets = await readAdminSecrets(config, log);
   const metrics = new Metrics();
+  const store = buildStore(config, log);
+  const gate = buildGate(config, store);
   const agent: Agent = buildAgent(config, log, {
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.random ? { random: opts.random } : {}),
     onProviderRequest: (provider, operation) => metrics.providerRequests.inc({ provider, operation }),
+    store,
+    ...(gate ? { gate } : {}),
   });
-  const admin: AdminServer = await startAdminServer({ agent, config, metrics, log, secrets });
+  let fleet: FleetSource = selfFleet(agent, config.agent);
+  const admin: AdminServer = await startAdminServer({
+    agent,
+    config,
+    metrics,
+    log,
+    secrets,
+    fleet: { view: () => fleet.view() },
+  });
   let lock: Lock | undefined;
   try {
     lock = await acquireLock(config.state.dir);
     await agent.init();
+    fleet = await connectFleet(config, agent, store, log, opts.health);
     const a = agent;
     const control = () =>
       metrics.setControl({ frozen: a.currentState.freeze !== null, observe: a.mode === 'observe' });
@@ -95,6 +114,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         mode: a.mode,
         frozen: a.currentState.freeze !== null,
         stateDir: config.state.dir,
+        backend: config.state.backend,
+        agent: config.agent.id,
         admin: admin.url,
       },
       'steward started',

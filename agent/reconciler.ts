@@ -33,11 +33,12 @@ import type { ApplyAction, ApplyOutcome, KindDefinition, OwnedDoc, Provider } fr
 import { type DetectedDrift, detect } from './detect.js';
 import type { AgentEvent, EventSink } from './events.js';
 import { createsResource, massDriftHint } from './first-start.js';
+import type { GateAnswer, RolloutGateFn } from './fleet/rollout-gate.js';
 import type { Logger } from './log.js';
 import { type DisplayOp, displayPatchOf, opPaths } from './patch-view.js';
 import type { Revision } from './source/source.js';
 import { errorMessage } from '../core/errors.js';
-import type { Approval, AuditRecord, PersistedState, StateStore } from './state/types.js';
+import type { Approval, AuditRecord, PersistedState, StateStore, WriteAheadResult } from './state/types.js';
 
 export type DriftState = 'drifted' | 'backoff' | 'report-only' | 'stuck';
 
@@ -97,10 +98,14 @@ export interface ReconcilerDeps {
   windows?: readonly ChangeWindow[];
   /** The agent's config file, named in the commands a freeze's hint says to run. */
   configFile?: string | null;
+  /** fleet.rollout with a shared backend: whether this agent's wave is open for a revision. */
+  gate?: RolloutGateFn;
 }
 
 /** `freeze.by` of a freeze set by the mass-drift halt. */
 export const MASS_DRIFT_ACTOR = 'steward (mass-drift halt)';
+/** `freeze.by` of a freeze set by a halted rollout (fleet.rollout). */
+export const ROLLOUT_ACTOR = 'steward (rollout halted)';
 
 /**
  * What has run out by `now`, pure: a freeze past its `until` (never the mass-drift halt's) and a window
@@ -158,19 +163,20 @@ export class Reconciler {
   ): Promise<{ state: PersistedState; report: CycleReport }> {
     const { deps } = this;
     const started = deps.clock();
-    const mode = loaded.mode ?? deps.initialMode;
-    const before = new Map<string, ResourceRecord>(Object.entries(loaded.resources));
+    const shared = await this.refreshShared(loaded, revision.sha);
+    const mode = shared.state.mode ?? deps.initialMode;
+    const before = new Map<string, ResourceRecord>(Object.entries(shared.state.resources));
 
     const detection = await this.detect(revision, before);
     const now = deps.clock();
-    const expiry = await this.expire(loaded, now);
+    const expiry = await this.expire(shared.state, now);
     for (const e of expiry.events) deps.emit(e);
     const state = expiry.state;
     const window = windowAt(deps.windows ?? [], now, state.windowOverride ?? null);
     const { records, convergedAfterSeconds } = this.fold(detection, before, now);
     const approvals = this.settleApprovals(state.approvals, revision.sha, detection);
     const soak = soakStep(state.soak, revision.sha, deps.guardrails.soak.observeCycles);
-    const decision = this.decide(
+    const decided = this.decide(
       revision,
       state,
       approvals,
@@ -181,8 +187,12 @@ export class Reconciler {
       now,
       window,
     );
+    const approved = approvals.some((a) => a.sha === revision.sha);
+    const gated = shared.error === null ? await this.gateWaves(decided, revision.sha, approved) : null;
+    const decision = gated?.decision ?? decided;
+    const unreachable = shared.error ?? gated?.error ?? null;
 
-    let stateError: string | null = expiry.error;
+    let stateError: string | null = unreachable ?? expiry.error;
     let freeze = state.freeze;
     if (decision.freeze) {
       freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now, until: null };
@@ -192,12 +202,24 @@ export class Reconciler {
       // Persisted before anything else happens: it must survive a crash right after. In memory it holds anyway.
       stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
     }
+    if (gated?.halt) {
+      freeze = { reason: gated.halt, by: ROLLOUT_ACTOR, since: now };
+      deps.emit({ type: 'frozen', reason: gated.halt, by: ROLLOUT_ACTOR });
+      stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
+    }
 
-    const base: PersistedState = { ...state, freeze, approvals, soak: soak.state };
-    const ahead = await this.writeAhead(decision.act, revision, base, records, decision.bucket, now);
+    let base: PersistedState = { ...state, freeze, approvals, soak: soak.state };
+    const ahead =
+      unreachable === null
+        ? await this.writeAhead(decision.act, revision, base, records, decision.bucket, now)
+        : { ...noWriteAhead(), error: unreachable };
     stateError ??= ahead.error;
-    const act = ahead.error === null ? decision.act : [];
-    const hold = ahead.error === null ? decision.hold : [...decision.hold, ...this.unwritable(decision.act)];
+    const { act, hold } = this.admitted(decision, ahead);
+    if (ahead.blocked) {
+      // Frozen or in observe by another agent since this cycle read the fleet: adopt it, act on nothing.
+      freeze = ahead.blocked.freeze;
+      base = { ...base, freeze, mode: ahead.blocked.mode };
+    }
 
     const applied = await this.apply(act, revision, ahead.ids, shouldStop);
     stateError ??= applied.error;
@@ -366,14 +388,9 @@ export class Reconciler {
     records: ReadonlyMap<string, ResourceRecord>,
     bucket: DecideOutput['bucket'],
     now: number,
-  ): Promise<{
-    error: string | null;
-    ids: Map<string, string>;
-    pessimistic: Map<string, ReturnType<typeof trackConvergence>>;
-  }> {
-    const ids = new Map<string, string>();
-    const pessimistic = new Map<string, ReturnType<typeof trackConvergence>>();
-    if (act.length === 0) return { error: null, ids, pessimistic };
+  ): Promise<WriteAhead> {
+    const { ids, pessimistic } = noWriteAhead();
+    if (act.length === 0) return { ...noWriteAhead(), granted: 0 };
     const convCfg = this.convergenceConfig();
     const ahead = new Map(records);
     for (const a of act) {
@@ -401,11 +418,87 @@ export class Reconciler {
       durationMs: 0,
       ...signerOf(revision),
     }));
+    const { store } = this.deps;
+    if (store.writeAhead) {
+      // A shared backend: tokens, records and intents in one transaction that re-reads freeze and mode.
+      let result: WriteAheadResult = { kind: 'written', granted: 0 };
+      const error = await this.tryWrite(async () => {
+        result = await store.writeAhead!({
+          resources: Object.fromEntries(ahead),
+          keys: act.map((a) => a.drift.key),
+          intents,
+          initialMode: this.deps.initialMode,
+          rateLimit: this.deps.guardrails.rateLimit,
+          now,
+        });
+      });
+      const r = result as WriteAheadResult;
+      if (error !== null || r.kind === 'written')
+        return { error, ids, pessimistic, granted: r.kind === 'written' ? r.granted : 0, blocked: null };
+      return { error: null, ids, pessimistic, granted: 0, blocked: r };
+    }
     const error =
-      (await this.tryWrite(() =>
-        this.deps.store.save({ ...base, bucket, resources: Object.fromEntries(ahead) }),
-      )) ?? (await this.tryWrite(() => this.deps.store.appendAudit(intents)));
-    return { error, ids, pessimistic };
+      (await this.tryWrite(() => store.save({ ...base, bucket, resources: Object.fromEntries(ahead) }))) ??
+      (await this.tryWrite(() => store.appendAudit(intents)));
+    return { error, ids, pessimistic, granted: act.length, blocked: null };
+  }
+
+  /**
+   * Shared backends: the fleet's freeze, mode, approvals, bucket and soak, read fresh at the start of
+   * every cycle. If they cannot be read, the cycle detects with what it knew and acts on nothing.
+   */
+  private async refreshShared(
+    state: PersistedState,
+    sha: string,
+  ): Promise<{ state: PersistedState; error: string | null }> {
+    const { store } = this.deps;
+    if (!store.refresh) return { state, error: null };
+    let fresh = state;
+    const error = await this.tryWrite(async () => {
+      fresh = await store.refresh!(state, sha);
+    });
+    return { state: fresh, error };
+  }
+
+  /**
+   * Rollout waves (fleet.rollout): before acting on a revision, ask whether this agent's wave is open.
+   * Closed: every action is held `wave`. A halt (a check failing or a resource not converging in an open
+   * wave): held `frozen`, and the caller freezes the fleet (`rollout_halted: …`). Unreachable: act on nothing.
+   */
+  private async gateWaves(
+    decision: DecideOutput<CycleDrift>,
+    sha: string,
+    approved: boolean,
+  ): Promise<{ decision: DecideOutput<CycleDrift>; halt: string | null; error: string | null }> {
+    const { gate } = this.deps;
+    if (!gate || decision.act.length === 0 || decision.freeze) return { decision, halt: null, error: null };
+    let answer: GateAnswer = { act: false, wave: null, halt: null };
+    const error = await this.tryWrite(async () => {
+      answer = await gate(sha, { approved });
+    });
+    const a = answer as GateAnswer;
+    if (error !== null || a.act) return { decision, halt: null, error };
+    const reason: HoldReason = a.halt ? 'frozen' : 'wave';
+    const halt = a.halt
+      ? `${a.halt.kind ?? 'rollout_halted'}: ${a.halt.reason}; agents ${a.halt.agents.join(', ')}${
+          a.halt.checks.length > 0 ? `; failing checks ${a.halt.checks.join(', ')}` : ''
+        }`
+      : null;
+    const held = decision.act.map((x) => ({ drift: x.drift, reason }));
+    return { decision: { ...decision, act: [], hold: [...decision.hold, ...held] }, halt, error: null };
+  }
+
+  /** What the write-ahead admitted: all of it, the first `granted` (shared bucket), or nothing (held). */
+  private admitted(decision: DecideOutput<CycleDrift>, ahead: WriteAhead): { act: Act[]; hold: Hold[] } {
+    if (ahead.error !== null) return { act: [], hold: [...decision.hold, ...this.unwritable(decision.act)] };
+    if (ahead.blocked) {
+      const reason = ahead.blocked.reason;
+      return { act: [], hold: [...decision.hold, ...decision.act.map((a) => ({ drift: a.drift, reason }))] };
+    }
+    const late = decision.act
+      .slice(ahead.granted)
+      .map((a) => ({ drift: a.drift, reason: 'rate-limit' as const }));
+    return { act: decision.act.slice(0, ahead.granted), hold: [...decision.hold, ...late] };
   }
 
   /** The actions the write-ahead could not record: held, never applied. */
@@ -645,6 +738,23 @@ export class Reconciler {
     return out;
   }
 }
+
+/** The write-ahead's outcome: an error (act on nothing), a block (frozen/observe now), or how many may act. */
+interface WriteAhead {
+  error: string | null;
+  ids: Map<string, string>;
+  pessimistic: Map<string, ReturnType<typeof trackConvergence>>;
+  granted: number;
+  blocked: Extract<WriteAheadResult, { kind: 'blocked' }> | null;
+}
+
+const noWriteAhead = (): WriteAhead => ({
+  error: null,
+  ids: new Map(),
+  pessimistic: new Map(),
+  granted: 0,
+  blocked: null,
+});
 
 /** The audit records' `signer` (SPEC §10): only when the revision verified. */
 function signerOf(revision: Revision): { signer?: string } {

@@ -14,6 +14,7 @@ import os from 'node:os';
 import { cycleRss } from './cycle-rss.js';
 import { diffDecide } from './diff-decide.js';
 import { ec2Api } from './ec2-api.js';
+import { fleet } from './fleet.js';
 import { gitSource } from './git-source.js';
 import { memoryOverTime } from './memory-over-time.js';
 import { planFloor } from './plan-floor.js';
@@ -28,6 +29,7 @@ const BENCHMARKS: readonly Benchmark[] = [
   pushConverge,
   ec2Api,
   planFloor,
+  fleet,
 ];
 
 const NAME_WIDTH = Math.max(...BENCHMARKS.map((b) => b.name.length)) + 1;

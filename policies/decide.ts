@@ -80,7 +80,9 @@ export type HoldReason =
   | 'cap'
   | 'mass-drift'
   | 'state-unwritable'
-  | 'window';
+  | 'window'
+  /** fleet.rollout: this agent's wave is not open yet for the revision. */
+  | 'wave';
 
 export interface ActDecision<D extends DecideDrift = DecideDrift> {
   /** The caller's drift, as passed in. */

@@ -26,7 +26,8 @@ export type RouteId =
   | 'ui'
   | 'uiScript'
   | 'uiStyle'
-  | 'windowOverride';
+  | 'windowOverride'
+  | 'fleet';
 
 export interface RouteSpec {
   id: RouteId;
@@ -164,6 +165,14 @@ export const ROUTES: readonly RouteSpec[] = [
     summary:
       'Open the change windows for a while, with a reason (audited; never lifts a freeze or observe mode)',
     body: windowOverrideBody,
+    ok: [200],
+  },
+  {
+    id: 'fleet',
+    method: 'GET',
+    url: '/v1/fleet',
+    summary: 'The fleet: agents, their revision, wave, health, last cycle (the files backend: this agent)',
+    query: emptyQuery,
     ok: [200],
   },
 ];

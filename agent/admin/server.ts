@@ -46,12 +46,16 @@ import {
 import { loadUiAssets, uiHandler } from './ui.js';
 import { MAX_FREEZE_MS, MAX_OVERRIDE_MS, requestedEnd } from './schemas.js';
 import { driftView, statusView } from './views.js';
+import type { FleetSource } from '../fleet/registry.js';
+import { selfFleet } from '../fleet/view.js';
 
 export interface AdminDeps {
   agent: Agent;
   config: Config;
   metrics: Metrics;
   log: Logger;
+  /** What `GET /v1/fleet` shows; default: this agent alone. */
+  fleet?: FleetSource;
 }
 
 /** What the API needs from disk, read (never created) before anything else starts. */
@@ -133,6 +137,7 @@ function onError(
   if (isStewardError(err, 'NOT_FROZEN')) return failCoded(reply, 409, err.code, err.message);
   if (isStewardError(err, 'MASS_DRIFT_FROZEN') || isStewardError(err, 'NO_CHANGE_WINDOWS'))
     return failCoded(reply, 409, err.code, err.message);
+  if (isStewardError(err, 'STATE_CONFLICT')) return failCoded(reply, 409, err.code, err.message);
   if (isStewardError(err, 'STATE_UNWRITABLE')) return failCoded(reply, 503, err.code, err.message);
   if (err.validation) return fail(reply, 400, 'BAD_REQUEST', err.message);
   if (status === 413)
@@ -456,6 +461,7 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
       ui: serveUi,
       uiScript: serveUi,
       uiStyle: serveUi,
+      fleet: () => (deps.fleet ?? selfFleet(agent, config.agent)).view(),
     };
 
   for (const r of ROUTES) {

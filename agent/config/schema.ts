@@ -104,6 +104,37 @@ export function parseListen(raw: string): { host: string; port: number } | strin
   return { host, port };
 }
 
+/**
+ * state.postgres.url: a `postgres://` or `postgresql://` URL that carries no
+ * password, ever (not as `user:password@`, not as `?password=`): the password
+ * comes from state.postgres.passwordFile only, so it never sits in a config
+ * that is copied around, logged or shown. The URL itself is never echoed.
+ */
+function postgresUrlProblem(raw: string): string | undefined {
+  const s = raw.trim();
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    return 'is not a valid URL (e.g. postgres://steward@db.internal/steward)';
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:')
+    return 'must be a postgres:// or postgresql:// URL';
+  if (url.password !== '' || url.searchParams.has('password'))
+    return 'must not carry a password: remove it from the URL and put it in state.postgres.passwordFile';
+  if (url.hostname === '' && !url.searchParams.has('host')) return 'has no host';
+  return undefined;
+}
+
+/** One fleet.rollout.waves entry written as a string: `"N%"` with 0 < N ≤ 100. */
+function waveSizeProblem(s: string): string | undefined {
+  const m = /^(\d+(?:\.\d+)?)%$/.exec(s.trim());
+  const n = m ? Number(m[1]) : Number.NaN;
+  if (!(n > 0 && n <= 100))
+    return `"${s}" is not a wave size: write a count of agents (e.g. 1) or "N%" with 0 < N ≤ 100`;
+  return undefined;
+}
+
 /** Every format the config schema uses. */
 export const CONFIG_FORMATS: Formats = Object.freeze({
   ...GUARDRAIL_FORMATS,
@@ -115,6 +146,17 @@ export const CONFIG_FORMATS: Formats = Object.freeze({
   'source-url': { check: sourceUrlProblem },
   'git-ref': { check: refProblem },
   'repo-path': { check: repoPathProblem },
+  'postgres-url': { check: postgresUrlProblem },
+  'wave-size': { check: waveSizeProblem },
+  'label-key': {
+    check: (s) =>
+      /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/.test(s)
+        ? undefined
+        : 'is not a label name (1–63 letters, digits, ".", "_", "/" or "-")',
+  },
+  'label-value': {
+    check: (s) => (s.length > 256 ? 'must be at most 256 characters' : undefined),
+  },
   'check-name': { check: checkNameProblem },
   cron: { check: scheduleProblem },
   timezone: { check: timezoneProblem },
@@ -334,6 +376,88 @@ const HealthCheckSchema = Type.Object(
   },
 );
 
+/** Who this agent is in the fleet (SPEC §11). */
+const AgentSchema = Type.Object(
+  {
+    /** Default: the host name (derived, so not a schema default). */
+    id: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$',
+        errorMessage: {
+          pattern: 'must be 1–128 letters, digits, ".", "_" or "-", starting with a letter or digit',
+        },
+      }),
+    ),
+    labels: Type.Record(Type.String(), Type.String({ format: 'label-value' }), {
+      additionalProperties: false,
+      propertyNames: { format: 'label-key' },
+      default: {},
+    }),
+  },
+  { ...Section, hints: { name: 'use "id"', tags: 'use "labels"' } },
+);
+
+const PostgresSchema = Type.Object(
+  {
+    url: Type.String({ format: 'postgres-url' }),
+    passwordFile: Type.Optional(Path()),
+    poolSize: Type.Integer({ minimum: 1, maximum: 100, default: 4 }),
+    connectTimeout: Type.String({ format: 'duration', default: '5s' }),
+  },
+  {
+    additionalProperties: false,
+    hints: {
+      password: `${INLINE}: use passwordFile`,
+      passwordEnv: 'use passwordFile',
+      pool: 'use "poolSize"',
+      max: 'use "poolSize"',
+    },
+  },
+);
+
+const StateSchema = Type.Object(
+  {
+    dir: Type.String({ format: 'path', default: 'state' }),
+    backend: Type.Enum(['files', 'postgres'], {
+      default: 'files',
+      description: 'files: the embedded store in state.dir; postgres: shared by the fleet',
+    }),
+    postgres: Type.Optional(PostgresSchema),
+  },
+  {
+    ...Section,
+    hints: { url: 'use postgres.url', type: 'use "backend"' },
+  },
+);
+
+const WaveSchema = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ format: 'wave-size' })], {
+  errorMessage: 'each wave is a count of agents (e.g. 1) or "N%" with 0 < N ≤ 100',
+});
+
+const FleetSchema = Type.Object(
+  {
+    rollout: Type.Optional(
+      Type.Object(
+        {
+          waves: Type.Array(WaveSchema, { minItems: 1, maxItems: 20 }),
+          bake: Type.String({ format: 'duration', default: '2m' }),
+        },
+        { additionalProperties: false, hints: { batches: 'use "waves"', serial: 'use "waves"' } },
+      ),
+    ),
+    massDrift: Type.Optional(
+      Type.Object(
+        { maxDriftedPercent: Type.Number({ exclusiveMinimum: 0, maximum: 100 }) },
+        {
+          additionalProperties: false,
+          hints: { maxDrifted: 'across the fleet only maxDriftedPercent applies' },
+        },
+      ),
+    ),
+  },
+  { ...Section, hints: { waves: 'use "rollout.waves"' } },
+);
+
 /** A change window (SPEC §12, policies/windows.ts): from each firing of `schedule`, for `duration`. */
 const WindowSchema = Type.Object(
   {
@@ -365,7 +489,9 @@ export const ConfigSchema = Type.Object(
     admin: AdminSchema,
     alerts: Type.Array(AlertSchema, { default: [] }),
     windows: Type.Array(WindowSchema, { default: [] }),
-    state: Type.Object({ dir: Type.String({ format: 'path', default: 'state' }) }, Section),
+    state: StateSchema,
+    agent: AgentSchema,
+    fleet: FleetSchema,
     log: Type.Object(
       {
         level: Type.Enum([...LOG_LEVELS], { default: 'info' }),

@@ -5,7 +5,14 @@
  */
 import { type Static, type TSchema, Type } from 'typebox';
 import { ModeSchema } from '../../policies/guardrail-config.js';
-import { FreezeSchema, ResourceRecordSchema, TokenBucketSchema } from '../../policies/types.js';
+import {
+  type Freeze,
+  FreezeSchema,
+  type GuardrailConfig,
+  type Mode,
+  ResourceRecordSchema,
+  TokenBucketSchema,
+} from '../../policies/types.js';
 import type { DisplayOp } from '../patch-view.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -99,6 +106,8 @@ export interface AuditRecord {
   reason?: string;
   by?: string;
   until?: string;
+  /** The agent that acted (shared backends, where one audit holds the whole fleet's actions). */
+  agent?: string;
 }
 
 export interface AuditRead {
@@ -116,7 +125,47 @@ export interface StateStore {
   appendAudit(records: readonly AuditRecord[]): Promise<void>;
   /** Newest first. */
   readAudit(limit: number): Promise<AuditRead>;
+  /**
+   * Shared backends: called at the start of every cycle and before every
+   * operator change. Writes what only this agent's memory holds (a freeze
+   * taken while the backend was down), then returns `state` with the shared
+   * fields (freeze, mode, approvals, bucket, soak) as the backend has them
+   * NOW. `revision`: the revision a cycle is about to run on (approvals of
+   * others it never saw are left alone). Throws when the backend cannot be
+   * reached: the caller acts on nothing.
+   */
+  refresh?(state: PersistedState, revision?: string): Promise<PersistedState>;
+  /**
+   * Shared backends: the whole write-ahead in ONE transaction that re-reads
+   * freeze and mode under a lock: if the fleet is frozen or in observe now it
+   * writes nothing (`blocked`); else it takes the tokens from the shared
+   * bucket (fewer when fewer are left: `granted`) and makes the first
+   * `granted` actions' records and intents durable. Throws when it cannot.
+   * Without it, the reconciler writes ahead with `save` and `appendAudit`.
+   */
+  writeAhead?(req: WriteAheadRequest): Promise<WriteAheadResult>;
+  /** Releases connections (shared backends). */
+  close?(): Promise<void>;
 }
+
+/** A write-ahead through {@link StateStore.writeAhead}. */
+export interface WriteAheadRequest {
+  /** The resource records to make durable, pessimistic for each acted resource (its attempt counted as failed). */
+  resources: PersistedState['resources'];
+  /** The acted resources' keys, in the decided order; `intents[i]` is the audit intent of `keys[i]`. */
+  keys: readonly string[];
+  intents: readonly AuditRecord[];
+  /** The mode that applies while none is set (the config's reconcile.mode). */
+  initialMode: Mode;
+  rateLimit: GuardrailConfig['rateLimit'];
+  now: number;
+}
+
+export type WriteAheadResult =
+  /** The first `granted` actions are durable (tokens, records, intents); the rest were not written. */
+  | { kind: 'written'; granted: number }
+  /** Nothing was written: the fleet is frozen or in observe now (as read under the lock). */
+  | { kind: 'blocked'; reason: 'frozen' | 'observe'; freeze: Freeze | null; mode: Mode | null };
 
 export function freshState(): PersistedState {
   return {

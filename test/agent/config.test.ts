@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -131,7 +131,9 @@ state: { dir: /var/lib/steward }
         },
       ],
       windows: [],
-      state: { dir: '/var/lib/steward' },
+      state: { dir: '/var/lib/steward', backend: 'files', postgres: null },
+      agent: { id: hostname(), labels: {} },
+      fleet: { rollout: null, massDrift: null },
       log: { level: 'info', format: 'auto' },
       health: [],
     };
@@ -171,7 +173,9 @@ describe('parseConfig: defaults', () => {
       },
       alerts: [],
       windows: [],
-      state: { dir: join(dir, 'state') },
+      state: { dir: join(dir, 'state'), backend: 'files', postgres: null },
+      agent: { id: hostname(), labels: {} },
+      fleet: { rollout: null, massDrift: null },
       log: { level: 'info', format: 'auto' },
       health: [],
     };
@@ -982,5 +986,71 @@ describe('parseConfig: source.verify (signed desired state)', () => {
 
   it('is null without source.verify (unverified)', () => {
     assert.equal(parse('source: { url: https://git.example.org/x.git }\n').source.verify, null);
+  });
+});
+
+describe('parseConfig: agent, state backend, fleet (SPEC §11)', () => {
+  const PG =
+    'state:\n  backend: postgres\n  postgres: { url: "postgres://steward@db.internal/steward", passwordFile: pg-pw }\n';
+
+  it('reads the agent identity, the postgres backend (password from its file) and the fleet keys', () => {
+    const c = parse(
+      `${URL_ONLY}agent: { id: web-17, labels: { role: web, zone: a } }\n${PG}` +
+        'fleet:\n  rollout: { waves: [1, "30%", "100%"], bake: 90s }\n  massDrift: { maxDriftedPercent: 20 }\n',
+      { readSecret: () => 'pg-s3cret\n' },
+    );
+    assert.deepEqual(c.agent, { id: 'web-17', labels: { role: 'web', zone: 'a' } });
+    assert.deepEqual(c.state.postgres, {
+      url: 'postgres://steward@db.internal/steward',
+      password: 'pg-s3cret',
+      poolSize: 4,
+      connectTimeoutMs: 5_000,
+    });
+    assert.equal(c.state.backend, 'postgres');
+    assert.deepEqual(c.fleet, {
+      rollout: { waves: [1, '30%', '100%'], bakeMs: 90_000 },
+      massDrift: { maxDriftedPercent: 20 },
+    });
+  });
+
+  it('rejects a password in the postgres URL, in either form, without echoing it', () => {
+    for (const url of [
+      'postgres://steward:hunter2@db/steward',
+      'postgres://steward@db/steward?password=hunter2',
+    ]) {
+      const found = problems(`${URL_ONLY}state: { backend: postgres, postgres: { url: "${url}" } }\n`);
+      assert.equal(found.length, 1);
+      assert.match(found[0]!.message, /state\.postgres\.url: must not carry a password: .*passwordFile/);
+      assert.doesNotMatch(found[0]!.message, /hunter2/);
+    }
+  });
+
+  it('needs state.postgres with the postgres backend, and only then', () => {
+    assert.match(
+      problems(`${URL_ONLY}state: { backend: postgres }\n`)
+        .map((p) => p.message)
+        .join('\n'),
+      /state\.postgres/,
+    );
+    assertOneProblem(
+      `${URL_ONLY}state: { postgres: { url: "postgres://db/s" } }\n`,
+      2,
+      10,
+      /only applies with state.backend: postgres/,
+    );
+  });
+
+  it('rejects wave sizes that are not counts or percentages, shrink, or do not end at 100%', () => {
+    const msgs = (waves: string) =>
+      problems(`${URL_ONLY}fleet: { rollout: { waves: ${waves} } }\n`).map((p) => p.message);
+    assert.match(msgs('[1, "abc", "100%"]').join('\n'), /fleet\.rollout\.waves\[1\]/);
+    assert.match(msgs('[1, "130%"]').join('\n'), /fleet\.rollout\.waves\[1\]/);
+    assert.match(msgs('[1, "50%"]').join('\n'), /last wave must be "100%"/);
+    assert.match(msgs('["50%", "30%", "100%"]').join('\n'), /waves\[1\].*larger than the one before/);
+    assert.match(msgs('[0, "100%"]').join('\n'), /waves\[0\]/);
+  });
+
+  it('rejects an agent id that is not a plain name', () => {
+    assertOneProblem(`${URL_ONLY}agent: { id: "web 17" }\n`, 2, 10, /agent\.id: must be 1–128 letters/);
   });
 });

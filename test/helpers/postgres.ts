@@ -75,7 +75,8 @@ export function postgresBinDir(): string {
   return join(base, versions[0]!, 'bin');
 }
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (for servers the tests start). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

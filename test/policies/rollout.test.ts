@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type AgentProgress, mayAct, planWaves, rolloutGate, rolloutOrder } from '../../policies/rollout.js';
+
+const IDS = Array.from({ length: 10 }, (_, i) => `web-${String(i).padStart(2, '0')}`);
+const REV = 'f'.repeat(40);
+const BAKE = 120_000;
+const NOW = 1_000_000;
+
+const good = (since: number): AgentProgress => ({
+  revision: REV,
+  converged: true,
+  stuck: false,
+  healthy: true,
+  failingChecks: [],
+  goodSince: since,
+});
+const acting: AgentProgress = { ...good(0), converged: false, goodSince: null };
+
+describe('rolloutOrder / planWaves', () => {
+  it('orders by a hash of the id: stable, independent of input order and of the alphabet', () => {
+    const order = rolloutOrder(IDS);
+    assert.deepEqual(rolloutOrder([...IDS].reverse()), order);
+    assert.notDeepEqual(order, IDS, 'not alphabetical');
+    assert.deepEqual([...order].sort(), IDS);
+  });
+
+  it('cuts [1, "30%", "100%"] of 10 agents into 1, 2 and 7', () => {
+    const waves = planWaves(IDS, [1, '30%', '100%']);
+    assert.deepEqual(
+      waves.map((w) => w.length),
+      [1, 2, 7],
+    );
+    assert.deepEqual(waves.flat(), rolloutOrder(IDS));
+  });
+
+  it('rounds a percentage up, drops sizes that add nobody, and puts the rest last', () => {
+    assert.deepEqual(
+      planWaves(IDS.slice(0, 3), [1, '10%', '50%', '100%']).map((w) => w.length),
+      [1, 1, 1],
+    );
+    assert.deepEqual(
+      planWaves(IDS, ['50%']).map((w) => w.length),
+      [5, 5],
+    );
+  });
+});
+
+describe('rolloutGate', () => {
+  const waves = planWaves(IDS, [1, '30%', '100%']);
+  const [w0, w1, w2] = waves as [string[], string[], string[]];
+  const progress = (entries: Array<[string[], AgentProgress]>) =>
+    new Map(entries.flatMap(([ids, p]) => ids.map((id) => [id, p] as const)));
+  const gate = (p: Map<string, AgentProgress>, now = NOW) =>
+    rolloutGate({ revision: REV, waves, progress: p, bakeMs: BAKE, now });
+
+  it('opens only the first wave while it is acting', () => {
+    const d = gate(progress([[w0, acting]]));
+    assert.equal(d.open, 1);
+    assert.equal(d.halt, null);
+    assert.deepEqual(
+      d.waves.map((w) => w.state),
+      ['open', 'waiting', 'waiting'],
+    );
+    assert.equal(mayAct(w0[0]!, waves, d), true);
+    assert.equal(mayAct(w1[0]!, waves, d), false);
+  });
+
+  it('keeps the next wave closed while the first bakes, opens it once baked', () => {
+    const since = NOW - BAKE + 1;
+    assert.equal(gate(progress([[w0, good(since)]])).waves[0]!.state, 'baking');
+    assert.equal(gate(progress([[w0, good(since)]])).open, 1);
+    const d = gate(progress([[w0, good(since)]]), NOW + 1);
+    assert.equal(d.open, 2);
+    assert.equal(mayAct(w1[0]!, waves, d), true);
+    assert.equal(mayAct(w2[0]!, waves, d), false);
+  });
+
+  it('opens every wave in order as each converges and bakes', () => {
+    const d = gate(
+      progress([
+        [w0, good(0)],
+        [w1, good(NOW - BAKE)],
+        [w2, acting],
+      ]),
+    );
+    assert.equal(d.open, 3);
+    assert.deepEqual(
+      d.waves.map((w) => w.state),
+      ['done', 'done', 'open'],
+    );
+  });
+
+  it('an agent without a heartbeat, or on another revision, holds the next wave closed', () => {
+    assert.equal(gate(new Map()).open, 1);
+    assert.equal(gate(progress([[w0, { ...good(0), revision: 'old' }]])).open, 1);
+  });
+
+  it('a failing check in an open wave halts, naming the agent and the check; no wave may act', () => {
+    const sick: AgentProgress = { ...good(0), healthy: false, failingChecks: ['web'], goodSince: null };
+    const d = gate(progress([[w0, sick]]));
+    assert.deepEqual(d.halt?.agents, w0);
+    assert.deepEqual(d.halt?.checks, ['web']);
+    assert.equal(d.waves[0]!.state, 'halted');
+    assert.equal(mayAct(w0[0]!, waves, d), false);
+  });
+
+  it('a resource that does not converge in an open wave halts too; a sick agent of a waiting wave does not', () => {
+    assert.deepEqual(gate(progress([[w0, { ...acting, stuck: true }]])).halt?.agents, w0);
+    const sick: AgentProgress = { ...good(0), healthy: false, failingChecks: ['web'], goodSince: null };
+    assert.equal(
+      gate(
+        progress([
+          [w0, acting],
+          [w2, sick],
+        ]),
+      ).halt,
+      null,
+    );
+  });
+});
