@@ -110,6 +110,7 @@ test('prettyLine: control characters from messages and values are escaped, never
     },
     false,
   );
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character may be left
   assert.doesNotMatch(line, /[\x00-\x1f\x7f-\x9f]/, JSON.stringify(line));
   assert.match(line, /drift on File\/a\\u001b\]0;pwned/);
 });

@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import { main } from '../../agent/cli.js';
 
 const EVIL = 'x\x1b]0;pwned\x07\x1b[2J\rfake line\x9b31m';
+// biome-ignore lint/suspicious/noControlCharactersInRegex: no control character but \n and \t may reach the terminal
 const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/;
 
 const status = {
