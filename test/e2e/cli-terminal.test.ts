@@ -84,3 +84,18 @@ test('status, drift, a refusal and --json print no terminal control characters f
     assert.doesNotMatch(all, CONTROL, `${args.join(' ')}: ${JSON.stringify(all)}`);
   }
 });
+
+test('validate prints a hostile manifest key escaped (a pushed YAML cannot steer the CI log or terminal)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'steward-cli-validate-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(
+    join(dir, 'a.yaml'),
+    'apiVersion: steward/v1\nkind: File\nmetadata: { name: a }\nspec: { path: a.conf, content: x, "\\e]0;pwned\\a\\e[2J\\r": 1 }\n',
+  );
+  const lines: string[] = [];
+  const code = await main(['validate', dir], { out: (s) => lines.push(s), err: (s) => lines.push(s) }, {});
+  assert.equal(code, 1);
+  const all = lines.join('\n');
+  assert.ok(all.includes('pwned'), all);
+  assert.doesNotMatch(all, CONTROL, JSON.stringify(all));
+});
