@@ -199,7 +199,9 @@ export class Reconciler {
     const act = ahead.error === null ? decision.act : [];
     const hold = ahead.error === null ? decision.hold : [...decision.hold, ...this.unwritable(decision.act)];
 
-    const applied = await this.apply(act, revision, ahead.ids, shouldStop);
+    // A window that closes mid-cycle (a deny window starts, an override ends) stops what has not started.
+    const closed = () => !windowAt(deps.windows ?? [], deps.clock(), state.windowOverride ?? null).open;
+    const applied = await this.apply(act, revision, ahead.ids, () => shouldStop() || closed());
     stateError ??= applied.error;
     const counts = this.record(applied.outcomes, records, ahead.pessimistic);
     const released = this.release(revision, records);
