@@ -106,7 +106,7 @@ test('prettyLine: control characters from messages and values are escaped, never
       time: '2026-12-02T00:00:00.000Z',
       msg: `drift on ${hostile}`,
       key: hostile,
-      nested: { why: hostile },
+      nested: { why: hostile, [hostile]: 1 },
     },
     false,
   );
