@@ -111,7 +111,7 @@ function flatten(prefix: string, v: unknown, out: string[]): void {
     for (const [k, x] of Object.entries(v)) flatten(prefix ? `${prefix}.${k}` : k, x, out);
     return;
   }
-  out.push(`${prefix}=${fieldValue(v)}`);
+  out.push(`${escapeControls(prefix)}=${fieldValue(v)}`);
 }
 
 /**
