@@ -63,8 +63,11 @@ export class Agent {
   private polling: Promise<PollOutcome> | null = null;
   private readonly refreshing = new Set<Promise<void>>();
   private sourceDown = false;
-  /** Set by freeze / observe requests: the cycle in flight starts no further action. */
-  private haltActions = false;
+  /**
+   * Freeze / observe requests not yet landed: no action starts meanwhile, in the cycle in flight or in one
+   * queued ahead of them (counted down once each has landed; the state gates every cycle after that).
+   */
+  private haltActions = 0;
   /** Serialises cycles and state changes: nothing may read-modify-write the state concurrently. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly listeners: EventSink[] = [];
@@ -375,7 +378,6 @@ export class Agent {
   }
 
   private async cycleNow(): Promise<void> {
-    this.haltActions = false;
     const revision = this.opts.source.current;
     if (!revision || !this.state) {
       this.opts.log.warn('no good revision yet; nothing to reconcile');
@@ -386,7 +388,7 @@ export class Agent {
       const { state, report } = await this.reconciler.cycle(
         revision,
         this.state,
-        () => this.stopRequested || this.haltActions,
+        () => this.stopRequested || this.haltActions > 0,
       );
       // The cycle's state is kept even when it could not be persisted: what is on disk (the write-ahead)
       // is never less cautious than memory, and memory may hold a freeze the disk could not take.
@@ -478,8 +480,11 @@ export class Agent {
   }
 
   async setMode(mode: Mode, by: string): Promise<void> {
-    if (mode === 'observe') this.haltActions = true;
-    await this.update((s) => ({ ...s, mode }), mode === 'observe');
+    const halt = mode === 'observe' ? 1 : 0;
+    this.haltActions += halt;
+    await this.update((s) => ({ ...s, mode }), mode === 'observe').finally(() => {
+      this.haltActions -= halt;
+    });
     this.emit({ type: 'mode_changed', mode, by });
   }
 
@@ -488,7 +493,7 @@ export class Agent {
    * halt set never ends by itself, so it is not replaced by one that would (MASS_DRIFT_FROZEN).
    */
   async freeze(reason: string, by: string, end: RequestedEnd = null): Promise<void> {
-    this.haltActions = true;
+    this.haltActions++;
     const since = this.clock();
     const until = endTime(end, since);
     try {
@@ -501,6 +506,7 @@ export class Agent {
         return { ...s, freeze: { reason, by, since, until } };
       }, true);
     } finally {
+      this.haltActions--;
       if (this.currentState.freeze?.by === by)
         this.emit({ type: 'frozen', reason, by, ...(until !== null ? { until } : {}) });
     }

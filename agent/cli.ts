@@ -5,6 +5,7 @@
  * `--version` load nothing else. Exit codes: 0 ok / no drift, 1 error, 2 drift (plan).
  */
 import { errorMessage, isStewardError, StewardError } from '../core/errors.js';
+import { escapeControls } from '../core/text.js';
 import {
   type Command,
   commandList,
@@ -264,8 +265,9 @@ export async function main(
     if (first.startsWith('-')) return await invoke(steward, argv, io, env, misplaced);
     return await invoke(await find(first), rest, io, env);
   } catch (e) {
-    if (isStewardError(e)) io.err(`steward: ${e.code}: ${e.message}`);
-    else io.err(`steward: ${errorMessage(e)}`);
+    // Messages may quote data (a config value, a file name): shown with control characters escaped.
+    if (isStewardError(e)) io.err(`steward: ${e.code}: ${escapeControls(e.message)}`);
+    else io.err(`steward: ${escapeControls(errorMessage(e))}`);
     return 1;
   }
 }

@@ -6,6 +6,7 @@
  * JSON would.
  */
 import { pino } from 'pino';
+import { escapeControls } from '../core/text.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type Logger = pino.Logger;
@@ -98,8 +99,9 @@ const PLACED = new Set(['time', 'level', 'msg', 'name', 'pid', 'hostname']);
 
 /** A value as it reads after `key=`: bare when it is one plain word, else JSON (quoted, escaped). */
 function fieldValue(v: unknown): string {
-  if (typeof v === 'string') return /^[^\s"=\\]+$/.test(v) ? v : JSON.stringify(v);
-  if (typeof v === 'object' && v !== null) return JSON.stringify(v);
+  if (typeof v === 'string')
+    return /^[^\s"=\\]+$/.test(v) && escapeControls(v) === v ? v : escapeControls(JSON.stringify(v));
+  if (typeof v === 'object' && v !== null) return escapeControls(JSON.stringify(v));
   return String(v);
 }
 
@@ -109,7 +111,7 @@ function flatten(prefix: string, v: unknown, out: string[]): void {
     for (const [k, x] of Object.entries(v)) flatten(prefix ? `${prefix}.${k}` : k, x, out);
     return;
   }
-  out.push(`${prefix}=${fieldValue(v)}`);
+  out.push(`${escapeControls(prefix)}=${fieldValue(v)}`);
 }
 
 /**
@@ -120,7 +122,7 @@ export function prettyLine(record: Readonly<Record<string, unknown>>, colour = f
   const time = typeof record['time'] === 'string' ? record['time'].replace('T', ' ') : '';
   const level = typeof record['level'] === 'string' ? record['level'] : String(record['level'] ?? '');
   const label = level.toUpperCase().padEnd(5);
-  const msg = String(record['msg'] ?? '').replace(/\r?\n/g, '\\n');
+  const msg = escapeControls(String(record['msg'] ?? '').replace(/\r?\n/g, '\\n'));
   const fields: string[] = [];
   for (const [k, v] of Object.entries(record)) if (!PLACED.has(k)) flatten(k, v, fields);
   const rest = fields.join(' ');

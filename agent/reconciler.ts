@@ -221,7 +221,9 @@ export class Reconciler {
       base = { ...base, freeze, mode: ahead.blocked.mode };
     }
 
-    const applied = await this.apply(act, revision, ahead.ids, shouldStop);
+    // A window that closes mid-cycle (a deny window starts, an override ends) stops what has not started.
+    const closed = () => !windowAt(deps.windows ?? [], deps.clock(), state.windowOverride ?? null).open;
+    const applied = await this.apply(act, revision, ahead.ids, () => shouldStop() || closed());
     stateError ??= applied.error;
     const counts = this.record(applied.outcomes, records, ahead.pessimistic);
     const released = this.release(revision, records);

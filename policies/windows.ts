@@ -135,7 +135,8 @@ export function windowAt(
     return { open: true, reason: 'no change windows configured', until: null, overridden: false };
   const cs = windows.map(compile);
   const v = windowsAt(cs, now);
-  if (!v.open && override !== null && now < override.until)
+  // In force only within [since, until): a clock set back must not stretch it beyond what was granted.
+  if (!v.open && override !== null && override.since <= now && now < override.until)
     return {
       open: true,
       reason: `override by ${override.by}: ${override.reason} (${v.reason})`,

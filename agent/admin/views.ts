@@ -91,7 +91,7 @@ export function healthView(h: HealthReport) {
 function windowView(agent: Agent) {
   const w = agent.window;
   const o = agent.currentState.windowOverride;
-  const live = o != null && agent.now() < o.until;
+  const live = o != null && o.since <= agent.now() && agent.now() < o.until;
   return {
     open: w.open,
     reason: w.reason,

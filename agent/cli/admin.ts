@@ -6,6 +6,7 @@
  * `steward: CODE: message` and exits 1.
  */
 import { StewardError } from '../../core/errors.js';
+import { escapeControls, escapeControlsDeep } from '../../core/text.js';
 import type { FleetView } from '../fleet/types.js';
 import type { ApiAnswer, ApiTarget } from './api-client.js';
 import { type Command, configFlag, defineCommand, type Flag, type Io } from './command.js';
@@ -120,7 +121,7 @@ async function target(values: ApiValues, env: NodeJS.ProcessEnv): Promise<ApiTar
 /** Prints an API refusal as `steward: CODE: message`; returns the exit code. */
 async function refused(io: Io, answer: ApiAnswer): Promise<number> {
   const { code, message } = (await client()).apiError(answer);
-  io.err(`steward: ${code}: ${message}`);
+  io.err(`steward: ${escapeControls(code)}: ${escapeControls(message)}`);
   return 1;
 }
 
@@ -142,13 +143,14 @@ async function show(
 
 /** The answer as it came (--json), or rendered; a body this CLI cannot read is said so, not a stack trace. */
 function print(io: Io, answer: ApiAnswer, json: boolean, render: (body: never) => string[]): number {
+  // What the API says is data: no control character of it reaches the terminal (escaped, still shown).
   if (json) {
-    io.out(answer.text);
+    io.out(escapeControls(answer.text, '\n\t'));
     return 0;
   }
   let lines: string[];
   try {
-    lines = render(answer.body as never);
+    lines = render(escapeControlsDeep(answer.body) as never);
   } catch {
     io.err(
       'steward: the admin API answered in a shape this steward cannot show (an agent of another version?); --json prints it as it came',

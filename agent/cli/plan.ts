@@ -14,6 +14,7 @@ import {
   type SourceProblem,
   StewardError,
 } from '../../core/errors.js';
+import { escapeControls } from '../../core/text.js';
 import { buildProviders, KINDS } from '../../providers/registry.js';
 import type { DesiredResource, OwnedDoc } from '../../providers/types.js';
 import { buildSource } from '../build.js';
@@ -62,7 +63,7 @@ interface Target {
 }
 
 const rejected = (problems: readonly SourceProblem[], what: string, io: Io): StewardError => {
-  for (const p of problems) io.err(formatProblem(p));
+  for (const p of problems) io.err(escapeControls(formatProblem(p)));
   return new StewardError('REVISION_REJECTED', `${what} is invalid (${problems.length} problem(s))`);
 };
 

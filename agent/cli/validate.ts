@@ -2,6 +2,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { errorMessage, formatProblem, StewardError } from '../../core/errors.js';
+import { escapeControls } from '../../core/text.js';
 import { KINDS } from '../../providers/registry.js';
 import { type ManifestFile, parseRevision } from '../manifest.js';
 import type { Io } from './command.js';
@@ -32,7 +33,8 @@ export async function validate(dir: string, io: Io): Promise<number> {
   }
   const parsed = parseRevision(files, KINDS);
   if (!parsed.ok) {
-    for (const p of parsed.problems) io.out(formatProblem(p));
+    // A problem quotes the manifest (a key, a value): its control characters are shown escaped.
+    for (const p of parsed.problems) io.out(escapeControls(formatProblem(p)));
     io.err(`${parsed.problems.length} problem(s) in ${files.length} file(s)`);
     return 1;
   }

@@ -4,6 +4,7 @@
  * context in, lines out. Values come only from the report's changes, which
  * never hold a file's content or any value of a sensitive resource (digests).
  */
+import { escapeControls } from '../../core/text.js';
 import type { Digest } from '../patch-view.js';
 import type { PlanChange, PlanReport, PlanResource } from './report.js';
 
@@ -79,7 +80,7 @@ export function colourWanted(opts: { noColor: boolean; isTTY: boolean; env: Node
 
 const short = (d: Digest | null): string =>
   d ? `sha256:${d.sha256.slice(0, 12)} (${d.bytes} bytes)` : 'none';
-const show = (v: unknown): string => JSON.stringify(v) ?? 'null';
+const show = (v: unknown): string => escapeControls(JSON.stringify(v) ?? 'null');
 
 /** `Plan: 1 to create, 2 to update, 1 report only; 2 held (frozen)`. */
 export function summaryLine(report: PlanReport): string {
@@ -139,7 +140,12 @@ function changeLine(c: PlanChange, r: PlanResource): string {
 const reportNote = (c: PlanChange, r: PlanResource, note: string): string =>
   c.reportOnly && r.action !== 'report-only' ? note : '';
 
-const diffLines = (diff: string): string[] => diff.replace(/\n$/, '').split('\n');
+/** A content diff's lines; the content is data (perhaps an attacker's): its control characters escaped. */
+const diffLines = (diff: string): string[] =>
+  diff
+    .replace(/\n$/, '')
+    .split('\n')
+    .map((l) => escapeControls(l, '\t'));
 
 function paintDiffLine(paint: Paint, l: string): string {
   if (l.startsWith('@@')) return paint('cyan', l);
@@ -194,7 +200,8 @@ export function renderText(report: PlanReport, ctx: PlanContext, colour: boolean
       if (c.diff) for (const l of diffLines(c.diff)) out.push(`        ${paintDiffLine(paint, l)}`);
     }
   }
-  for (const e of report.errors) out.push('', paint('red', `! ${title(e)}: cannot be read: ${e.error}`));
+  for (const e of report.errors)
+    out.push('', paint('red', `! ${title(e)}: cannot be read: ${escapeControls(e.error)}`));
   if (report.resources.length + report.errors.length === 0)
     out.push('', 'No changes: every managed resource matches the revision.');
   out.push('', paint('bold', summaryLine(report)));

@@ -95,3 +95,22 @@ test('level warn drops info lines, keeps warnings', () => {
     ['held'],
   );
 });
+
+test('prettyLine: control characters from messages and values are escaped, never written to the terminal', () => {
+  // A resource name, an error message or a freeze reason is data: it must not move the cursor, retitle
+  // the terminal, clear the screen or overwrite the line (a lone CR) in `--log-format pretty`.
+  const hostile = 'File/a\x1b]0;pwned\x07\x1b[2J\rhidden\x9b31m\x7f';
+  const line = prettyLine(
+    {
+      level: 'warn',
+      time: '2026-12-02T00:00:00.000Z',
+      msg: `drift on ${hostile}`,
+      key: hostile,
+      nested: { why: hostile, [hostile]: 1 },
+    },
+    false,
+  );
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character may be left
+  assert.doesNotMatch(line, /[\x00-\x1f\x7f-\x9f]/, JSON.stringify(line));
+  assert.match(line, /drift on File\/a\\u001b\]0;pwned/);
+});

@@ -218,6 +218,20 @@ const rows: Row[] = [
     open: false,
     until: '2026-01-12T09:00:00.000Z',
   },
+  {
+    // The clock moved back an hour after a 1h override was given: it must not open the windows for 2h.
+    name: 'an override opens nothing before its start (the clock moved backwards)',
+    windows: [WEEKEND],
+    now: '2026-01-10T10:00:00Z',
+    override: {
+      reason: 'hotfix 7',
+      by: 'alice',
+      since: at('2026-01-10T11:00:00Z'),
+      until: at('2026-01-10T12:00:00Z'),
+    },
+    open: false,
+    until: '2026-01-12T09:00:00.000Z',
+  },
 ];
 
 describe('windowAt', () => {

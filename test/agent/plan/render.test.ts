@@ -323,3 +323,20 @@ test('nothing drifted: says so; a working tree is named as such; a known hold re
   windowed.summary.held = { frozen: 1, window: 1 };
   assert.ok(renderText(windowed, ctx, false).some((l) => /^held \(window\): .*deny window/.test(l)));
 });
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the renderer's own styles
+const STYLES = /\x1b\[[0-9;]*m/g;
+
+test('text: control characters in a content diff, a value or an error are escaped, colour or not', () => {
+  // The drifted content on the host is the attacker's: `steward plan` must not let it steer the terminal.
+  const report = fixture();
+  report.resources[0]!.changes[1]!.diff = '@@ -0,0 +1,1 @@\n+\x1b]0;pwned\x07\x1b[2J\rhidden\x9b31m\n';
+  report.resources[0]!.changes[2]!.after = 'x\x9b2J';
+  report.errors[0]!.error = 'EACCES \x1b[2J';
+  for (const colour of [false, true]) {
+    const text = renderText(report, ctx, colour).join('\n').replace(STYLES, '');
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: none may be left
+    assert.doesNotMatch(text, /[\x00-\x08\x0b-\x1f\x7f-\x9f]/, JSON.stringify(text));
+    assert.ok(text.includes('pwned'), 'shown, escaped');
+  }
+});
