@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   ADMIN_UNREACHABLE: 'the CLI could not reach the admin API',
   ADMIN_UNAUTHORIZED: 'the admin API refused the token the CLI sent',
   ADMIN_TOKEN_READ: 'the CLI could not read the admin token file',
+  ADMIN_ANSWER_TOO_LARGE: 'the admin API answered the CLI with more than it ever reads',
   STATE_BACKEND_UNREACHABLE: 'the PostgreSQL state backend could not be reached at start',
   STATE_SCHEMA_NEWER: "the database's schema is newer than this steward knows",
   STATE_CONFLICT: 'another agent changed the shared freeze or mode meanwhile; nothing was changed',

@@ -36,6 +36,35 @@ export interface ApiAnswer {
 /** Requests that take longer than this are abandoned (an agent busy with a cycle answers well within it). */
 const TIMEOUT_MS = 30_000;
 
+/**
+ * The most of an answer the CLI reads (bytes). The agent's largest answers (drift of a big fleet, an
+ * audit page) stay far below it; past it the answer is not the agent's, or not one to print.
+ */
+export const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
+
+/** The body as text, cut off with ADMIN_ANSWER_TOO_LARGE past `limit` bytes (never buffering more). */
+async function boundedText(res: Response, url: string, limit: number): Promise<string> {
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw new StewardError(
+        'ADMIN_ANSWER_TOO_LARGE',
+        `the answer from ${url} is larger than ${limit / (1024 * 1024)} MiB: that is not an answer of a steward agent; check --api`,
+        { url },
+      );
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** `http://host:port` for an `admin.listen` (a wildcard address is reached on loopback). */
 export function listenUrl(listen: { host: string; port: number }): string {
   const host =
@@ -130,6 +159,7 @@ export async function request(
   method: 'GET' | 'POST' | 'PUT',
   path: string,
   body?: unknown,
+  limit = MAX_ANSWER_BYTES,
 ): Promise<ApiAnswer> {
   const headers: Record<string, string> = { authorization: `Bearer ${target.token}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -154,7 +184,7 @@ export async function request(
       { url: target.url },
     );
   }
-  const text = await res.text();
+  const text = await boundedText(res, target.url, limit);
   let parsed: unknown = null;
   try {
     parsed = JSON.parse(text);
