@@ -45,6 +45,11 @@ export interface AgentOptions {
 /** When a freeze or a window override ends: at a time (ms), or a duration after it starts; null: no end. */
 export type RequestedEnd = { until: number } | { forMs: number } | null;
 
+/** The later of two freeze ends; null (no end) is later than any. */
+function laterEnd(a: number | null, b: number | null): number | null {
+  return a === null || b === null ? null : Math.max(a, b);
+}
+
 /** The end's time for something that starts at `since`. */
 function endTime(end: RequestedEnd, since: number): number | null {
   return end === null ? null : 'until' in end ? end.until : since + end.forMs;
@@ -503,12 +508,17 @@ export class Agent {
             'MASS_DRIFT_FROZEN',
             'the mass-drift halt froze the agent, and that freeze never ends by itself: look at the drift (GET /v1/drift), then unfreeze with approveRevision if the change is wanted',
           );
-        return { ...s, freeze: { reason, by, since, until } };
+        // A freeze never shortens the one in force (an incident freeze outlives a later `--for 30m`):
+        // the later end wins, no end beats any end. To end it sooner: unfreeze.
+        const current = s.freeze;
+        const kept = current === null ? until : laterEnd(current.until ?? null, until);
+        return { ...s, freeze: { reason, by, since: current?.since ?? since, until: kept } };
       }, true);
     } finally {
       this.haltActions--;
-      if (this.currentState.freeze?.by === by)
-        this.emit({ type: 'frozen', reason, by, ...(until !== null ? { until } : {}) });
+      const f = this.currentState.freeze;
+      if (f?.by === by)
+        this.emit({ type: 'frozen', reason, by, ...(f.until != null ? { until: f.until } : {}) });
     }
   }
 

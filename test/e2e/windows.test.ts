@@ -279,3 +279,22 @@ test('injected clock: a freeze until a time ends at the first cycle after it, su
     [{ type: 'unfrozen', by: 'expiry', approveRevision: null }],
   );
 });
+
+test('a freeze never shortens the freeze in force: the later end wins, no end beats any end', async (t) => {
+  const h = await oneFileHarness(t);
+  await h.agent.freeze('incident 7', 'ops');
+  await h.agent.freeze('deploy pause', 'ci', { forMs: 60_000 });
+  assert.equal(h.agent.currentState.freeze?.until, null, 'the incident freeze still has no end');
+  assert.equal(h.agent.currentState.freeze?.reason, 'deploy pause', 'the newest reason is shown');
+  h.clock.now += 120_000;
+  assert.equal((await h.cycle()).frozen, true, 'still frozen after the shorter end passed');
+
+  await h.agent.unfreeze('ops', null);
+  await h.agent.freeze('window A', 'ops', { forMs: 600_000 });
+  await h.agent.freeze('window B', 'ops', { forMs: 60_000 });
+  assert.equal(h.agent.currentState.freeze?.until, h.clock.now + 600_000, 'the later end is kept');
+  await h.agent.freeze('window C', 'ops', { forMs: 900_000 });
+  assert.equal(h.agent.currentState.freeze?.until, h.clock.now + 900_000, 'a later end extends it');
+  await h.agent.freeze('open-ended', 'ops');
+  assert.equal(h.agent.currentState.freeze?.until, null, 'no end replaces an end');
+});
