@@ -17,6 +17,7 @@
  * - The result is a deep-frozen {@link Config}.
  */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,6 +100,28 @@ export interface AlertConfig {
   readonly timeoutMs: number;
 }
 
+/** The fleet's PostgreSQL (state.postgres). */
+export interface PostgresConfig {
+  /** As written; may carry a user but never a password (that comes from passwordFile). Treat as sensitive in logs. */
+  readonly url: string;
+  /** Read from passwordFile (one trailing newline trimmed), or null. Never log it. */
+  readonly password: string | null;
+  readonly poolSize: number;
+  readonly connectTimeoutMs: number;
+}
+
+export interface StateConfig {
+  readonly dir: string;
+  readonly backend: 'files' | 'postgres';
+  readonly postgres: PostgresConfig | null;
+}
+
+/** fleet.shards: shared (EC2) resources split into shards held under leases (docs/fleet-shards.md). */
+export interface ShardsConfig {
+  readonly count: number;
+  readonly leaseTtlMs: number;
+}
+
 /** The config as the agent uses it: durations in milliseconds, absolute paths, secrets read. */
 export interface Config {
   /** Absolute path of the config file (`<embedded>` if none). */
@@ -109,7 +132,10 @@ export interface Config {
   readonly guardrails: GuardrailConfig;
   readonly admin: AdminConfig;
   readonly alerts: readonly AlertConfig[];
-  readonly state: { readonly dir: string };
+  readonly state: StateConfig;
+  /** This agent's identity in the fleet; `id` defaults to the host name. */
+  readonly agent: { readonly id: string; readonly labels: Readonly<Record<string, string>> };
+  readonly fleet: { readonly shards: ShardsConfig | null };
   readonly log: { readonly level: LogLevel };
 }
 
@@ -122,6 +148,9 @@ export interface ParseOptions {
 
 /** The name given to parseConfig for a config that has no file; relative paths then resolve against the cwd. */
 export const EMBEDDED = '<embedded>';
+
+/** Shortest fleet.shards.leaseTtl: renews run every third of it, over a network. */
+const MIN_LEASE_TTL_MS = 1_000;
 
 /** The admin token file's name inside `state.dir` when `admin.tokenFile` is not set. */
 const TOKEN_FILE_NAME = 'admin-token';
@@ -196,6 +225,21 @@ export function parseConfig(text: string, file: string, opts: ParseOptions = {})
       path: ['source', 'auth'],
       message: 'source.auth: only applies to http(s) sources; remove it for a local repository',
     });
+  }
+  if (clean('state') && value.state.backend === 'postgres' && !value.state.postgres)
+    issues.push({ path: ['state', 'backend'], message: 'state.backend: postgres needs state.postgres.url' });
+  if (clean('fleet', 'shards') && value.fleet.shards) {
+    if (!value.state.postgres)
+      issues.push({
+        path: ['fleet', 'shards'],
+        message:
+          'fleet.shards: the shard leases live in PostgreSQL; set state.postgres.url (every agent sharing the resources uses the same database)',
+      });
+    if (parseDuration(value.fleet.shards.leaseTtl) < MIN_LEASE_TTL_MS)
+      issues.push({
+        path: ['fleet', 'shards', 'leaseTtl'],
+        message: `fleet.shards.leaseTtl: at least ${MIN_LEASE_TTL_MS / 1000}s (a renew runs every third of it)`,
+      });
   }
   problems.push(...at(issues));
   if (problems.length > 0 || !result.ok) throw invalid(problems);
@@ -284,7 +328,10 @@ interface SecretRef {
 }
 
 /** The config before secrets are read: the same shape with references in place of secret values. */
-interface Draft extends Omit<Config, 'file' | 'source' | 'alerts'> {
+interface Draft extends Omit<Config, 'file' | 'source' | 'alerts' | 'state'> {
+  readonly state: Omit<StateConfig, 'postgres'> & {
+    readonly postgres: (Omit<PostgresConfig, 'password'> & { readonly password: SecretRef | null }) | null;
+  };
   readonly source: Omit<SourceConfig, 'auth'> & {
     readonly auth: { readonly username: string; readonly password: SecretRef } | null;
   };
@@ -335,7 +382,24 @@ function toDraft(c: ConfigInput, abs: (p: string) => string, verify: VerifyConfi
       events: [...new Set(a.events)],
       timeoutMs: parseDuration(a.timeout),
     })),
-    state: { dir: stateDir },
+    state: {
+      dir: stateDir,
+      backend: c.state.backend,
+      postgres: c.state.postgres
+        ? {
+            url: c.state.postgres.url.trim(),
+            password: secret(['state', 'postgres'], 'password', c.state.postgres.passwordFile),
+            poolSize: c.state.postgres.poolSize,
+            connectTimeoutMs: parseDuration(c.state.postgres.connectTimeout),
+          }
+        : null,
+    },
+    agent: { id: c.agent.id?.trim() || hostname(), labels: { ...c.agent.labels } },
+    fleet: {
+      shards: c.fleet.shards
+        ? { count: c.fleet.shards.count, leaseTtlMs: parseDuration(c.fleet.shards.leaseTtl) }
+        : null,
+    },
     log: { level: c.log.level },
   };
 }
@@ -455,6 +519,15 @@ function resolveSecrets(
       auth: auth ? { username: auth.username, password: read(auth.password) } : null,
     },
     alerts: draft.alerts.map((a) => ({ ...a, secret: a.secret ? read(a.secret) : null })),
+    state: {
+      ...draft.state,
+      postgres: draft.state.postgres
+        ? {
+            ...draft.state.postgres,
+            password: draft.state.postgres.password ? read(draft.state.postgres.password) : null,
+          }
+        : null,
+    },
   };
   if (failures.length > 0) {
     throw new StewardError('SECRET_READ', failures.map(formatProblem).join('\n'), { problems: failures });

@@ -28,6 +28,9 @@ export const ERROR_CODES = {
   WEBHOOK_SECRET_EMPTY: 'admin.webhookSecretFile is empty',
   STATE_DIR_INVALID: 'state.dir exists but is not a directory',
   FILE_TOO_LARGE: 'a managed file is larger than any manifest can hold, so it was not read',
+  SHARD_COUNT_MISMATCH: "fleet.shards.count differs from the count pinned in the fleet's database",
+  LEASE_EXPIRING: 'a shard lease was not renewed in time: its cloud calls were aborted before it expires',
+  LEASE_LOST: 'a shard lease is no longer held by this agent: its cloud calls were aborted',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

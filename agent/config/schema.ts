@@ -262,6 +262,52 @@ const AlertSchema = Type.Object(
   },
 );
 
+/** The PostgreSQL connection of the fleet (SPEC §11); the password only ever from a file. */
+const PostgresSchema = Type.Object(
+  {
+    url: Type.String({ format: 'text' }),
+    passwordFile: Type.Optional(Path()),
+    poolSize: Type.Integer({ minimum: 1, maximum: 100, default: 4 }),
+    connectTimeout: Type.String({ format: 'duration', default: '5s' }),
+  },
+  {
+    additionalProperties: false,
+    hints: {
+      password: `${INLINE}: use passwordFile`,
+      host: 'write it in "url"',
+      database: 'write it in "url"',
+    },
+  },
+);
+
+const StateSchema = Type.Object(
+  {
+    dir: Type.String({ format: 'path', default: 'state' }),
+    backend: Type.Enum(['files', 'postgres'], { default: 'files' }),
+    postgres: Type.Optional(PostgresSchema),
+  },
+  Section,
+);
+
+/** Shards and leases for resources several agents can reach (EC2): docs/fleet-shards.md. */
+const ShardsSchema = Type.Object(
+  {
+    count: Type.Integer({ minimum: 1, maximum: 4096, default: 64 }),
+    leaseTtl: Type.String({ format: 'duration', default: '15s' }),
+  },
+  { additionalProperties: false, hints: { ttl: 'use "leaseTtl"', shards: 'use "count"' } },
+);
+
+const FleetSchema = Type.Object({ shards: Type.Optional(ShardsSchema) }, Section);
+
+const AgentIdentitySchema = Type.Object(
+  {
+    id: Type.Optional(Type.String({ format: 'text' })),
+    labels: Type.Record(Type.String(), Type.String(), { default: {} }),
+  },
+  { ...Section, hints: { name: 'use "id"' } },
+);
+
 export const ConfigSchema = Type.Object(
   {
     source: SourceSchema,
@@ -270,7 +316,9 @@ export const ConfigSchema = Type.Object(
     guardrails: GuardrailsSchema,
     admin: AdminSchema,
     alerts: Type.Array(AlertSchema, { default: [] }),
-    state: Type.Object({ dir: Type.String({ format: 'path', default: 'state' }) }, Section),
+    state: StateSchema,
+    agent: AgentIdentitySchema,
+    fleet: FleetSchema,
     log: Type.Object({ level: Type.Enum([...LOG_LEVELS], { default: 'info' }) }, Section),
   },
   { additionalProperties: false, hints: { provider: 'use "providers"', alert: 'use "alerts", a list' } },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -130,7 +130,9 @@ state: { dir: /var/lib/steward }
           timeoutMs: 5_000,
         },
       ],
-      state: { dir: '/var/lib/steward' },
+      state: { dir: '/var/lib/steward', backend: 'files', postgres: null },
+      agent: { id: hostname(), labels: {} },
+      fleet: { shards: null },
       log: { level: 'info' },
     };
     assert.deepEqual(parse(text), expected);
@@ -168,7 +170,9 @@ describe('parseConfig: defaults', () => {
         webhookSecretFile: null,
       },
       alerts: [],
-      state: { dir: join(dir, 'state') },
+      state: { dir: join(dir, 'state'), backend: 'files', postgres: null },
+      agent: { id: hostname(), labels: {} },
+      fleet: { shards: null },
       log: { level: 'info' },
     };
     assert.deepEqual(parse(URL_ONLY), expected);
