@@ -13,6 +13,7 @@ import type { Logger } from './log.js';
 import { type CycleReport, Reconciler } from './reconciler.js';
 import type { DesiredStateSource, PollOutcome } from './source/source.js';
 import type { Approval, PersistedState, StateStore } from './state/types.js';
+import type { ShardStatus, Shards } from './fleet/fence.js';
 
 export interface AgentOptions {
   source: DesiredStateSource;
@@ -27,6 +28,8 @@ export interface AgentOptions {
   clock?: () => number;
   random?: () => number;
   onEvent?: EventSink;
+  /** fleet.shards: leases and the fence for shared kinds (agent/fleet/fence.ts). */
+  shards?: Shards | null;
 }
 
 export class Agent {
@@ -72,7 +75,18 @@ export class Agent {
       random: opts.random ?? Math.random,
       log: opts.log,
       emit: (e) => this.emit(e),
+      fence: opts.shards?.fence,
     });
+  }
+
+  /** Takes this agent's shards (fleet.shards) and starts renewing them; a no-op without shards. */
+  async startShards(): Promise<void> {
+    await this.opts.shards?.start();
+  }
+
+  /** The shards held, with their epochs (null without fleet.shards). */
+  get shards(): ShardStatus | null {
+    return this.opts.shards?.fence.status() ?? null;
   }
 
   onEvent(sink: EventSink): void {
@@ -404,5 +418,6 @@ export class Agent {
     this.timers = [];
     await this.running;
     await this.polling?.catch(() => undefined);
+    await this.opts.shards?.stop(); // after the action in flight: idle shards are released, not left to expire
   }
 }

@@ -9,6 +9,8 @@ import { createGitEngine, type EngineKind } from './source/engine.js';
 import { DesiredStateSource } from './source/source.js';
 import { FileStateStore } from './state/file-store.js';
 import type { StateStore } from './state/types.js';
+import type { HeldShard } from './fleet/leases.js';
+import { openShards } from './fleet/fence.js';
 
 export function buildSource(
   config: Config,
@@ -42,11 +44,14 @@ export interface BuildOverrides extends ProviderHooks {
   store?: StateStore;
   /** The Git engine of the source (tests run the source suite against each). */
   sourceEngine?: EngineKind;
+  /** Called after every lease renew round with the shards held (metrics). */
+  onShards?: (held: readonly HeldShard[]) => void;
 }
 
 export function buildAgent(config: Config, log: Logger, overrides: BuildOverrides = {}): Agent {
-  const { clock, random, providers, onProviderRequest, store, sourceEngine } = overrides;
+  const { clock, random, providers, onProviderRequest, store, sourceEngine, onShards } = overrides;
   return new Agent({
+    shards: openShards(config, KINDS, log, onShards),
     source: buildSource(config, undefined, clock, sourceEngine),
     kinds: KINDS,
     providers: providers ?? buildProviders(config, onProviderRequest ? { onProviderRequest } : {}),

@@ -43,12 +43,14 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.random ? { random: opts.random } : {}),
     onProviderRequest: (provider, operation) => metrics.providerRequests.inc({ provider, operation }),
+    onShards: (held) => metrics.setShardsHeld(held.length),
   });
   const admin: AdminServer = await startAdminServer({ agent, config, metrics, log, secrets });
   let lock: Lock | undefined;
   try {
     lock = await acquireLock(config.state.dir);
     await agent.init();
+    await agent.startShards(); // fleet.shards: a count the fleet's database does not pin stops the start
     const a = agent;
     const control = () =>
       metrics.setControl({ frozen: a.currentState.freeze !== null, observe: a.mode === 'observe' });

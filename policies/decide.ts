@@ -75,7 +75,9 @@ export type HoldReason =
   | 'rate-limit'
   | 'cap'
   | 'mass-drift'
-  | 'state-unwritable';
+  | 'state-unwritable'
+  /** A shared (sharded) resource whose shard this agent does not hold (agent/fleet/fence.ts). */
+  | 'shard';
 
 export interface ActDecision<D extends DecideDrift = DecideDrift> {
   /** The caller's drift, as passed in. */

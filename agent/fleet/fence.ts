@@ -20,9 +20,15 @@
  *   `in_lease` (whether the same holder and epoch still held a live lease when
  *   it was recorded), so the audit can prove that no two actions overlapped.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { shardOf } from '../../policies/shards.js';
-import type { HeldShard, ShardLeases } from './leases.js';
+import type { KindDefinition } from '../../providers/types.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { type HeldShard, ShardLeases } from './leases.js';
+
+/** Providers whose resources several agents can reach: their kinds are sharded and fenced. */
+export const SHARED_PROVIDERS: ReadonlySet<string> = new Set(['aws-ec2']);
 
 export interface FenceIntent {
   key: string;
@@ -188,4 +194,63 @@ export class LeaseFence implements ActionFence {
       error: this.leases.error,
     };
   }
+}
+
+export interface Shards {
+  fence: LeaseFence;
+  leases: ShardLeases;
+  /** Registers (ensures the schema), takes this agent's shards and starts the renew loop. */
+  start(): Promise<void>;
+  /** Releases idle shards (SIGTERM) and closes the pool. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The shards of an agent with `fleet.shards` (null without): a bounded pool on `state.postgres`, the
+ * leases and the fence over the kinds of the shared providers.
+ */
+export function openShards(
+  config: Config,
+  kinds: ReadonlyMap<string, KindDefinition>,
+  log: Logger,
+  onChange?: (held: readonly HeldShard[]) => void,
+): Shards | null {
+  const shards = config.fleet.shards;
+  const pgc = config.state.postgres;
+  if (!shards || !pgc) return null;
+  const pool = new pg.Pool({
+    connectionString: pgc.url,
+    ...(pgc.password !== null ? { password: pgc.password } : {}),
+    max: pgc.poolSize,
+    connectionTimeoutMillis: pgc.connectTimeoutMs,
+    // A query that hangs must not outlive the lease it serves: the renew loop retries at the next tick.
+    query_timeout: Math.max(500, Math.floor(shards.leaseTtlMs / 3)),
+    application_name: `steward ${config.agent.id}`,
+  });
+  // An idle connection that breaks (PostgreSQL restarted) is reported by the next query, not thrown here.
+  pool.on('error', (e) => log.warn({ err: e.message }, 'PostgreSQL connection lost'));
+  let fence: LeaseFence | null = null;
+  const leases = new ShardLeases({
+    pool,
+    agent: config.agent.id,
+    count: shards.count,
+    ttlMs: shards.leaseTtlMs,
+    log,
+    busy: (s) => fence?.busy(s) ?? false,
+    ...(onChange ? { onChange } : {}),
+  });
+  const shared = new Set(
+    [...kinds.values()].filter((k) => SHARED_PROVIDERS.has(k.provider)).map((k) => k.kind),
+  );
+  fence = new LeaseFence(pool, leases, shared);
+  const f = fence;
+  return {
+    fence: f,
+    leases,
+    start: () => leases.start(),
+    async stop() {
+      await leases.stop();
+      await pool.end().catch(() => undefined);
+    },
+  };
 }

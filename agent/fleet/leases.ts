@@ -143,6 +143,9 @@ export class ShardLeases {
   private ticking: Promise<void> | null = null;
   private stopped = false;
   private lastError: string | null = 'not started';
+  private prepared = false;
+  /** An error no retry fixes (SHARD_COUNT_MISMATCH): start() throws it. */
+  private fatal: StewardError | null = null;
 
   constructor(private readonly o: LeaseOptions) {
     this.holder = o.holder ?? `${o.agent}#${randomBytes(4).toString('hex')}`;
@@ -178,6 +181,7 @@ export class ShardLeases {
   async start(): Promise<void> {
     this.stopped = false;
     await this.tick();
+    if (this.fatal) throw this.fatal;
     this.schedule();
   }
 
@@ -201,6 +205,10 @@ export class ShardLeases {
     const { pool } = this.o;
     const ttl = `${this.ttlMs} milliseconds`;
     try {
+      if (!this.prepared) {
+        await ensureLeaseSchema(pool, this.o.count);
+        this.prepared = true;
+      }
       const sent = performance.now();
       const live = await pool.query<{ agent: string }>(
         `WITH beat AS (
@@ -224,6 +232,7 @@ export class ShardLeases {
       if (want.length > 0) await this.tryAcquire(want);
       this.lastError = null;
     } catch (e) {
+      if (e instanceof StewardError && e.code === 'SHARD_COUNT_MISMATCH') this.fatal = e;
       const msg = errorMessage(e);
       if (this.lastError !== msg)
         this.o.log.error({ err: msg }, 'shard leases: the database is unreachable; acting on no shard');
