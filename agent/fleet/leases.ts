@@ -19,7 +19,9 @@
  *   at once when the lease is lost): every cloud call for the shard carries it.
  * - A renew loop runs every ttl/3: heartbeat (steward_shard_members), renew,
  *   compute the fair target (policies/shards.ts, over the live members), let
- *   go of shards no longer ours, take free ones that are. A shard is released
+ *   go of shards no longer ours, take free ones that are, and take orphans
+ *   (expired for more than one renew interval, whoever their target is: their
+ *   target agent is slow or gone). A shard is released
  *   explicitly only when no action on it is in flight or was aborted under this
  *   lease; otherwise it is simply not renewed and expires (the margin then bounds
  *   a call that was already sent).
@@ -230,6 +232,12 @@ export class ShardLeases {
       if (letGo.length > 0) await this.letGo(letGo);
       const want = [...target].filter((s) => !this.held.has(s));
       if (want.length > 0) await this.tryAcquire(want);
+      // Orphans: a shard whose target owner has not taken it one renew interval after it expired (that agent
+      // is slow, or its heartbeat outlived it) is taken by whoever sees it; the target moves it back later.
+      const orphans = Array.from({ length: this.o.count }, (_, s) => s).filter(
+        (s) => !target.has(s) && !this.held.has(s) && !letGo.includes(s),
+      );
+      if (orphans.length > 0) await this.tryAcquire(orphans, this.renewMs);
       this.lastError = null;
     } catch (e) {
       if (e instanceof StewardError && e.code === 'SHARD_COUNT_MISMATCH') this.fatal = e;
@@ -264,14 +272,21 @@ export class ShardLeases {
     }
   }
 
-  /** Takes those of `shards` that are free or expired (a new epoch each); returns the ones taken. */
-  async tryAcquire(shards: number[]): Promise<number[]> {
+  /**
+   * Takes those of `shards` that are free or expired — for more than `graceMs` when given (orphans) — with a
+   * new epoch each; returns the ones taken.
+   */
+  async tryAcquire(shards: number[], graceMs?: number): Promise<number[]> {
     const sent = performance.now();
+    const free =
+      graceMs === undefined
+        ? '(holder IS NULL OR expires_at <= now())'
+        : `expires_at <= now() - ${Math.floor(graceMs)} * interval '1 millisecond'`;
     const r = await this.o.pool.query<{ shard: number; epoch: string }>(
       `WITH got AS (
          UPDATE steward_shard_leases SET holder = $1, epoch = epoch + 1,
                 expires_at = now() + $3::interval, acquired_at = now()
-          WHERE shard = ANY($2::int[]) AND (holder IS NULL OR expires_at <= now())
+          WHERE shard = ANY($2::int[]) AND ${free}
          RETURNING shard, epoch, acquired_at),
        logged AS (
          INSERT INTO steward_shard_epochs (shard, epoch, holder, acquired_at)
@@ -296,7 +311,7 @@ export class ShardLeases {
 
   private async release(shards: number[], epochs: number[]): Promise<void> {
     await this.o.pool.query(
-      `UPDATE steward_shard_leases l SET holder = NULL, expires_at = '-infinity'
+      `UPDATE steward_shard_leases l SET holder = NULL, expires_at = now()
          FROM unnest($2::int[], $3::bigint[]) AS h(shard, epoch)
         WHERE l.shard = h.shard AND l.epoch = h.epoch AND l.holder = $1`,
       [this.holder, shards, epochs],

@@ -7,7 +7,7 @@
  */
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -87,6 +87,11 @@ test('fenced actions under the held epochs; PostgreSQL lost: 0 actions, drift st
       WHERE a.outcome = 'applied' AND a.in_lease`,
   );
   assert.equal(Number(fenced[0]!.n), 4);
+  const token = (await readFile(join(base, 'state', 'admin-token'), 'utf8')).trim();
+  const res = await fetch(`${daemon.admin.url}/v1/status`, { headers: { authorization: `Bearer ${token}` } });
+  const body = (await res.json()) as { shards: { held: number[]; epochs: Record<string, number> } };
+  assert.deepEqual(body.shards.held, [0, 1, 2, 3]);
+  assert.deepEqual(Object.keys(body.shards.epochs).sort(), ['0', '1', '2', '3']);
   const metrics = await daemon.metrics.registry.getSingleMetricAsString('steward_shards_held');
   assert.match(metrics, /^steward_shards_held 4$/m);
 
