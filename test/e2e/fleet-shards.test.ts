@@ -308,6 +308,12 @@ test(`${AGENTS} agents share ${INSTANCES} instances over ${SHARDS} shards; the h
   // Every shard of a killed holder was held again within TTL + one renew interval of the kill: its lease
   // expired at most TTL after the kill (exact: database clock), and was taken at most two renew intervals
   // after expiry (its target agent at its next renew, or anyone once it is an orphan) plus scheduling slack.
+  const cutPerKill = kills.map((k) => unfinished.filter((f) => f.holder === k.holder).length);
+  t.diagnostic(`intents cut off per kill: ${cutPerKill.join(' ')}`);
+  const late = fenced.filter(
+    (f) => f.outcome === 'applied' && !(f as Fenced & { in_lease: boolean }).in_lease,
+  );
+  t.diagnostic(`applied outcomes recorded after their lease had ended: ${late.length}`);
   const expiry: number[] = [];
   const pickup: number[] = [];
   const total: number[] = [];
