@@ -146,7 +146,8 @@ export class Reconciler {
       freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now };
       deps.emit({ type: 'mass_drift_frozen', reason: decision.freeze.reason, sha: revision.sha });
       // Persisted before anything else happens: it must survive a crash right after. In memory it holds anyway.
-      stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
+      const saved = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
+      stateError ??= saved;
     }
 
     const base: PersistedState = { ...state, freeze, approvals, soak: soak.state };
