@@ -367,6 +367,7 @@ export class ShardLeases {
    * instead of after the TTL. A shard with an action in flight or aborted is left to expire.
    */
   async stop(): Promise<void> {
+    const wasStarted = this.prepared || this.held.size > 0 || this.ticking !== null;
     this.stopped = true;
     if (this.loop) clearTimeout(this.loop);
     this.loop = null;
@@ -375,6 +376,7 @@ export class ShardLeases {
     const idle = shards.filter((s) => !(this.o.busy?.(s) ?? false));
     const epochs = idle.map((s) => this.held.get(s)!.epoch);
     for (const s of shards) this.drop(s);
+    if (!wasStarted) return; // never registered (a one-shot command): nothing to release
     try {
       if (idle.length > 0) await this.release(idle, epochs);
       await this.o.pool.query('DELETE FROM steward_shard_members WHERE agent = $1 AND holder = $2', [
