@@ -18,6 +18,7 @@ import type { Logger } from './log.js';
 import { type CycleReport, MASS_DRIFT_ACTOR, Reconciler } from './reconciler.js';
 import type { DesiredStateSource, PollOutcome } from './source/source.js';
 import type { Approval, AuditRecord, PersistedState, StateStore } from './state/types.js';
+import type { ShardStatus, Shards } from './fleet/fence.js';
 
 export interface AgentOptions {
   source: DesiredStateSource;
@@ -32,6 +33,8 @@ export interface AgentOptions {
   clock?: () => number;
   random?: () => number;
   onEvent?: EventSink;
+  /** fleet.shards: leases and the fence for shared kinds (agent/fleet/fence.ts). */
+  shards?: Shards | null;
   /** fleet.rollout with a shared backend: whether this agent's wave is open for a revision. */
   gate?: RolloutGateFn;
   /** The config file (named in the hints of the status, logs and alerts). */
@@ -111,6 +114,7 @@ export class Agent {
       windows: opts.windows ?? [],
       configFile: opts.configFile ?? null,
       ...(opts.gate ? { gate: opts.gate } : {}),
+      fence: opts.shards?.fence,
     });
     this.healthRunner = new HealthRunner({
       checks: opts.health ?? [],
@@ -139,6 +143,16 @@ export class Agent {
   /** Called after every run of a health check (metrics). */
   onHealthResult(fn: (r: HealthCheckResult) => void): void {
     this.healthListeners.push(fn);
+  }
+
+  /** Takes this agent's shards (fleet.shards) and starts renewing them; a no-op without shards. */
+  async startShards(): Promise<void> {
+    await this.opts.shards?.start();
+  }
+
+  /** The shards held, with their epochs (null without fleet.shards). */
+  get shards(): ShardStatus | null {
+    return this.opts.shards?.fence.status() ?? null;
   }
 
   onEvent(sink: EventSink): void {
@@ -638,6 +652,7 @@ export class Agent {
     await this.running;
     await this.polling?.catch(() => undefined);
     await this.queue;
+    await this.opts.shards?.stop(); // after the action in flight: idle shards are released, not left to expire
     await this.opts.store.close?.().catch(() => undefined);
   }
 }

@@ -12,6 +12,8 @@ import { DesiredStateSource } from './source/source.js';
 import { FileStateStore } from './state/file-store.js';
 import { createPgPool, PgStateStore } from './state/pg-store.js';
 import type { StateStore } from './state/types.js';
+import type { HeldShard } from './fleet/leases.js';
+import { openShards } from './fleet/fence.js';
 
 /**
  * The state store `state.backend` names: the files in state.dir, or the fleet's PostgreSQL (its pool
@@ -60,6 +62,8 @@ export interface BuildOverrides extends ProviderHooks {
   sourceEngine?: EngineKind;
   /** fleet.rollout: the wave gate (built by the daemon with the postgres backend). */
   gate?: RolloutGateFn;
+  /** Called after every lease renew round with the shards held (metrics). */
+  onShards?: (held: readonly HeldShard[]) => void;
 }
 
 /**
@@ -90,8 +94,9 @@ export function buildGate(config: Config, store: StateStore): RolloutGateFn | un
 const MASS_DRIFT_WINDOW_FACTOR = 10;
 
 export function buildAgent(config: Config, log: Logger, overrides: BuildOverrides = {}): Agent {
-  const { clock, random, providers, onProviderRequest, store, sourceEngine, gate } = overrides;
+  const { clock, random, providers, onProviderRequest, store, sourceEngine, gate, onShards } = overrides;
   return new Agent({
+    shards: openShards(config, KINDS, log, onShards),
     source: buildSource(config, undefined, clock, sourceEngine),
     kinds: KINDS,
     providers: providers ?? buildProviders(config, onProviderRequest ? { onProviderRequest } : {}),

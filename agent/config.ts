@@ -147,10 +147,17 @@ export interface StateConfig {
   readonly postgres: PostgresConfig | null;
 }
 
+/** fleet.shards: shared (EC2) resources split into shards held under leases (docs/fleet-shards.md). */
+export interface ShardsConfig {
+  readonly count: number;
+  readonly leaseTtlMs: number;
+}
+
 export interface FleetConfig {
   /** Cumulative wave sizes as written (`1`, `"30%"`), and the bake time. */
   readonly rollout: { readonly waves: ReadonlyArray<number | string>; readonly bakeMs: number } | null;
   readonly massDrift: { readonly maxDriftedPercent: number } | null;
+  readonly shards: ShardsConfig | null;
 }
 
 export interface ParseOptions {
@@ -162,6 +169,9 @@ export interface ParseOptions {
 
 /** The name given to parseConfig for a config that has no file; relative paths then resolve against the cwd. */
 export const EMBEDDED = '<embedded>';
+
+/** Shortest fleet.shards.leaseTtl: renews run every third of it, over a network. */
+const MIN_LEASE_TTL_MS = 1_000;
 
 /** The admin token file's name inside `state.dir` when `admin.tokenFile` is not set. */
 const TOKEN_FILE_NAME = 'admin-token';
@@ -230,6 +240,19 @@ export function parseConfig(text: string, file: string, opts: ParseOptions = {})
   if (clean('providers', 'file')) {
     const file = providersConfig({ file: value.providers.file }, abs); // only the slice known to be valid
     issues.push(...checkProviders(file, ['providers']));
+  }
+  if (clean('fleet', 'shards') && value.fleet.shards) {
+    if (!value.state.postgres)
+      issues.push({
+        path: ['fleet', 'shards'],
+        message:
+          'fleet.shards: the shard leases live in PostgreSQL; set state.postgres.url (every agent sharing the resources uses the same database)',
+      });
+    if (parseDuration(value.fleet.shards.leaseTtl) < MIN_LEASE_TTL_MS)
+      issues.push({
+        path: ['fleet', 'shards', 'leaseTtl'],
+        message: `fleet.shards.leaseTtl: at least ${MIN_LEASE_TTL_MS / 1000}s (a renew runs every third of it)`,
+      });
   }
   if (clean('fleet', 'rollout') && value.fleet.rollout)
     issues.push(...checkWaves(value.fleet.rollout.waves, ['fleet', 'rollout', 'waves']));
@@ -420,6 +443,9 @@ function toDraft(c: ConfigInput, abs: (p: string) => string, verify: VerifyConfi
         ? { waves: [...c.fleet.rollout.waves], bakeMs: parseDuration(c.fleet.rollout.bake) }
         : null,
       massDrift: c.fleet.massDrift ? { maxDriftedPercent: c.fleet.massDrift.maxDriftedPercent } : null,
+      shards: c.fleet.shards
+        ? { count: c.fleet.shards.count, leaseTtlMs: parseDuration(c.fleet.shards.leaseTtl) }
+        : null,
     },
     log: { level: c.log.level, format: c.log.format },
     health: c.health.map((h) => healthCheck(h, abs, baseDirOf(abs))),

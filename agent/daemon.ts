@@ -53,6 +53,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     onProviderRequest: (provider, operation) => metrics.providerRequests.inc({ provider, operation }),
     store,
     ...(gate ? { gate } : {}),
+    onShards: (held) => metrics.setShardsHeld(held.length),
   });
   let fleet: FleetSource = selfFleet(agent, config.agent);
   const admin: AdminServer = await startAdminServer({
@@ -68,6 +69,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     lock = await acquireLock(config.state.dir);
     await agent.init();
     fleet = await connectFleet(config, agent, store, log, opts.health);
+    await agent.startShards(); // fleet.shards: a count the fleet's database does not pin stops the start
     const a = agent;
     const control = () =>
       metrics.setControl({ frozen: a.currentState.freeze !== null, observe: a.mode === 'observe' });

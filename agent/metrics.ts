@@ -50,6 +50,11 @@ export class Metrics {
     help: '1 while the state and audit can be written; 0 while they cannot (the agent then acts on nothing).',
     registers: [this.registry],
   });
+  private readonly shardsHeld = new Gauge({
+    name: 'steward_shards_held',
+    help: 'Shards of shared (EC2) resources whose lease this agent holds now (fleet.shards; 0 without).',
+    registers: [this.registry],
+  });
   private readonly cycleDuration = new Histogram({
     name: 'steward_cycle_duration_seconds',
     help: 'Duration of reconcile cycles.',
@@ -145,6 +150,11 @@ export class Metrics {
     if (this.currentSha) this.revisionInfo.remove({ sha: this.currentSha });
     this.revisionInfo.set({ sha }, 1);
     this.currentSha = sha;
+  }
+
+  /** After every lease renew round (fleet.shards). */
+  setShardsHeld(n: number): void {
+    this.shardsHeld.set(n);
   }
 
   cycle(r: CycleReport): void {

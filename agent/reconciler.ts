@@ -39,6 +39,7 @@ import { type DisplayOp, displayPatchOf, opPaths } from './patch-view.js';
 import type { Revision } from './source/source.js';
 import { errorMessage } from '../core/errors.js';
 import type { Approval, AuditRecord, PersistedState, StateStore, WriteAheadResult } from './state/types.js';
+import type { ActionFence } from './fleet/fence.js';
 
 export type DriftState = 'drifted' | 'backoff' | 'report-only' | 'stuck';
 
@@ -100,6 +101,8 @@ export interface ReconcilerDeps {
   configFile?: string | null;
   /** fleet.rollout with a shared backend: whether this agent's wave is open for a revision. */
   gate?: RolloutGateFn;
+  /** Shards and fencing for shared kinds (EC2): act only on held shards, write-ahead conditional on the epoch. */
+  fence?: ActionFence | undefined;
 }
 
 /** `freeze.by` of a freeze set by the mass-drift halt. */
@@ -176,13 +179,14 @@ export class Reconciler {
     const { records, convergedAfterSeconds } = this.fold(detection, before, now);
     const approvals = this.settleApprovals(state.approvals, revision.sha, detection);
     const soak = soakStep(state.soak, revision.sha, deps.guardrails.soak.observeCycles);
+    const shards = this.shardStep(revision, detection);
     const decided = this.decide(
       revision,
       state,
       approvals,
       soak.soaking,
       mode,
-      detection,
+      shards.mine,
       records,
       now,
       window,
@@ -192,7 +196,7 @@ export class Reconciler {
     const decision = gated?.decision ?? decided;
     const unreachable = shared.error ?? gated?.error ?? null;
 
-    let stateError: string | null = unreachable ?? expiry.error;
+    let stateError: string | null = unreachable ?? shards.error ?? expiry.error;
     let freeze = state.freeze;
     if (decision.freeze) {
       freeze = { reason: decision.freeze.reason, by: MASS_DRIFT_ACTOR, since: now, until: null };
@@ -200,7 +204,8 @@ export class Reconciler {
       const hint = massDriftHint(revision.sha, deps.configFile ?? null, creates, detection.drift.length);
       deps.emit({ type: 'mass_drift_frozen', reason: decision.freeze.reason, sha: revision.sha, hint });
       // Persisted before anything else happens: it must survive a crash right after. In memory it holds anyway.
-      stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
+      const saved = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
+      stateError ??= saved;
     }
     if (gated?.halt) {
       freeze = { reason: gated.halt, by: ROLLOUT_ACTOR, since: now };
@@ -209,12 +214,20 @@ export class Reconciler {
     }
 
     let base: PersistedState = { ...state, freeze, approvals, soak: soak.state };
+    // Shared (sharded) resources first: their intents are recorded under the lease epoch, or they are held.
+    const fenced =
+      unreachable === null
+        ? await this.fenceStep(decision.act)
+        : { act: [...decision.act], hold: [], ids: new Map<string, string>(), error: null };
+    stateError ??= fenced.error;
     const ahead =
       unreachable === null
-        ? await this.writeAhead(decision.act, revision, base, records, decision.bucket, now)
+        ? await this.writeAhead(fenced.act, revision, base, records, decision.bucket, now, fenced.ids)
         : { ...noWriteAhead(), error: unreachable };
     stateError ??= ahead.error;
-    const { act, hold } = this.admitted(decision, ahead);
+    const admitted = this.admitted({ ...decision, act: fenced.act }, ahead);
+    const act = admitted.act;
+    const hold = [...admitted.hold, ...shards.hold, ...fenced.hold];
     if (ahead.blocked) {
       // Frozen or in observe by another agent since this cycle read the fleet: adopt it, act on nothing.
       freeze = ahead.blocked.freeze;
@@ -225,6 +238,7 @@ export class Reconciler {
     const closed = () => !windowAt(deps.windows ?? [], deps.clock(), state.windowOverride ?? null).open;
     const applied = await this.apply(act, revision, ahead.ids, () => shouldStop() || closed());
     stateError ??= applied.error;
+    await this.closeFenced(fenced.ids, applied.outcomes);
     const counts = this.record(applied.outcomes, records, ahead.pessimistic);
     const released = this.release(revision, records);
 
@@ -379,6 +393,102 @@ export class Reconciler {
   }
 
   /**
+   * Shards (SPEC §11): the drift of a shared resource whose shard this agent does not hold is detected and
+   * reported, but held (`shard`) before the guardrails decide, so caps and tokens go to what it may act on
+   * (mass drift is then counted over the resources of its shards). With the lease database lost, nothing is
+   * decided at all (`state-unwritable`): fail closed, detection goes on.
+   */
+  private shardStep(
+    revision: Revision,
+    detection: Awaited<ReturnType<typeof detect>>,
+  ): { mine: Awaited<ReturnType<typeof detect>>; hold: Hold[]; error: string | null } {
+    const fence = this.deps.fence;
+    if (!fence) return { mine: detection, hold: [], error: null };
+    const asHold = (d: DetectedDrift, reason: HoldReason): Hold => ({
+      drift: toDecideDrift(d, this.deps.kinds),
+      reason,
+    });
+    if (fence.error !== null)
+      return {
+        mine: { ...detection, drift: [] },
+        hold: detection.drift.map((d) => asHold(d, 'state-unwritable')),
+        error: `shard leases unavailable: ${fence.error}`,
+      };
+    const theirs = (kind: string, key: string) => fence.covers(kind) && !fence.heldNow(key);
+    const hold = detection.drift
+      .filter((d) => theirs(d.resource.kind, d.resource.key))
+      .map((d) => asHold(d, 'shard'));
+    if (hold.length === 0 && !revision.resources.some((r) => theirs(r.kind, r.key)))
+      return { mine: detection, hold, error: null };
+    const notMine = revision.resources.filter((r) => theirs(r.kind, r.key)).length;
+    return {
+      mine: {
+        ...detection,
+        drift: detection.drift.filter((d) => !theirs(d.resource.kind, d.resource.key)),
+        managed: Math.max(0, detection.managed - notMine),
+      },
+      hold,
+      error: null,
+    };
+  }
+
+  /**
+   * The fenced write-ahead, before the state's: the intents of actions on shared resources are recorded
+   * only under a lease this agent still holds, conditional on its epoch (agent/fleet/fence.ts). Those it
+   * does not admit are held (`shard`); if the lease database cannot be written, nothing is acted on.
+   */
+  private async fenceStep(act: readonly Act[]): Promise<{
+    act: Act[];
+    hold: Hold[];
+    ids: Map<string, string>;
+    error: string | null;
+  }> {
+    const fence = this.deps.fence;
+    const ids = new Map<string, string>();
+    const shared = fence ? act.filter((a) => fence.covers(a.drift.kind)) : [];
+    if (!fence || shared.length === 0) return { act: [...act], hold: [], ids, error: null };
+    for (const a of shared) ids.set(a.drift.key, newActionId());
+    let admitted: Set<string>;
+    try {
+      admitted = await fence.admit(shared.map((a) => ({ key: a.drift.key, action: ids.get(a.drift.key)! })));
+    } catch (e) {
+      const msg = errorMessage(e);
+      this.deps.log.error({ err: msg }, 'fenced write-ahead failed: acting on nothing until it succeeds');
+      return { act: [], hold: this.unwritable(act), ids: new Map(), error: msg };
+    }
+    for (const k of [...ids.keys()]) if (!admitted.has(k)) ids.delete(k);
+    return {
+      act: act.filter((a) => !fence.covers(a.drift.kind) || admitted.has(a.drift.key)),
+      hold: shared
+        .filter((a) => !admitted.has(a.drift.key))
+        .map((a) => ({ drift: a.drift, reason: 'shard' })),
+      ids,
+      error: null,
+    };
+  }
+
+  /** Fenced intents that got no outcome (never started: shutdown, or the state write-ahead failed) are closed. */
+  private async closeFenced(
+    fencedIds: ReadonlyMap<string, string>,
+    outcomes: ReadonlyArray<{ action: ApplyAction }>,
+  ): Promise<void> {
+    const fence = this.deps.fence;
+    if (!fence || fencedIds.size === 0) return;
+    const done = new Set(outcomes.map((o) => o.action.resource.key));
+    for (const [key, id] of fencedIds) {
+      if (done.has(key)) continue;
+      try {
+        await fence.finish(id, 'not-started');
+      } catch (e) {
+        this.deps.log.warn(
+          { err: errorMessage(e) },
+          'a fenced intent that never started could not be closed',
+        );
+      }
+    }
+  }
+
+  /**
    * Write-ahead: before the first action, the tokens taken, each action's attempt (counted as a failure,
    * with its backoff, until its outcome says otherwise) and one audit intent per action are durable.
    * Returns the intent ids and the pessimistic records, or the error that means: act on nothing.
@@ -390,6 +500,8 @@ export class Reconciler {
     records: ReadonlyMap<string, ResourceRecord>,
     bucket: DecideOutput['bucket'],
     now: number,
+    /** Action ids already given (the fenced write-ahead recorded them first). */
+    given: ReadonlyMap<string, string> = new Map(),
   ): Promise<WriteAhead> {
     const { ids, pessimistic } = noWriteAhead();
     if (act.length === 0) return { ...noWriteAhead(), granted: 0 };
@@ -405,7 +517,7 @@ export class Reconciler {
       );
       pessimistic.set(a.drift.key, step);
       ahead.set(a.drift.key, step.record);
-      ids.set(a.drift.key, randomBytes(8).toString('hex'));
+      ids.set(a.drift.key, given.get(a.drift.key) ?? newActionId());
     }
     const at = new Date(now).toISOString();
     const intents: AuditRecord[] = act.map((a) => ({
@@ -538,6 +650,9 @@ export class Reconciler {
       () => error !== null || shouldStop(),
       async (a, o, ms) => {
         error ??= await this.tryWrite(() => deps.store.appendAudit([toAudit(a, o, ms)]));
+        const fence = deps.fence;
+        if (fence?.covers(a.resource.kind))
+          error ??= await this.tryWrite(() => fence.finish(ids.get(a.resource.key)!, o.outcome));
       },
     );
     return { outcomes, error };
@@ -725,9 +840,11 @@ export class Reconciler {
         audited.add(o.key);
         await audit(action, o, o.durationMs ?? fallbackMs);
       };
+      const fence = this.deps.fence;
       const outcomes = await provider.apply(actions, {
         shouldStop,
         onOutcome: (o) => record(o, this.deps.clock() - t0),
+        ...(fence ? { signal: (key: string) => fence.signalFor(key) } : {}),
       });
       const per = outcomes.length > 0 ? Math.round((this.deps.clock() - t0) / outcomes.length) : 0;
       for (const o of outcomes) {
@@ -757,6 +874,11 @@ const noWriteAhead = (): WriteAhead => ({
   granted: 0,
   blocked: null,
 });
+
+/** A fresh action id (audit `action`, fenced intents). */
+function newActionId(): string {
+  return randomBytes(8).toString('hex');
+}
 
 /** The audit records' `signer` (SPEC §10): only when the revision verified. */
 function signerOf(revision: Revision): { signer?: string } {

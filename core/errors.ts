@@ -37,6 +37,9 @@ export const ERROR_CODES = {
   STATE_BACKEND_UNREACHABLE: 'the PostgreSQL state backend could not be reached at start',
   STATE_SCHEMA_NEWER: "the database's schema is newer than this steward knows",
   STATE_CONFLICT: 'another agent changed the shared freeze or mode meanwhile; nothing was changed',
+  SHARD_COUNT_MISMATCH: "fleet.shards.count differs from the count pinned in the fleet's database",
+  LEASE_EXPIRING: 'a shard lease was not renewed in time: its cloud calls were aborted before it expires',
+  LEASE_LOST: 'a shard lease is no longer held by this agent: its cloud calls were aborted',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

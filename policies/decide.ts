@@ -82,7 +82,9 @@ export type HoldReason =
   | 'state-unwritable'
   | 'window'
   /** fleet.rollout: this agent's wave is not open yet for the revision. */
-  | 'wave';
+  | 'wave'
+  /** A shared (sharded) resource whose shard this agent does not hold (agent/fleet/fence.ts). */
+  | 'shard';
 
 export interface ActDecision<D extends DecideDrift = DecideDrift> {
   /** The caller's drift, as passed in. */

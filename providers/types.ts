@@ -57,6 +57,12 @@ export type ApplyOutcome =
 export interface ApplyControl {
   shouldStop(): boolean;
   onOutcome(outcome: ApplyOutcome): Promise<void>;
+  /**
+   * The signal every call for the action on `key` must carry, if any (a shard lease: it fires before the
+   * lease expires). A provider starts no call for an action whose signal fired, aborts the calls in flight
+   * when it fires, and reports the action failed.
+   */
+  signal?(key: string): AbortSignal | undefined;
 }
 
 export interface KindDefinition {

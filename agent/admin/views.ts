@@ -73,6 +73,8 @@ export function statusView(agent: Agent) {
         }
       : null,
     cycles: agent.cycles,
+    /** fleet.shards: the shards held and their lease epochs (null without shards). */
+    shards: agent.shards,
     health: healthView(agent.health.latest()),
   };
 }

@@ -434,6 +434,15 @@ const WaveSchema = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ forma
   errorMessage: 'each wave is a count of agents (e.g. 1) or "N%" with 0 < N ≤ 100',
 });
 
+/** Shards and leases for resources several agents can reach (EC2): docs/fleet-shards.md. */
+const ShardsSchema = Type.Object(
+  {
+    count: Type.Integer({ minimum: 1, maximum: 4096, default: 64 }),
+    leaseTtl: Type.String({ format: 'duration', default: '15s' }),
+  },
+  { additionalProperties: false, hints: { ttl: 'use "leaseTtl"', shards: 'use "count"' } },
+);
+
 const FleetSchema = Type.Object(
   {
     rollout: Type.Optional(
@@ -454,6 +463,7 @@ const FleetSchema = Type.Object(
         },
       ),
     ),
+    shards: Type.Optional(ShardsSchema),
   },
   { ...Section, hints: { waves: 'use "rollout.waves"' } },
 );

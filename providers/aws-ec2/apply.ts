@@ -84,9 +84,23 @@ export interface Job {
   /** Phase 4 stopped it: phase 5 must start it again if it should run. */
   stoppedByUs: boolean;
   reported: boolean;
+  /** Fires when the agent may no longer act on it (a shard lease about to expire): every call carries it. */
+  signal?: AbortSignal | undefined;
 }
 
 const unescapePointer = (s: string): string => s.replace(/~1/g, '/').replace(/~0/g, '~');
+
+/** The per-call options of the SDK's `send` (an abort signal, when the action has one). */
+type AbortOpts = { abortSignal?: AbortSignal };
+
+/** The code and message of an abort: the signal's reason when it names one (LEASE_EXPIRING, LEASE_LOST). */
+function abortReason(signal: AbortSignal): { code: string; message: string } {
+  const r = signal.reason as { code?: unknown; message?: unknown } | undefined;
+  return {
+    code: typeof r?.code === 'string' ? r.code : 'EC2_ABORTED',
+    message: typeof r?.message === 'string' ? r.message : 'the action was aborted',
+  };
+}
 
 /** Builds the job for one action from its operations (already filtered by field policy). */
 export function makeJob(action: ApplyAction): Job {
@@ -158,7 +172,9 @@ export class Ec2Apply {
   constructor(
     private readonly jobs: Job[],
     private readonly o: ApplyOptions,
-  ) {}
+  ) {
+    for (const j of jobs) j.signal = o.ctl.signal?.(j.key);
+  }
 
   private get stopping(): boolean {
     return this.o.ctl.shouldStop();
@@ -170,10 +186,35 @@ export class Ec2Apply {
 
   /** Records a failure: the first error gives the code; later ones (a restart after a failed modify) are appended. */
   private fail(j: Job, code: string, message: string): void {
+    if (j.signal?.aborted && (code === 'AbortError' || code === 'UNKNOWN')) {
+      const r = abortReason(j.signal);
+      code = r.code;
+      message = `${message} (${r.message})`;
+    }
     j.error =
       j.error === null
         ? { code, message }
         : { code: j.error.code, message: `${j.error.message}; then ${message}` };
+  }
+
+  /**
+   * A job whose signal fired (its shard's lease is about to expire, or was lost) gets no further call: it is
+   * failed with the signal's reason. True when it was cut off.
+   */
+  private cutOff(j: Job): boolean {
+    if (!j.signal?.aborted) return false;
+    if (!j.error) {
+      const { code, message } = abortReason(j.signal);
+      this.fail(j, code, `${j.id}: ${message}`);
+    }
+    return true;
+  }
+
+  /** The SDK options of a call for these jobs: aborted as soon as any of their signals fires. */
+  private abortOpts(jobs: readonly Job[]): AbortOpts {
+    const signals = jobs.flatMap((j) => (j.signal ? [j.signal] : []));
+    if (signals.length === 0) return {};
+    return { abortSignal: signals.length === 1 ? signals[0]! : AbortSignal.any(signals) };
   }
 
   /** Runs every phase and returns one outcome per job that started. */
@@ -233,7 +274,7 @@ export class Ec2Apply {
 
   /** Calls `send` for one job, recording a failure; false when it failed or shutdown began. */
   private async call(j: Job, what: string, send: () => Promise<unknown>, ignore: readonly string[] = []) {
-    if (this.stopping || j.error) return false;
+    if (this.stopping || j.error || this.cutOff(j)) return false;
     this.start(j);
     try {
       await send();
@@ -258,12 +299,24 @@ export class Ec2Apply {
       const ing = dir === 'ingress';
       const authorize = (IpPermissions: IpPermission[]): Promise<unknown> =>
         ing
-          ? client.send(new AuthorizeSecurityGroupIngressCommand({ GroupId, IpPermissions }))
-          : client.send(new AuthorizeSecurityGroupEgressCommand({ GroupId, IpPermissions }));
+          ? client.send(
+              new AuthorizeSecurityGroupIngressCommand({ GroupId, IpPermissions }),
+              this.abortOpts([j]),
+            )
+          : client.send(
+              new AuthorizeSecurityGroupEgressCommand({ GroupId, IpPermissions }),
+              this.abortOpts([j]),
+            );
       const revoke = (IpPermissions: IpPermission[]): Promise<unknown> =>
         ing
-          ? client.send(new RevokeSecurityGroupIngressCommand({ GroupId, IpPermissions }))
-          : client.send(new RevokeSecurityGroupEgressCommand({ GroupId, IpPermissions }));
+          ? client.send(
+              new RevokeSecurityGroupIngressCommand({ GroupId, IpPermissions }),
+              this.abortOpts([j]),
+            )
+          : client.send(
+              new RevokeSecurityGroupEgressCommand({ GroupId, IpPermissions }),
+              this.abortOpts([j]),
+            );
       const Op = ing ? 'Ingress' : 'Egress';
       // Authorise first, then revoke: a replaced rule never leaves a gap in what Git allows.
       if (ch.add.length > 0)
@@ -279,8 +332,14 @@ export class Ec2Apply {
           // A rule without a description in Git is sent without one: AWS then removes it.
           const IpPermissions = ch.describe.map((r) => ruleToAws(r));
           return ing
-            ? client.send(new UpdateSecurityGroupRuleDescriptionsIngressCommand({ GroupId, IpPermissions }))
-            : client.send(new UpdateSecurityGroupRuleDescriptionsEgressCommand({ GroupId, IpPermissions }));
+            ? client.send(
+                new UpdateSecurityGroupRuleDescriptionsIngressCommand({ GroupId, IpPermissions }),
+                this.abortOpts([j]),
+              )
+            : client.send(
+                new UpdateSecurityGroupRuleDescriptionsEgressCommand({ GroupId, IpPermissions }),
+                this.abortOpts([j]),
+              );
         });
       if (ch.remove.length > 0)
         await this.eachOnConflict(
@@ -306,7 +365,7 @@ export class Ec2Apply {
     send: (p: IpPermission[]) => Promise<unknown>,
     benign: string,
   ): Promise<void> {
-    if (this.stopping || j.error) return;
+    if (this.stopping || j.error || this.cutOff(j)) return;
     this.start(j);
     try {
       await send(rules.map((r) => ruleToAws(r)));
@@ -327,7 +386,7 @@ export class Ec2Apply {
     const InstanceId = j.id;
     const modify = (input: Omit<ModifyInstanceAttributeCommandInput, 'InstanceId'>) =>
       this.call(j, 'ModifyInstanceAttribute', () =>
-        client.send(new ModifyInstanceAttributeCommand({ InstanceId, ...input })),
+        client.send(new ModifyInstanceAttributeCommand({ InstanceId, ...input }), this.abortOpts([j])),
       );
     if (j.fields.has('securityGroupIds') && !(await modify({ Groups: d['securityGroupIds'] as string[] })))
       return;
@@ -361,7 +420,7 @@ export class Ec2Apply {
     const run = async (
       byChange: Map<string, Job[]>,
       what: 'CreateTags' | 'DeleteTags',
-      send: (change: string, ids: string[]) => Promise<unknown>,
+      send: (change: string, ids: string[], opts: AbortOpts) => Promise<unknown>,
     ) => {
       for (const [change, members] of byChange)
         for (const part of chunk(
@@ -369,12 +428,15 @@ export class Ec2Apply {
           TAG_BATCH,
         )) {
           if (this.stopping) return;
-          for (const j of part) this.start(j);
+          const live = part.filter((j) => !this.cutOff(j));
+          if (live.length === 0) continue;
+          for (const j of live) this.start(j);
+          const opts = this.abortOpts(live);
           const failed = await batched(
-            part.map((j) => j.id),
-            (ids) => send(change, ids),
+            live.map((j) => j.id),
+            (ids) => send(change, ids, opts),
           );
-          for (const j of part) {
+          for (const j of live) {
             const f = failed.get(j.id);
             if (f) this.fail(j, f.code, `${what} ${j.id}: ${f.message}`);
             else sent.add(`${j.key}|${what}`);
@@ -384,19 +446,21 @@ export class Ec2Apply {
     const sets = groups((j) =>
       Object.keys(j.tagSet).length > 0 ? JSON.stringify(Object.entries(j.tagSet).sort()) : null,
     );
-    await run(sets, 'CreateTags', (change, Resources) =>
+    await run(sets, 'CreateTags', (change, Resources, opts) =>
       client.send(
         new CreateTagsCommand({
           Resources,
           Tags: (JSON.parse(change) as Array<[string, string]>).map(([Key, Value]) => ({ Key, Value })),
         }),
+        opts,
       ),
     );
     const deletes = groups((j) => (j.tagDelete.length > 0 ? JSON.stringify([...j.tagDelete].sort()) : null));
     // Deleted by key, whatever the value now is: the key was steward's, and Git no longer has it.
-    await run(deletes, 'DeleteTags', (change, Resources) =>
+    await run(deletes, 'DeleteTags', (change, Resources, opts) =>
       client.send(
         new DeleteTagsCommand({ Resources, Tags: (JSON.parse(change) as string[]).map((Key) => ({ Key })) }),
+        opts,
       ),
     );
     for (const j of jobs)
@@ -415,8 +479,8 @@ export class Ec2Apply {
     const running = jobs.filter((j) => j.action.observed.spec['state'] === 'running');
     if (running.length > 0) {
       if (this.stopping) return;
-      const stopped = await this.stateCall(running, 'StopInstances', (InstanceIds) =>
-        client.send(new StopInstancesCommand({ InstanceIds })),
+      const stopped = await this.stateCall(running, 'StopInstances', (InstanceIds, opts) =>
+        client.send(new StopInstancesCommand({ InstanceIds }), opts),
       );
       for (const j of stopped) j.stoppedByUs = true;
       const still = await this.waitStopped(stopped.map((j) => j.id));
@@ -435,7 +499,10 @@ export class Ec2Apply {
         const Value = j.action.resource.desired.spec['instanceType'] as string;
         if (
           await this.call(j, 'ModifyInstanceAttribute', () =>
-            client.send(new ModifyInstanceAttributeCommand({ InstanceId: j.id, InstanceType: { Value } })),
+            client.send(
+              new ModifyInstanceAttributeCommand({ InstanceId: j.id, InstanceType: { Value } }),
+              this.abortOpts([j]),
+            ),
           )
         )
           this.done(j, 'type');
@@ -489,10 +556,10 @@ export class Ec2Apply {
     }
     const send =
       (what: string) =>
-      (InstanceIds: string[]): Promise<unknown> =>
+      (InstanceIds: string[], opts: AbortOpts): Promise<unknown> =>
         what === 'StartInstances'
-          ? client.send(new StartInstancesCommand({ InstanceIds }))
-          : client.send(new StopInstancesCommand({ InstanceIds }));
+          ? client.send(new StartInstancesCommand({ InstanceIds }), opts)
+          : client.send(new StopInstancesCommand({ InstanceIds }), opts);
     // Restarts of what phase 4 stopped come first and ignore shutdown: never leave an instance stopped half-way.
     for (const [list, what, always] of [
       [restart, 'StartInstances', true],
@@ -508,16 +575,19 @@ export class Ec2Apply {
   private async stateCall(
     jobs: Job[],
     what: string,
-    send: (ids: string[]) => Promise<unknown>,
+    send: (ids: string[], opts: AbortOpts) => Promise<unknown>,
     evenWhenStopping = false,
   ): Promise<Job[]> {
     const ok: Job[] = [];
-    for (const part of chunk(jobs, STATE_BATCH)) {
+    for (const all of chunk(jobs, STATE_BATCH)) {
       if (this.stopping && !evenWhenStopping) break;
+      const part = all.filter((j) => !this.cutOff(j));
+      if (part.length === 0) continue;
       for (const j of part) this.start(j);
+      const opts = this.abortOpts(part);
       const failed = await batched(
         part.map((j) => j.id),
-        send,
+        (ids) => send(ids, opts),
       );
       for (const j of part) {
         const f = failed.get(j.id);

@@ -133,7 +133,7 @@ state: { dir: /var/lib/steward }
       windows: [],
       state: { dir: '/var/lib/steward', backend: 'files', postgres: null },
       agent: { id: hostname(), labels: {} },
-      fleet: { rollout: null, massDrift: null },
+      fleet: { rollout: null, massDrift: null, shards: null },
       log: { level: 'info', format: 'auto' },
       health: [],
     };
@@ -175,7 +175,7 @@ describe('parseConfig: defaults', () => {
       windows: [],
       state: { dir: join(dir, 'state'), backend: 'files', postgres: null },
       agent: { id: hostname(), labels: {} },
-      fleet: { rollout: null, massDrift: null },
+      fleet: { rollout: null, massDrift: null, shards: null },
       log: { level: 'info', format: 'auto' },
       health: [],
     };
