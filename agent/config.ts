@@ -262,10 +262,11 @@ export function parseConfig(text: string, file: string, opts: ParseOptions = {})
       message:
         'state.backend: postgres needs state.postgres with at least its url (postgres://user@host/database)',
     });
-  if (clean('state') && value.state.backend !== 'postgres' && value.state.postgres)
+  if (clean('state') && value.state.backend !== 'postgres' && value.state.postgres && !value.fleet.shards)
     issues.push({
       path: ['state', 'postgres'],
-      message: 'state.postgres: only applies with state.backend: postgres; set the backend or remove it',
+      message:
+        'state.postgres: only applies with state.backend: postgres or fleet.shards (the shard leases); set one or remove it',
     });
   if (clean('source') && value.source.auth && sourceUrl(value.source.url, abs).kind === 'local') {
     issues.push({
@@ -428,7 +429,7 @@ function toDraft(c: ConfigInput, abs: (p: string) => string, verify: VerifyConfi
       dir: stateDir,
       backend: c.state.backend,
       postgres:
-        c.state.backend === 'postgres' && c.state.postgres
+        c.state.postgres && (c.state.backend === 'postgres' || c.fleet.shards)
           ? {
               url: c.state.postgres.url.trim(),
               password: secret(['state', 'postgres'], 'password', c.state.postgres.passwordFile),

@@ -1010,6 +1010,7 @@ describe('parseConfig: agent, state backend, fleet (SPEC §11)', () => {
     assert.deepEqual(c.fleet, {
       rollout: { waves: [1, '30%', '100%'], bakeMs: 90_000 },
       massDrift: { maxDriftedPercent: 20 },
+      shards: null,
     });
   });
 
