@@ -9,7 +9,10 @@ import { isStewardError, type SourceProblem, StewardError } from '../../core/err
 import { parseRevision } from '../manifest.js';
 import type { VerifyConfig } from '../config.js';
 import type { GitEngine } from './engine.js';
-import { checkRevision, loadVerification, type RevisionCheck, type Verification } from './verification.js';
+import type { RevisionCheck, Verification } from './verification.js';
+
+/** Signature checking (and openpgp with it) is imported only when source.verify is set. */
+const verificationModule = () => import('./verification.js');
 
 export interface Revision {
   sha: string;
@@ -49,6 +52,7 @@ export class DesiredStateSource {
    */
   async prepare(): Promise<void> {
     if (!this.verify) return;
+    const { loadVerification } = await verificationModule();
     this.verification ??= loadVerification(this.verify);
     try {
       await this.verification;
@@ -64,6 +68,7 @@ export class DesiredStateSource {
    */
   private async checkSignatures(sha: string, fullRef: string | null): Promise<RevisionCheck | null> {
     if (!this.verify) return null;
+    const { checkRevision, loadVerification } = await verificationModule();
     this.verification ??= loadVerification(this.verify);
     const v = await this.verification;
     return checkRevision(this.repo, v, sha, this.current?.sha ?? null, fullRef, new Date(this.clock()));

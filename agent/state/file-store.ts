@@ -99,7 +99,12 @@ function migrate(s: unknown): unknown {
 }
 
 /** The shape a loaded (and migrated) state must have; fills `revision`, `soak`, `bucket` when a file predates them. */
-const checkShape = compileSchema(PersistedStateSchema, {}, { root: 'the state' });
+let compiledShape: ReturnType<typeof compileSchema<typeof PersistedStateSchema>> | undefined;
+/** Compiled on first load of a state file, not at import: `steward plan` without a state dir never needs it. */
+const checkShape = (data: unknown) => {
+  compiledShape ??= compileSchema(PersistedStateSchema, {}, { root: 'the state' });
+  return compiledShape(data);
+};
 
 export class FileStateStore implements StateStore {
   /** Whether the audit log is known to end with a newline (checked once per process). */
