@@ -68,8 +68,10 @@ import {
   MAX_COMMIT_BYTES,
   MAX_MANIFEST_BYTES,
   missingPath,
+  type KnownBlob,
   type ReadResult,
   refNotFound,
+  skipKnown,
   sourceUnreachable,
   tooLargeMessage,
 } from './git.js';
@@ -343,7 +345,7 @@ class BatchReader {
 
   constructor(
     private readonly expected: ReadonlyArray<{ path: string; oid: string; size: number }>,
-    private readonly onBlob: (path: string, blob: Buffer) => void,
+    private readonly onBlob: (path: string, blob: Buffer, oid: string) => void,
   ) {}
 
   get done(): boolean {
@@ -373,7 +375,7 @@ class BatchReader {
       this.buf = this.buf.subarray(this.header.size + 1);
       this.header = null;
       const want = this.expected[this.next++];
-      if (want) this.onBlob(want.path, blob);
+      if (want) this.onBlob(want.path, blob, want.oid);
     }
   }
 }
@@ -566,7 +568,7 @@ export class NativeGitEngine implements GitEngine {
     });
   }
 
-  async readManifests(sha: string): Promise<ReadResult> {
+  async readManifests(sha: string, known?: KnownBlob): Promise<ReadResult> {
     const gitdir = await this.gitdirFor();
     const dir = this.opts.path === '.' ? '' : this.opts.path.replace(/\/+$/, '');
     const tree = dir ? `${sha}:${dir}` : `${sha}^{tree}`;
@@ -596,12 +598,13 @@ export class NativeGitEngine implements GitEngine {
       if (bytes > MAX_MANIFEST_BYTES) out.problems.push({ file: p, message: tooLargeMessage(bytes) });
       else blobs.push({ path: p, oid, size: bytes });
     }
-    if (blobs.length === 0) return out;
-    const reader = new BatchReader(blobs, (path, blob) => addManifest(out, path, blob));
+    const toRead = skipKnown(blobs, out, known);
+    if (toRead.length === 0) return out;
+    const reader = new BatchReader(toRead, (path, blob, oid) => addManifest(out, path, blob, oid));
     const cat = await runGit(['--git-dir', gitdir, 'cat-file', '--batch', '--buffer'], {
       maxStdout: 0,
       tooLarge: () => new StewardError('SOURCE_TOO_LARGE', 'git cat-file printed too much'),
-      input: blobs.map((b) => `${b.oid}\n`).join(''),
+      input: toRead.map((b) => `${b.oid}\n`).join(''),
       onStdout: (c) => reader.push(c),
     });
     if (cat.code !== 0 || !reader.done) throw this.failed('reading', cat, null);

@@ -6,7 +6,7 @@
 import type { KindDefinition } from '../../providers/types.js';
 import type { DesiredResource } from '../../providers/types.js';
 import { isStewardError, type SourceProblem, StewardError } from '../../core/errors.js';
-import { parseRevision } from '../manifest.js';
+import { ManifestCache, parseRevision } from '../manifest.js';
 import type { VerifyConfig } from '../config.js';
 import type { GitEngine } from './engine.js';
 import type { RevisionCheck, Verification } from './verification.js';
@@ -36,6 +36,8 @@ export class DesiredStateSource {
   lastError: StewardError | null = null;
 
   private verification: Promise<Verification> | null = null;
+  /** The last revision's parsed manifests by path and blob id: a push re-reads and re-parses what it changed. */
+  readonly manifests = new ManifestCache();
 
   constructor(
     readonly repo: GitEngine,
@@ -83,8 +85,10 @@ export class DesiredStateSource {
   > {
     const signed = await this.checkSignatures(sha, fullRef);
     if (signed && !signed.ok) return { ok: false, problems: signed.problems, reason: 'signature' };
-    const read = await this.repo.readManifests(sha);
-    const parsed = parseRevision(read.files, this.kinds);
+    let read = await this.repo.readManifests(sha, this.manifests.has);
+    if (read.unchanged?.some((u) => !this.manifests.has(u.file, u.oid)))
+      read = await this.repo.readManifests(sha); // the cache changed meanwhile: read everything
+    const parsed = parseRevision(read.files, this.kinds, this.manifests, read.unchanged);
     const problems = [
       ...read.problems.map((p) => ({ file: p.file, line: 1, col: 1, message: p.message })),
       ...(parsed.ok ? [] : parsed.problems),
