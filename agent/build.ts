@@ -50,7 +50,8 @@ export function buildAgent(config: Config, log: Logger, overrides: BuildOverride
     source: buildSource(config, undefined, clock, sourceEngine),
     kinds: KINDS,
     providers: providers ?? buildProviders(config, onProviderRequest ? { onProviderRequest } : {}),
-    store: store ?? new FileStateStore(config.state.dir),
+    store:
+      store ?? new FileStateStore(config.state.dir, { onNote: (note) => log.warn({ note }, 'state store') }),
     guardrails: config.guardrails,
     initialMode: config.reconcile.mode,
     sourceIntervalMs: config.source.intervalMs,
