@@ -56,6 +56,8 @@ export interface GitEngine {
   readManifests(sha: string, known?: KnownBlob): Promise<ReadResult>;
   /** The raw bytes of a commit object (what its signature and oid are over), or null when it is not available (e.g. beyond a shallow edge). */
   readCommitObject(oid: string): Promise<Buffer | null>;
+  /** Optional: keep `sha` (the revision just accepted) in the cache when older revisions are pruned. */
+  retain?(sha: string): Promise<void>;
   /** Fetches `by` more commits of history behind the shallow edge of `fullRef` (a local source has all of it: no-op). */
   deepen(fullRef: string, by: number): Promise<void>;
 }

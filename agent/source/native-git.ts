@@ -80,6 +80,14 @@ import { DEFAULT_HTTP_LIMITS, displayUrl, gitHttpClient, type HttpCounters } fro
 
 export const NATIVE_GIT_MIN = { major: 2, minor: 31 } as const;
 
+/**
+ * The cache is pruned after this many fetches: one `repack -a -d` and `prune --expire=now`, which keep what
+ * the refs reach (the fetched candidate, refs/steward/…, and the accepted revision, refs/steward-keep/accepted)
+ * and drop every older revision's objects. Without it every push leaves its objects in the state dir for good.
+ */
+export const PRUNE_EVERY_FETCHES = 8;
+const ACCEPTED_REF = 'refs/steward-keep/accepted';
+
 const MAX_STDERR_BYTES = 64 * 1024;
 /** A SHA-1 or SHA-256 object id: what a ref may resolve to before it is used in an argument. */
 const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
@@ -386,6 +394,7 @@ export class NativeGitEngine implements GitEngine {
   private readonly lowSpeedTime: string;
   private readonly maxAdvertisementBytes: number;
   private gitdir: string | null = null;
+  private fetches = 0;
 
   constructor(private readonly opts: GitSourceOptions) {
     const limits = { ...DEFAULT_HTTP_LIMITS, ...opts.http };
@@ -515,11 +524,33 @@ export class NativeGitEngine implements GitEngine {
     const gitdir = await this.cacheGitdir();
     if (await this.hasCommit(gitdir, sha)) return;
     await this.fetchRef(gitdir, fullRef, ['--depth', '1'], 'fetching');
+    if (++this.fetches % PRUNE_EVERY_FETCHES === 0) await this.prune(gitdir);
     if (!(await this.hasCommit(gitdir, sha)))
       throw new StewardError(
         'SOURCE_UNREACHABLE',
         `fetched ${fullRef} from ${this.shownUrl} but commit ${sha} is not in it (the ref moved); will retry`,
       );
+  }
+
+  /** Keeps `sha` (the revision in force) in the cache through pruning, whatever the branch does next. */
+  async retain(sha: string): Promise<void> {
+    if (this.opts.kind === 'local' || !OBJECT_ID.test(sha)) return;
+    const gitdir = await this.cacheGitdir();
+    await this.local(['--git-dir', gitdir, 'update-ref', '--no-deref', ACCEPTED_REF, sha]);
+  }
+
+  /** Best effort: a failed prune leaves the cache as it was (git replaces packs only once the new one is whole). */
+  private async prune(gitdir: string): Promise<void> {
+    const repack = await this.local([
+      '--git-dir',
+      gitdir,
+      'repack',
+      '-a',
+      '-d',
+      '-q',
+      '--no-write-bitmap-index',
+    ]);
+    if (repack.code === 0) await this.local(['--git-dir', gitdir, 'prune', '--expire=now']);
   }
 
   async readCommitObject(oid: string): Promise<Buffer | null> {

@@ -112,7 +112,10 @@ export class DesiredStateSource {
   async restore(sha: string): Promise<boolean> {
     try {
       const r = await this.load(sha, null);
-      if (r.ok) this.current = r.revision;
+      if (r.ok) {
+        this.current = r.revision;
+        await this.repo.retain?.(sha).catch(() => undefined); // best effort: without it a prune may drop this revision, and a restart waits for the next poll
+      }
       return r.ok;
     } catch {
       return false;
@@ -137,6 +140,7 @@ export class DesiredStateSource {
       }
       this.current = r.revision;
       this.rejected = null;
+      await this.repo.retain?.(sha).catch(() => undefined); // best effort: without it a prune may drop this revision, and a restart waits for the next poll
       return { kind: 'accepted', revision: r.revision };
     } catch (e) {
       const error = isStewardError(e)
