@@ -14,10 +14,12 @@ import os from 'node:os';
 import { cycleRss } from './cycle-rss.js';
 import { diffDecide } from './diff-decide.js';
 import { ec2Api } from './ec2-api.js';
+import { ec2Custodian } from './ec2-custodian.js';
 import { gitSource } from './git-source.js';
 import { memoryOverTime } from './memory-over-time.js';
 import { planFloor } from './plan-floor.js';
 import { pushConverge } from './push-converge.js';
+import { sideBySide } from './side-by-side.js';
 import type { Benchmark, Row } from './types.js';
 
 const BENCHMARKS: readonly Benchmark[] = [
@@ -28,6 +30,8 @@ const BENCHMARKS: readonly Benchmark[] = [
   pushConverge,
   ec2Api,
   planFloor,
+  sideBySide,
+  ec2Custodian,
 ];
 
 const NAME_WIDTH = Math.max(...BENCHMARKS.map((b) => b.name.length)) + 1;
