@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ec2World, startMoto, useMotoCredentials } from '../test/helpers/moto.js';
 import { median } from './harness.js';
-import type { Benchmark, Row } from './types.js';
+import type { Benchmark } from './types.js';
 
 const NAME = 'ec2-custodian';
 const N = 1_000;

@@ -395,6 +395,8 @@ export class NativeGitEngine implements GitEngine {
   private readonly maxAdvertisementBytes: number;
   private gitdir: string | null = null;
   private fetches = 0;
+  /** The revision in force (DesiredStateSource.retain): kept through pruning. */
+  private accepted: string | null = null;
 
   constructor(private readonly opts: GitSourceOptions) {
     const limits = { ...DEFAULT_HTTP_LIMITS, ...opts.http };
@@ -534,13 +536,22 @@ export class NativeGitEngine implements GitEngine {
 
   /** Keeps `sha` (the revision in force) in the cache through pruning, whatever the branch does next. */
   async retain(sha: string): Promise<void> {
-    if (this.opts.kind === 'local' || !OBJECT_ID.test(sha)) return;
-    const gitdir = await this.cacheGitdir();
-    await this.local(['--git-dir', gitdir, 'update-ref', '--no-deref', ACCEPTED_REF, sha]);
+    if (OBJECT_ID.test(sha)) this.accepted = sha; // written as a ref right before a prune: no process per accept
   }
 
   /** Best effort: a failed prune leaves the cache as it was (git replaces packs only once the new one is whole). */
   private async prune(gitdir: string): Promise<void> {
+    if (this.accepted) {
+      const keep = await this.local([
+        '--git-dir',
+        gitdir,
+        'update-ref',
+        '--no-deref',
+        ACCEPTED_REF,
+        this.accepted,
+      ]);
+      if (keep.code !== 0) return; // never prune what the revision in force needs
+    }
     const repack = await this.local([
       '--git-dir',
       gitdir,
