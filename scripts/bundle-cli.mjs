@@ -7,7 +7,7 @@
 //
 // esbuild comes with tsx (a devDependency). Without it this script says so and exits 0: bin/steward.js then
 // runs dist/agent/cli.js unbundled, which behaves the same, only slower to start.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,6 +31,17 @@ try {
 } catch {
   process.stderr.write('bundle-cli: esbuild is not installed; steward runs from dist/agent unbundled\n');
   process.exit(0);
+}
+
+// ajv's standalone code for the config schema, so no command compiles it at run time (agent/config.ts:
+// usePrecompiled). Self-contained (the formats are passed in), so the bundle gets a copy beside its chunks.
+{
+  const { ConfigSchema, CONFIG_FORMATS } = await import(join(root, 'dist', 'agent', 'config', 'schema.js'));
+  const { standaloneModule } = await import(join(root, 'dist', 'core', 'schema.js'));
+  const module = await standaloneModule(ConfigSchema, CONFIG_FORMATS);
+  writeFileSync(join(root, 'dist', 'agent', 'config', 'schema.compiled.js'), module);
+  mkdirSync(join(outdir, 'config'), { recursive: true });
+  writeFileSync(join(outdir, 'config', 'schema.compiled.js'), module);
 }
 
 const pkgOf = (spec) => spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/');
