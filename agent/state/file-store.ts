@@ -314,15 +314,19 @@ export class FileStateStore implements StateStore {
     const del: string[] = [];
     let changed = 0;
     for (const [k, r] of Object.entries(state.resources)) {
-      if (saved.resources.get(k) === r) continue;
-      set[k] = r;
+      const before = saved.resources.get(k);
+      if (before === r) continue;
       changed++;
+      // A record rebuilt with the same content (a drifted resource's record, every cycle) is not written again.
+      if (before !== undefined && JSON.stringify(before) === JSON.stringify(r))
+        saved.resources.set(k, Object.freeze(r));
+      else set[k] = r;
     }
     if (Object.keys(state.resources).length - changed !== saved.resources.size)
       for (const k of saved.resources.keys()) if (!Object.hasOwn(state.resources, k)) del.push(k);
     const head = headOf(state);
     const headJson = JSON.stringify(head);
-    if (changed === 0 && del.length === 0 && headJson === saved.head) return; // nothing new to make durable
+    if (Object.keys(set).length === 0 && del.length === 0 && headJson === saved.head) return; // nothing new to make durable
     const entry: JournalEntry = { base: saved.base, seq: saved.seq + 1, head, set, del };
     const json = JSON.stringify(entry);
     const line = `${digest(json)} ${json}\n`;
