@@ -87,6 +87,8 @@ export const NATIVE_GIT_MIN = { major: 2, minor: 31 } as const;
  */
 export const PRUNE_EVERY_FETCHES = 8;
 const ACCEPTED_REF = 'refs/steward-keep/accepted';
+/** Where the cache keeps its copy of the source's ref. */
+const cacheRef = (fullRef: string): string => `refs/steward/${fullRef.replace(/^refs\//, '')}`;
 
 const MAX_STDERR_BYTES = 64 * 1024;
 /** A SHA-1 or SHA-256 object id: what a ref may resolve to before it is used in an argument. */
@@ -524,10 +526,13 @@ export class NativeGitEngine implements GitEngine {
   async ensure(sha: string, fullRef: string): Promise<void> {
     if (this.opts.kind === 'local') return;
     const gitdir = await this.cacheGitdir();
-    if (await this.hasCommit(gitdir, sha)) return;
+    // A new push (the common case) names a commit the cache's ref does not: fetch at once, without first
+    // asking git whether the commit is there (a process each way; the ref file is read directly).
+    if (this.cachedRef(gitdir, fullRef) === sha && (await this.hasCommit(gitdir, sha))) return;
     await this.fetchRef(gitdir, fullRef, ['--depth', '1'], 'fetching');
     if (++this.fetches % PRUNE_EVERY_FETCHES === 0) await this.prune(gitdir);
-    if (!(await this.hasCommit(gitdir, sha)))
+    // The fetch just wrote the ref after the objects: the ref naming `sha` says the commit is here.
+    if (this.cachedRef(gitdir, fullRef) !== sha && !(await this.hasCommit(gitdir, sha)))
       throw new StewardError(
         'SOURCE_UNREACHABLE',
         `fetched ${fullRef} from ${this.shownUrl} but commit ${sha} is not in it (the ref moved); will retry`,
@@ -582,9 +587,19 @@ export class NativeGitEngine implements GitEngine {
     );
   }
 
+  /** What the cache's copy of `fullRef` names, from its loose ref file (git fetch writes one), or null. */
+  private cachedRef(gitdir: string, fullRef: string): string | null {
+    try {
+      const sha = fs.readFileSync(join(gitdir, cacheRef(fullRef)), 'utf8').trim();
+      return OBJECT_ID.test(sha) ? sha : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** One `git fetch` of `fullRef` into the cache through the relay (`depth`: --depth 1 or --deepen=N). */
   private async fetchRef(gitdir: string, fullRef: string, depth: string[], what: string): Promise<void> {
-    const local = `refs/steward/${fullRef.replace(/^refs\//, '')}`;
+    const local = cacheRef(fullRef);
     await this.remote(async (url, env, log) => {
       const r = await runGit(
         [
