@@ -21,7 +21,8 @@ import { openShards } from './fleet/fence.js';
  */
 export function buildStore(config: Config, log: Logger): StateStore {
   const pgc = config.state.postgres;
-  if (config.state.backend !== 'postgres' || !pgc) return new FileStateStore(config.state.dir);
+  if (config.state.backend !== 'postgres' || !pgc)
+    return new FileStateStore(config.state.dir, { onNote: (note) => log.warn({ note }, 'state store') });
   const pool = createPgPool(pgc, config.agent.id, (message) =>
     log.warn({ err: message }, 'PostgreSQL connection lost'),
   );

@@ -17,6 +17,66 @@ export interface ManifestFile {
   /** Path relative to the repository root (or the validated directory). */
   file: string;
   text: string;
+  /** The Git blob id of `text`, when read from Git: with the path, the key of the {@link ManifestCache}. */
+  oid?: string;
+}
+
+/** What one file parses into: its own problems and resources (cross-file checks run on the whole revision). */
+interface FileParse {
+  problems: SourceProblem[];
+  located: Located[];
+}
+
+const cacheKey = (file: string, oid: string): string => `${oid}\u0000${file}`;
+
+/**
+ * Parsed manifests of the last revision, by path and blob id: a revision that changes one file parses that file
+ * only (the source does not even read the others: GitEngine.readManifests' `known`). It holds what the revision
+ * in force holds anyway (its resources), and per file the text to find positions in should a later revision
+ * report a cross-file problem (a duplicate) there. Entries of files that the last revision no longer has are
+ * dropped with it.
+ */
+export class ManifestCache {
+  private entries = new Map<string, FileParse & { text: string }>();
+  /** Files parsed so far (cache misses): a counter for tests and benchmarks. */
+  parsed = 0;
+
+  /** Whether the manifest at `file` with blob id `oid` is held parsed (GitEngine.readManifests' `known`). */
+  readonly has = (file: string, oid: string): boolean => this.entries.has(cacheKey(file, oid));
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** @internal parseRevision's: the entry, or undefined. */
+  get(file: string, oid: string): (FileParse & { text: string }) | undefined {
+    return this.entries.get(cacheKey(file, oid));
+  }
+
+  /** @internal parseRevision's: the entries of the revision just parsed replace the previous ones. */
+  replace(next: Map<string, FileParse & { text: string }>): void {
+    this.entries = next;
+  }
+}
+
+/**
+ * A document that keeps no position index: `locate` parses its file's text again, the first time it is asked
+ * (only when a later revision reports a cross-file problem in an unchanged file).
+ */
+function relocatable(text: string, file: string, doc: YamlDocument): YamlDocument {
+  let real: YamlDocument | undefined;
+  return {
+    value: null,
+    index: doc.index,
+    start: doc.start,
+    locate(path, opts) {
+      if (!real) {
+        const again = parseYaml(text, file);
+        real = again.ok ? again.docs[doc.index] : undefined;
+      }
+      return real ? real.locate(path, opts) : doc.start;
+    },
+  };
 }
 
 export type RevisionParse =
@@ -144,15 +204,49 @@ function parseFile(
   }
 }
 
-/** Parses and validates a whole revision. Files are processed in path order so errors are stable. */
+/**
+ * Parses and validates a whole revision. Files are processed in path order so errors are stable. With a
+ * `cache`, a file with a blob id is parsed only when the cache does not hold it, and `unchanged` (files the
+ * source did not read because the cache holds them) are taken from it.
+ */
 export function parseRevision(
   files: readonly ManifestFile[],
   kinds: ReadonlyMap<string, KindDefinition>,
+  cache?: ManifestCache,
+  unchanged: ReadonlyArray<{ file: string; oid: string }> = [],
 ): RevisionParse {
   const problems: SourceProblem[] = [];
   const located: Located[] = [];
-  for (const f of [...files].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0)))
-    parseFile(f, kinds, problems, located);
+  const next = new Map<string, FileParse & { text: string }>();
+  const all: Array<{ file: string; oid?: string; text?: string }> = [...files, ...unchanged];
+  for (const f of all.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))) {
+    const held = cache && f.oid !== undefined ? cache.get(f.file, f.oid) : undefined;
+    let parse: FileParse;
+    if (held) parse = held;
+    else if (f.text === undefined) {
+      // The source skipped a file the cache no longer holds: never read as "no resources there".
+      problems.push({
+        file: f.file,
+        line: 1,
+        col: 1,
+        message: 'internal: this unchanged file was not re-read; the next poll reads it again',
+      });
+      continue;
+    } else {
+      parse = { problems: [], located: [] };
+      parseFile({ file: f.file, text: f.text }, kinds, parse.problems, parse.located);
+      if (cache) {
+        cache.parsed++;
+        const { text, file } = f;
+        parse.located = parse.located.map((l) => ({ ...l, doc: relocatable(text, file, l.doc) }));
+      }
+    }
+    if (cache && f.oid !== undefined)
+      next.set(cacheKey(f.file, f.oid), { ...parse, text: held?.text ?? f.text ?? '' });
+    problems.push(...parse.problems);
+    located.push(...parse.located);
+  }
+  cache?.replace(next);
 
   const byKey = new Map<string, Located>();
   const unique: Located[] = [];

@@ -58,7 +58,7 @@ function git(cwd: string, args: string[]): void {
   });
 }
 
-function setup(n: number): { dir: string; repo: string; root: string; config: string; floor: string } {
+export function setup(n: number): { dir: string; repo: string; root: string; config: string; floor: string } {
   const dir = mkdtempSync(join(tmpdir(), 'steward-planfloor-'));
   const repo = join(dir, 'desired');
   const root = join(dir, 'managed');

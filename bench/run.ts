@@ -15,10 +15,12 @@ import { cycleRss } from './cycle-rss.js';
 import { diffDecide } from './diff-decide.js';
 import { ec2Api } from './ec2-api.js';
 import { fleet } from './fleet.js';
+import { ec2Custodian } from './ec2-custodian.js';
 import { gitSource } from './git-source.js';
 import { memoryOverTime } from './memory-over-time.js';
 import { planFloor } from './plan-floor.js';
 import { pushConverge } from './push-converge.js';
+import { sideBySide } from './side-by-side.js';
 import type { Benchmark, Row } from './types.js';
 
 const BENCHMARKS: readonly Benchmark[] = [
@@ -30,6 +32,8 @@ const BENCHMARKS: readonly Benchmark[] = [
   ec2Api,
   planFloor,
   fleet,
+  sideBySide,
+  ec2Custodian,
 ];
 
 const NAME_WIDTH = Math.max(...BENCHMARKS.map((b) => b.name.length)) + 1;

@@ -14,8 +14,9 @@
  * function that returns why a string does not match, used both by ajv and for
  * the message, so the check and its explanation cannot drift apart.
  */
+import { createHash } from 'node:crypto';
 import { suggest } from './suggest.js';
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
 import type { Static, TSchema } from 'typebox';
 import { MAX_TIMER_MS, formatDuration, parseDuration } from './duration.js';
 import type { PathSegment } from './yaml.js';
@@ -62,12 +63,64 @@ export function compileSchema<T extends TSchema>(
   formats: Formats = {},
   { root = 'the config' }: { root?: string } = {},
 ): Checker<T> {
-  const ajv = new Ajv({ ...AJV_OPTIONS });
+  return checkerOf<T>(newAjv(formats).compile(schema), formats, { root });
+}
+
+/** The ajv every steward schema is compiled with (`code`: ajv's code options, for a build-time standalone module). */
+export function newAjv(formats: Formats, code?: Options['code']): Ajv {
+  const ajv = new Ajv({ ...AJV_OPTIONS, ...(code ? { code } : {}) });
   ajv.addVocabulary(['hints', 'errorMessage']);
-  for (const [name, f] of Object.entries(formats)) {
-    ajv.addFormat(name, { type: 'string', validate: (s: string) => f.check(s) === undefined });
-  }
-  const validate = ajv.compile(schema);
+  for (const [name, def] of Object.entries(ajvFormats(formats))) ajv.addFormat(name, def);
+  return ajv;
+}
+
+/**
+ * An ES module of ajv's standalone code for `schema`: `SCHEMA_SHA256` ({@link schemaDigest}) and
+ * `make(ajvFormats(formats))` → the validate function {@link compileSchema} would compile. Self-contained (no
+ * imports), so a build can put copies wherever its modules look for it. Build time only.
+ */
+export async function standaloneModule(schema: TSchema, formats: Formats): Promise<string> {
+  // A CommonJS module: its exports (with their own `default`) arrive as the namespace's default.
+  const standalone = ((await import('ajv/dist/standalone/index.js')) as unknown as {
+    default: { default: (ajv: Ajv, validate: ValidateFunction) => string };
+  }).default.default;
+  const { _ } = await import('ajv');
+  const ajv = newAjv(formats, { source: true, formats: _`formats` });
+  const code = standalone(ajv, ajv.compile(schema));
+  return [
+    '// Generated from the schema by core/schema.ts standaloneModule (ajv standalone code).',
+    `export const SCHEMA_SHA256 = ${JSON.stringify(schemaDigest(schema))};`,
+    'export function make(formats) {',
+    '  const module = { exports: {} };',
+    '  const exports = module.exports;',
+    code,
+    '  return module.exports;',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** What a precompiled validator records of the schema it was made from (a stale one is not used). */
+export function schemaDigest(schema: TSchema): string {
+  return createHash('sha256').update(JSON.stringify(schema)).digest('hex');
+}
+
+/** The ajv format definitions of named formats (a standalone module built from a schema needs the same ones). */
+export function ajvFormats(formats: Formats): Record<string, { type: 'string'; validate: (s: string) => boolean }> {
+  return Object.fromEntries(
+    Object.entries(formats).map(([name, f]) => [
+      name,
+      { type: 'string' as const, validate: (s: string) => f.check(s) === undefined },
+    ]),
+  );
+}
+
+/** A {@link Checker} around a validate function ajv compiled (now, or at build time as standalone code). */
+export function checkerOf<T extends TSchema>(
+  validate: ValidateFunction,
+  formats: Formats,
+  { root = 'the config' }: { root?: string } = {},
+): Checker<T> {
   return (data) => {
     if (validate(data)) return { ok: true, value: data as Static<T> };
     return { ok: false, issues: explain(validate.errors ?? [], data, formats, root) };

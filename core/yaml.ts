@@ -159,6 +159,35 @@ function indexPositions(
   return docs;
 }
 
+/** Where each document's root node starts: the same offsets {@link indexPositions} records, in one cheap pass. */
+function documentStarts(events: readonly Event[]): number[] {
+  const starts: number[] = [];
+  let depth = 0;
+  let docStart = -1;
+  for (const e of events) {
+    switch (e.type) {
+      case EVENT_ID.DOCUMENT:
+        depth = 0;
+        docStart = -1;
+        break;
+      case EVENT_ID.MAPPING:
+      case EVENT_ID.SEQUENCE:
+        if (depth === 0 && docStart < 0) docStart = eventStart(e);
+        depth++;
+        break;
+      case EVENT_ID.SCALAR:
+      case EVENT_ID.ALIAS:
+        if (depth === 0 && docStart < 0) docStart = eventStart(e);
+        break;
+      case EVENT_ID.POP:
+        if (depth > 0) depth--;
+        else starts.push(Math.max(docStart, 0));
+        break;
+    }
+  }
+  return starts;
+}
+
 /**
  * js-yaml's `message` ends with a snippet of the file (the lines around the
  * error): problems go to logs, alerts and /v1/status, and a file may hold a
@@ -188,29 +217,36 @@ export function parseYaml(text: string, file: string): YamlResult {
   } catch (e) {
     return { ok: false, problem: problemFromException(e, file) };
   }
-  const lines = new LineIndex(text);
-  const positions = indexPositions(events, text);
+  // Where each document starts is needed for every document (a resource's origin); where every path in it is
+  // written only for a problem: that index is built on the first locate() of the file, not for every parse.
+  let lines: LineIndex | undefined;
+  const lineAt = (offset: number): Position => (lines ??= new LineIndex(text)).at(offset);
+  let positions: ReturnType<typeof indexPositions> | undefined;
+  const starts = documentStarts(events);
   const docs: YamlDocument[] = values.map((value, index) => {
-    const pos = positions[index] ?? {
-      start: 0,
-      offsets: new Map<string, number>(),
-      values: new Map<string, number>(),
+    const start = starts[index] ?? 0;
+    const pos = () => {
+      positions ??= indexPositions(events, text);
+      return (
+        positions[index] ?? { start: 0, offsets: new Map<string, number>(), values: new Map<string, number>() }
+      );
     };
     return {
       value,
       index,
-      start: lines.at(pos.start),
+      start: lineAt(start),
       locate(path, opts) {
+        const { offsets, values: valueOffsets, start: docStart } = pos();
         if (opts?.value) {
-          const off = pos.values.get(key(path));
-          if (off !== undefined && off >= 0) return lines.at(off);
+          const off = valueOffsets.get(key(path));
+          if (off !== undefined && off >= 0) return lineAt(off);
         }
         // Walk up to the nearest recorded ancestor.
         for (let n = path.length; n > 0; n--) {
-          const off = pos.offsets.get(key(path.slice(0, n)));
-          if (off !== undefined && off >= 0) return lines.at(off); // -1: an empty node has no position
+          const off = offsets.get(key(path.slice(0, n)));
+          if (off !== undefined && off >= 0) return lineAt(off); // -1: an empty node has no position
         }
-        return lines.at(pos.start);
+        return lineAt(docStart);
       },
     };
   });

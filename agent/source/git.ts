@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import git, { type HttpClient } from 'isomorphic-git';
+import type { HttpClient } from 'isomorphic-git';
 import { errorMessage, StewardError } from '../../core/errors.js';
 import { refCandidates } from './refs.js';
 import type { ManifestFile } from '../manifest.js';
@@ -32,6 +32,11 @@ export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 export interface ReadResult {
   files: ManifestFile[];
+  /**
+   * Manifests left unread because the caller already holds them parsed (`known` said so): path and blob id.
+   * Absent or empty without `known`.
+   */
+  unchanged?: Array<{ file: string; oid: string }>;
   /** Problems that make the revision invalid regardless of YAML (missing folder, bad encoding, too large). */
   problems: Array<{ file: string; message: string }>;
 }
@@ -44,12 +49,37 @@ export interface GitEngine {
   resolve(): Promise<{ sha: string; fullRef: string }>;
   /** Makes sure the commit is available locally (remote: a shallow fetch, only if missing). */
   ensure(sha: string, fullRef: string): Promise<void>;
-  /** Every manifest under source.path at the commit, and the problems that make it invalid. */
-  readManifests(sha: string): Promise<ReadResult>;
+  /**
+   * Every manifest under source.path at the commit, and the problems that make it invalid. A blob that
+   * `known(path, oid)` accepts is not read: it is listed in `unchanged` instead (the parsed-manifest cache).
+   */
+  readManifests(sha: string, known?: KnownBlob): Promise<ReadResult>;
   /** The raw bytes of a commit object (what its signature and oid are over), or null when it is not available (e.g. beyond a shallow edge). */
   readCommitObject(oid: string): Promise<Buffer | null>;
+  /** Optional: keep `sha` (the revision just accepted) in the cache when older revisions are pruned. */
+  retain?(sha: string): Promise<void>;
   /** Fetches `by` more commits of history behind the shallow edge of `fullRef` (a local source has all of it: no-op). */
   deepen(fullRef: string, by: number): Promise<void>;
+}
+
+/** Whether the caller already holds the manifest at `path` with blob id `oid` (parsed). */
+export type KnownBlob = (path: string, oid: string) => boolean;
+
+/** Splits listed blobs into those to read and those the caller knows (ReadResult.unchanged). Shared by both engines. */
+export function skipKnown<B extends { path: string; oid: string }>(
+  blobs: readonly B[],
+  out: ReadResult,
+  known: KnownBlob | undefined,
+): B[] {
+  if (!known) return [...blobs];
+  const unchanged: Array<{ file: string; oid: string }> = [];
+  const read = blobs.filter((b) => {
+    if (!known(b.path, b.oid)) return true;
+    unchanged.push({ file: b.path, oid: b.oid });
+    return false;
+  });
+  out.unchanged = unchanged;
+  return read;
 }
 
 /** Largest commit object read for verification (real ones are a few KiB; a signature at most 64 KiB). */
@@ -63,13 +93,15 @@ function redact(message: string, secret: string | undefined): string {
 }
 
 /** Adds one blob to a ReadResult: a manifest if it is small enough and UTF-8, else a problem. Shared by both engines. */
-export function addManifest(out: ReadResult, path: string, blob: Uint8Array): void {
+export function addManifest(out: ReadResult, path: string, blob: Uint8Array, oid?: string): void {
   if (blob.byteLength > MAX_MANIFEST_BYTES) {
     out.problems.push({ file: path, message: tooLargeMessage(blob.byteLength) });
     return;
   }
   try {
-    out.files.push({ file: path, text: decoder.decode(blob) });
+    out.files.push(
+      oid ? { file: path, text: decoder.decode(blob), oid } : { file: path, text: decoder.decode(blob) },
+    );
   } catch {
     out.problems.push({ file: path, message: 'file is not valid UTF-8' });
   }
@@ -126,6 +158,18 @@ export function refNotFound(ref: string, where: string): StewardError {
   return new StewardError('SOURCE_REF_NOT_FOUND', `ref "${ref}" not found ${where}; check source.ref`);
 }
 
+type IsomorphicGit = typeof import('isomorphic-git').default;
+let isomorphicGit: Promise<IsomorphicGit> | undefined;
+
+/**
+ * isomorphic-git, imported on first use: the native engine (the default where a `git` binary exists) shares
+ * this module's helpers and must not pay for loading it (≈ 90 ms of `steward plan`'s start-up).
+ */
+function loadIsomorphicGit(): Promise<IsomorphicGit> {
+  isomorphicGit ??= import('isomorphic-git').then((m) => m.default);
+  return isomorphicGit;
+}
+
 /** The isomorphic-git engine (pure JavaScript: no `git` binary needed). */
 export class GitRepository implements GitEngine {
   readonly counters: HttpCounters = { requests: 0, packRequests: 0, bytesIn: 0 };
@@ -170,6 +214,7 @@ export class GitRepository implements GitEngine {
   }
 
   private async cacheGitdir(): Promise<string> {
+    const git = await loadIsomorphicGit();
     if (this.gitdir) return this.gitdir;
     const dir = cachePath(this.opts.cacheDir, this.opts.url);
     if (!fs.existsSync(join(dir, 'HEAD'))) {
@@ -184,6 +229,7 @@ export class GitRepository implements GitEngine {
 
   /** The commit the configured ref points at now (remote: one info/refs request, no pack). */
   async resolve(): Promise<{ sha: string; fullRef: string }> {
+    const git = await loadIsomorphicGit();
     if (this.opts.kind === 'local') {
       const gitdir = await this.localGitdir();
       for (const ref of refCandidates(this.opts.ref)) {
@@ -214,6 +260,7 @@ export class GitRepository implements GitEngine {
   }
 
   private async peel(gitdir: string, oid: string): Promise<string> {
+    const git = await loadIsomorphicGit();
     let cur = oid;
     for (let i = 0; i < 10; i++) {
       const o = await git.readObject({ fs, gitdir, oid: cur, cache: this.cache });
@@ -224,6 +271,7 @@ export class GitRepository implements GitEngine {
   }
 
   private async hasCommit(gitdir: string, sha: string): Promise<boolean> {
+    const git = await loadIsomorphicGit();
     try {
       await git.readCommit({ fs, gitdir, oid: sha, cache: this.cache });
       return true;
@@ -246,6 +294,7 @@ export class GitRepository implements GitEngine {
   }
 
   async readCommitObject(oid: string): Promise<Buffer | null> {
+    const git = await loadIsomorphicGit();
     const gitdir = this.opts.kind === 'local' ? await this.localGitdir() : await this.cacheGitdir();
     try {
       const o = await git.readObject({ fs, gitdir, oid, format: 'content', cache: this.cache });
@@ -271,6 +320,7 @@ export class GitRepository implements GitEngine {
     depth: { depth: number; relative?: boolean },
     what: string,
   ): Promise<void> {
+    const git = await loadIsomorphicGit();
     try {
       await git.fetch({
         fs,
@@ -291,7 +341,8 @@ export class GitRepository implements GitEngine {
   }
 
   /** Reads every manifest under source.path at the commit, straight from the object store. */
-  async readManifests(sha: string): Promise<ReadResult> {
+  async readManifests(sha: string, known?: KnownBlob): Promise<ReadResult> {
+    const git = await loadIsomorphicGit();
     const gitdir = this.opts.kind === 'local' ? await this.localGitdir() : await this.cacheGitdir();
     const dir = this.opts.path === '.' ? '' : this.opts.path;
     const problems: ReadResult['problems'] = [];
@@ -315,9 +366,9 @@ export class GitRepository implements GitEngine {
     };
     await walk(root.tree, dir);
     const out: ReadResult = { files: [], problems };
-    for (const b of blobs) {
+    for (const b of skipKnown(blobs, out, known)) {
       const { blob } = await git.readBlob({ fs, gitdir, oid: b.oid, cache: this.cache });
-      addManifest(out, b.path, blob);
+      addManifest(out, b.path, blob, b.oid);
     }
     return out;
   }

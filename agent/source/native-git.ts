@@ -68,8 +68,10 @@ import {
   MAX_COMMIT_BYTES,
   MAX_MANIFEST_BYTES,
   missingPath,
+  type KnownBlob,
   type ReadResult,
   refNotFound,
+  skipKnown,
   sourceUnreachable,
   tooLargeMessage,
 } from './git.js';
@@ -77,6 +79,16 @@ import { refCandidates } from './refs.js';
 import { DEFAULT_HTTP_LIMITS, displayUrl, gitHttpClient, type HttpCounters } from './http-client.js';
 
 export const NATIVE_GIT_MIN = { major: 2, minor: 31 } as const;
+
+/**
+ * The cache is pruned after this many fetches: one `repack -a -d` and `prune --expire=now`, which keep what
+ * the refs reach (the fetched candidate, refs/steward/…, and the accepted revision, refs/steward-keep/accepted)
+ * and drop every older revision's objects. Without it every push leaves its objects in the state dir for good.
+ */
+export const PRUNE_EVERY_FETCHES = 8;
+const ACCEPTED_REF = 'refs/steward-keep/accepted';
+/** Where the cache keeps its copy of the source's ref. */
+const cacheRef = (fullRef: string): string => `refs/steward/${fullRef.replace(/^refs\//, '')}`;
 
 const MAX_STDERR_BYTES = 64 * 1024;
 /** A SHA-1 or SHA-256 object id: what a ref may resolve to before it is used in an argument. */
@@ -343,7 +355,7 @@ class BatchReader {
 
   constructor(
     private readonly expected: ReadonlyArray<{ path: string; oid: string; size: number }>,
-    private readonly onBlob: (path: string, blob: Buffer) => void,
+    private readonly onBlob: (path: string, blob: Buffer, oid: string) => void,
   ) {}
 
   get done(): boolean {
@@ -373,7 +385,7 @@ class BatchReader {
       this.buf = this.buf.subarray(this.header.size + 1);
       this.header = null;
       const want = this.expected[this.next++];
-      if (want) this.onBlob(want.path, blob);
+      if (want) this.onBlob(want.path, blob, want.oid);
     }
   }
 }
@@ -384,6 +396,9 @@ export class NativeGitEngine implements GitEngine {
   private readonly lowSpeedTime: string;
   private readonly maxAdvertisementBytes: number;
   private gitdir: string | null = null;
+  private fetches = 0;
+  /** The revision in force (DesiredStateSource.retain): kept through pruning. */
+  private accepted: string | null = null;
 
   constructor(private readonly opts: GitSourceOptions) {
     const limits = { ...DEFAULT_HTTP_LIMITS, ...opts.http };
@@ -511,13 +526,47 @@ export class NativeGitEngine implements GitEngine {
   async ensure(sha: string, fullRef: string): Promise<void> {
     if (this.opts.kind === 'local') return;
     const gitdir = await this.cacheGitdir();
-    if (await this.hasCommit(gitdir, sha)) return;
+    // A new push (the common case) names a commit the cache's ref does not: fetch at once, without first
+    // asking git whether the commit is there (a process each way; the ref file is read directly).
+    if (this.cachedRef(gitdir, fullRef) === sha && (await this.hasCommit(gitdir, sha))) return;
     await this.fetchRef(gitdir, fullRef, ['--depth', '1'], 'fetching');
-    if (!(await this.hasCommit(gitdir, sha)))
+    if (++this.fetches % PRUNE_EVERY_FETCHES === 0) await this.prune(gitdir);
+    // The fetch just wrote the ref after the objects: the ref naming `sha` says the commit is here.
+    if (this.cachedRef(gitdir, fullRef) !== sha && !(await this.hasCommit(gitdir, sha)))
       throw new StewardError(
         'SOURCE_UNREACHABLE',
         `fetched ${fullRef} from ${this.shownUrl} but commit ${sha} is not in it (the ref moved); will retry`,
       );
+  }
+
+  /** Keeps `sha` (the revision in force) in the cache through pruning, whatever the branch does next. */
+  async retain(sha: string): Promise<void> {
+    if (OBJECT_ID.test(sha)) this.accepted = sha; // written as a ref right before a prune: no process per accept
+  }
+
+  /** Best effort: a failed prune leaves the cache as it was (git replaces packs only once the new one is whole). */
+  private async prune(gitdir: string): Promise<void> {
+    if (this.accepted) {
+      const keep = await this.local([
+        '--git-dir',
+        gitdir,
+        'update-ref',
+        '--no-deref',
+        ACCEPTED_REF,
+        this.accepted,
+      ]);
+      if (keep.code !== 0) return; // never prune what the revision in force needs
+    }
+    const repack = await this.local([
+      '--git-dir',
+      gitdir,
+      'repack',
+      '-a',
+      '-d',
+      '-q',
+      '--no-write-bitmap-index',
+    ]);
+    if (repack.code === 0) await this.local(['--git-dir', gitdir, 'prune', '--expire=now']);
   }
 
   async readCommitObject(oid: string): Promise<Buffer | null> {
@@ -538,9 +587,19 @@ export class NativeGitEngine implements GitEngine {
     );
   }
 
+  /** What the cache's copy of `fullRef` names, from its loose ref file (git fetch writes one), or null. */
+  private cachedRef(gitdir: string, fullRef: string): string | null {
+    try {
+      const sha = fs.readFileSync(join(gitdir, cacheRef(fullRef)), 'utf8').trim();
+      return OBJECT_ID.test(sha) ? sha : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** One `git fetch` of `fullRef` into the cache through the relay (`depth`: --depth 1 or --deepen=N). */
   private async fetchRef(gitdir: string, fullRef: string, depth: string[], what: string): Promise<void> {
-    const local = `refs/steward/${fullRef.replace(/^refs\//, '')}`;
+    const local = cacheRef(fullRef);
     await this.remote(async (url, env, log) => {
       const r = await runGit(
         [
@@ -566,7 +625,7 @@ export class NativeGitEngine implements GitEngine {
     });
   }
 
-  async readManifests(sha: string): Promise<ReadResult> {
+  async readManifests(sha: string, known?: KnownBlob): Promise<ReadResult> {
     const gitdir = await this.gitdirFor();
     const dir = this.opts.path === '.' ? '' : this.opts.path.replace(/\/+$/, '');
     const tree = dir ? `${sha}:${dir}` : `${sha}^{tree}`;
@@ -596,12 +655,13 @@ export class NativeGitEngine implements GitEngine {
       if (bytes > MAX_MANIFEST_BYTES) out.problems.push({ file: p, message: tooLargeMessage(bytes) });
       else blobs.push({ path: p, oid, size: bytes });
     }
-    if (blobs.length === 0) return out;
-    const reader = new BatchReader(blobs, (path, blob) => addManifest(out, path, blob));
+    const toRead = skipKnown(blobs, out, known);
+    if (toRead.length === 0) return out;
+    const reader = new BatchReader(toRead, (path, blob, oid) => addManifest(out, path, blob, oid));
     const cat = await runGit(['--git-dir', gitdir, 'cat-file', '--batch', '--buffer'], {
       maxStdout: 0,
       tooLarge: () => new StewardError('SOURCE_TOO_LARGE', 'git cat-file printed too much'),
-      input: blobs.map((b) => `${b.oid}\n`).join(''),
+      input: toRead.map((b) => `${b.oid}\n`).join(''),
       onStdout: (c) => reader.push(c),
     });
     if (cat.code !== 0 || !reader.done) throw this.failed('reading', cat, null);

@@ -6,10 +6,13 @@
 import type { KindDefinition } from '../../providers/types.js';
 import type { DesiredResource } from '../../providers/types.js';
 import { isStewardError, type SourceProblem, StewardError } from '../../core/errors.js';
-import { parseRevision } from '../manifest.js';
+import { ManifestCache, parseRevision } from '../manifest.js';
 import type { VerifyConfig } from '../config.js';
 import type { GitEngine } from './engine.js';
-import { checkRevision, loadVerification, type RevisionCheck, type Verification } from './verification.js';
+import type { RevisionCheck, Verification } from './verification.js';
+
+/** Signature checking (and openpgp with it) is imported only when source.verify is set. */
+const verificationModule = () => import('./verification.js');
 
 export interface Revision {
   sha: string;
@@ -33,6 +36,8 @@ export class DesiredStateSource {
   lastError: StewardError | null = null;
 
   private verification: Promise<Verification> | null = null;
+  /** The last revision's parsed manifests by path and blob id: a push re-reads and re-parses what it changed. */
+  readonly manifests = new ManifestCache();
 
   constructor(
     readonly repo: GitEngine,
@@ -49,6 +54,7 @@ export class DesiredStateSource {
    */
   async prepare(): Promise<void> {
     if (!this.verify) return;
+    const { loadVerification } = await verificationModule();
     this.verification ??= loadVerification(this.verify);
     try {
       await this.verification;
@@ -64,6 +70,7 @@ export class DesiredStateSource {
    */
   private async checkSignatures(sha: string, fullRef: string | null): Promise<RevisionCheck | null> {
     if (!this.verify) return null;
+    const { checkRevision, loadVerification } = await verificationModule();
     this.verification ??= loadVerification(this.verify);
     const v = await this.verification;
     return checkRevision(this.repo, v, sha, this.current?.sha ?? null, fullRef, new Date(this.clock()));
@@ -78,8 +85,10 @@ export class DesiredStateSource {
   > {
     const signed = await this.checkSignatures(sha, fullRef);
     if (signed && !signed.ok) return { ok: false, problems: signed.problems, reason: 'signature' };
-    const read = await this.repo.readManifests(sha);
-    const parsed = parseRevision(read.files, this.kinds);
+    let read = await this.repo.readManifests(sha, this.manifests.has);
+    if (read.unchanged?.some((u) => !this.manifests.has(u.file, u.oid)))
+      read = await this.repo.readManifests(sha); // the cache changed meanwhile: read everything
+    const parsed = parseRevision(read.files, this.kinds, this.manifests, read.unchanged);
     const problems = [
       ...read.problems.map((p) => ({ file: p.file, line: 1, col: 1, message: p.message })),
       ...(parsed.ok ? [] : parsed.problems),
@@ -103,7 +112,10 @@ export class DesiredStateSource {
   async restore(sha: string): Promise<boolean> {
     try {
       const r = await this.load(sha, null);
-      if (r.ok) this.current = r.revision;
+      if (r.ok) {
+        this.current = r.revision;
+        await this.repo.retain?.(sha).catch(() => undefined); // best effort: without it a prune may drop this revision, and a restart waits for the next poll
+      }
       return r.ok;
     } catch {
       return false;
@@ -128,6 +140,7 @@ export class DesiredStateSource {
       }
       this.current = r.revision;
       this.rejected = null;
+      await this.repo.retain?.(sha).catch(() => undefined); // best effort: without it a prune may drop this revision, and a restart waits for the next poll
       return { kind: 'accepted', revision: r.revision };
     } catch (e) {
       const error = isStewardError(e)

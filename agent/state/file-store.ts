@@ -1,14 +1,30 @@
 /**
- * The embedded state store: `state.json` (whole state, checksummed, written
- * atomically with fsync) and `audit.log` (one fsynced JSON line per action,
- * rotated by size to `audit.log.1` … `audit.log.<keep>`, read from the end).
+ * The embedded state store: `state.json` (a snapshot of the whole state,
+ * checksummed, written atomically with fsync), `state.journal` (what each save
+ * changed since that snapshot: one checksummed, fsynced line per save) and
+ * `audit.log` (one fsynced JSON line per action, rotated by size to
+ * `audit.log.1` … `audit.log.<keep>`, read from the end).
+ *
+ * A save writes what changed since the last save, not the whole fleet: the
+ * records whose object is not the one saved last (records are replaced, never
+ * mutated — the store freezes what it saved, so a mutation in place throws
+ * instead of going unsaved), the keys that went, and the small head (revision,
+ * soak, bucket). Once the journal outgrows the snapshot it is compacted into a
+ * new snapshot. An operator decision (mode, freeze, approvals) is written into
+ * the snapshot itself at once. A save that returns has been fsynced.
+ *
+ * Loading replays the journal lines of the current snapshot (each names the
+ * snapshot's checksum; lines of an older one, left by a crash during
+ * compaction, are already in it). A torn last line — a save that never
+ * returned — is ignored and reported (`loadNotes`, `onNote`); any other bad
+ * line makes the state corrupt.
  *
  * A corrupt or half-written state file is reported, never silently replaced
  * by a fresh one: a fresh state would mean "unfrozen", which is exactly the
  * wrong default after a crash.
  */
 import { createHash } from 'node:crypto';
-import { type FileHandle, mkdir, open, readFile, rename } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../../core/atomic-file.js';
 import { StewardError } from '../../core/errors.js';
@@ -23,6 +39,7 @@ import {
 } from './types.js';
 
 const STATE_FILE = 'state.json';
+const JOURNAL_FILE = 'state.journal';
 const AUDIT_FILE = 'audit.log';
 
 /** Rotate `audit.log` once an append would take it past this size. */
@@ -34,10 +51,47 @@ const AUDIT_CHUNK = 64 * 1024;
 /** A line longer than this is skipped (reported), so one bad line cannot make a read unbounded. */
 export const MAX_AUDIT_LINE = 4 * 1024 * 1024;
 
+/** The journal is compacted into the snapshot once it is larger than the snapshot and than this. */
+export const DEFAULT_COMPACT_MIN_BYTES = 4 * 1024 * 1024;
+
 export interface FileStateStoreOptions {
   auditMaxBytes?: number;
   auditKeep?: number;
+  compactMinBytes?: number;
+  /** Told what a load found and set aside (a torn journal line); never file contents. */
+  onNote?: (message: string) => void;
 }
+
+type ResourceRecord = PersistedState['resources'][string];
+/** Everything but the records: small, written whole with every journal line. */
+type Head = Omit<PersistedState, 'resources'>;
+
+interface JournalEntry {
+  /** The checksum of the snapshot this line follows. */
+  base: string;
+  /** 1, 2, … since that snapshot. */
+  seq: number;
+  head: Head;
+  set: Record<string, ResourceRecord>;
+  del: string[];
+}
+
+/** What is durable now, as the last load or save left it: the base of the next journal line. */
+interface Saved {
+  base: string;
+  seq: number;
+  operator: string;
+  head: string;
+  resources: Map<string, ResourceRecord>;
+  snapshotBytes: number;
+  journalBytes: number;
+  /** The journal must be rewritten before it is appended to (a torn line, a failed write or truncate). */
+  compact: boolean;
+}
+
+const headOf = ({ resources: _, ...head }: PersistedState): Head => head;
+/** The operator's decisions: written into the snapshot when they change, never only into the journal. */
+const operatorOf = (s: PersistedState): string => JSON.stringify([s.version, s.mode, s.freeze, s.approvals]);
 
 /**
  * Calls `take` for each line of the file from the last to the first (the
@@ -99,7 +153,12 @@ function migrate(s: unknown): unknown {
 }
 
 /** The shape a loaded (and migrated) state must have; fills `revision`, `soak`, `bucket` when a file predates them. */
-const checkShape = compileSchema(PersistedStateSchema, {}, { root: 'the state' });
+let compiledShape: ReturnType<typeof compileSchema<typeof PersistedStateSchema>> | undefined;
+/** Compiled on first load of a state file, not at import: `steward plan` without a state dir never needs it. */
+const checkShape = (data: unknown) => {
+  compiledShape ??= compileSchema(PersistedStateSchema, {}, { root: 'the state' });
+  return compiledShape(data);
+};
 
 export class FileStateStore implements StateStore {
   /** Whether the audit log is known to end with a newline (checked once per process). */
@@ -107,6 +166,13 @@ export class FileStateStore implements StateStore {
 
   private readonly auditMaxBytes: number;
   private readonly auditKeep: number;
+  private readonly compactMinBytes: number;
+  private readonly onNote: ((message: string) => void) | undefined;
+  private saved: Saved | undefined;
+  /** Bytes written to state.json and state.journal by this store (a counter for tests and benchmarks). */
+  bytesWritten = 0;
+  /** What the last load set aside (a torn journal line). */
+  readonly loadNotes: string[] = [];
 
   constructor(
     readonly dir: string,
@@ -114,6 +180,8 @@ export class FileStateStore implements StateStore {
   ) {
     this.auditMaxBytes = opts.auditMaxBytes ?? DEFAULT_AUDIT_MAX_BYTES;
     this.auditKeep = Math.max(1, opts.auditKeep ?? DEFAULT_AUDIT_KEEP);
+    this.compactMinBytes = opts.compactMinBytes ?? DEFAULT_COMPACT_MIN_BYTES;
+    this.onNote = opts.onNote;
   }
 
   get statePath(): string {
@@ -129,8 +197,15 @@ export class FileStateStore implements StateStore {
     try {
       text = await readFile(this.statePath, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return freshState();
-      throw new StewardError('STATE_CORRUPT', `cannot read ${this.statePath}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new StewardError('STATE_CORRUPT', `cannot read ${this.statePath}: ${(e as Error).message}`);
+      const journal = await stat(this.journalPath).catch(() => null);
+      if (journal && journal.size > 0)
+        throw new StewardError(
+          'STATE_CORRUPT',
+          `${this.journalPath} exists but ${this.statePath} does not: the journal cannot be read without the snapshot it follows. steward will not start with a guessed state; restore state.json from a backup, or move both aside to start fresh (mode and freeze are then reset).`,
+        );
+      return freshState();
     }
     const corrupt = (why: string) =>
       new StewardError(
@@ -148,7 +223,9 @@ export class FileStateStore implements StateStore {
     if (env?.format !== 'steward-state' || typeof env.sha256 !== 'string')
       throw corrupt('not a steward state file');
     if (digest(JSON.stringify(env.state)) !== env.sha256) throw corrupt('checksum mismatch');
-    const checked = checkShape(migrate(env.state));
+    const state = migrate(env.state) as PersistedState;
+    const journal = await this.replayJournal(state, env.sha256, corrupt);
+    const checked = checkShape(state);
     if (!checked.ok)
       throw corrupt(
         `unexpected shape: ${checked.issues
@@ -156,14 +233,168 @@ export class FileStateStore implements StateStore {
           .map((i) => i.message)
           .join('; ')}`,
       );
-    return checked.value;
+    const loaded = checked.value;
+    for (const r of Object.values(loaded.resources)) Object.freeze(r);
+    this.saved = {
+      base: env.sha256,
+      seq: journal.seq,
+      operator: operatorOf(loaded),
+      head: JSON.stringify(headOf(loaded)),
+      resources: new Map(Object.entries(loaded.resources)),
+      snapshotBytes: Buffer.byteLength(text),
+      journalBytes: journal.bytes,
+      compact: journal.torn || journal.foreign,
+    };
+    return loaded;
+  }
+
+  get journalPath(): string {
+    return join(this.dir, JOURNAL_FILE);
+  }
+
+  /** Applies the journal lines that follow the snapshot `base` to `state` (in place). */
+  private async replayJournal(
+    state: PersistedState,
+    base: string,
+    corrupt: (why: string) => StewardError,
+  ): Promise<{ seq: number; bytes: number; torn: boolean; foreign: boolean }> {
+    let data: Buffer;
+    try {
+      data = await readFile(this.journalPath);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+        return { seq: 0, bytes: 0, torn: false, foreign: false };
+      throw new StewardError('STATE_CORRUPT', `cannot read ${this.journalPath}: ${(e as Error).message}`);
+    }
+    const end = data.lastIndexOf(10) + 1; // after the last complete line
+    const torn = end < data.length;
+    if (torn) {
+      const note = `${this.journalPath}: ignored a torn last line (${data.length - end} bytes: a save interrupted before it returned); the state is the last complete save`;
+      this.loadNotes.push(note);
+      this.onNote?.(note);
+    }
+    let seq = 0;
+    let foreign = false;
+    let offset = 0;
+    while (offset < end) {
+      const nl = data.indexOf(10, offset);
+      const line = data.toString('utf8', offset, nl);
+      const at = offset;
+      offset = nl + 1;
+      const space = line.indexOf(' ');
+      const json = line.slice(space + 1);
+      if (space !== 64 || digest(json) !== line.slice(0, 64))
+        throw corrupt(`${JOURNAL_FILE}: checksum mismatch in the line at byte ${at}`);
+      let entry: JournalEntry;
+      try {
+        entry = JSON.parse(json) as JournalEntry;
+      } catch {
+        throw corrupt(`${JOURNAL_FILE}: the line at byte ${at} is not valid JSON`);
+      }
+      if (typeof entry?.set !== 'object' || entry.set === null || !Array.isArray(entry.del))
+        throw corrupt(`${JOURNAL_FILE}: the line at byte ${at} is not a journal entry`);
+      if (entry.base !== base) {
+        foreign = true; // written before the snapshot was last compacted: already in it
+        continue;
+      }
+      if (entry.seq !== seq + 1) throw corrupt(`${JOURNAL_FILE}: line ${entry.seq} follows line ${seq}`);
+      seq = entry.seq;
+      Object.assign(state, entry.head);
+      for (const [k, r] of Object.entries(entry.set)) state.resources[k] = r;
+      for (const k of entry.del) delete state.resources[k];
+    }
+    return { seq, bytes: data.length, torn, foreign };
   }
 
   async save(state: PersistedState): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const saved = this.saved;
+    if (!saved || saved.compact || operatorOf(state) !== saved.operator) return this.compact(state);
+    const set: Record<string, ResourceRecord> = {};
+    const del: string[] = [];
+    let changed = 0;
+    for (const [k, r] of Object.entries(state.resources)) {
+      const before = saved.resources.get(k);
+      if (before === r) continue;
+      changed++;
+      // A record rebuilt with the same content (a drifted resource's record, every cycle) is not written again.
+      if (before !== undefined && JSON.stringify(before) === JSON.stringify(r))
+        saved.resources.set(k, Object.freeze(r));
+      else set[k] = r;
+    }
+    if (Object.keys(state.resources).length - changed !== saved.resources.size)
+      for (const k of saved.resources.keys()) if (!Object.hasOwn(state.resources, k)) del.push(k);
+    const head = headOf(state);
+    const headJson = JSON.stringify(head);
+    if (Object.keys(set).length === 0 && del.length === 0 && headJson === saved.head) return; // nothing new to make durable
+    const entry: JournalEntry = { base: saved.base, seq: saved.seq + 1, head, set, del };
+    const json = JSON.stringify(entry);
+    const line = `${digest(json)} ${json}\n`;
+    await this.appendJournal(line, saved);
+    saved.seq = entry.seq;
+    saved.head = headJson;
+    for (const [k, r] of Object.entries(set)) saved.resources.set(k, Object.freeze(r));
+    for (const k of del) saved.resources.delete(k);
+    saved.journalBytes += Buffer.byteLength(line);
+    if (saved.journalBytes > Math.max(this.compactMinBytes, saved.snapshotBytes))
+      await this.compact(state).catch((e: unknown) => {
+        // The save itself is durable (the journal line is); compacting is retried at the next save.
+        saved.compact = true;
+        this.onNote?.(
+          `compacting ${this.journalPath} failed (${(e as Error).message}); retried at the next save`,
+        );
+      });
+  }
+
+  /** Appends one line and fsyncs it; on failure the journal is cut back to what it was. */
+  private async appendJournal(line: string, saved: Saved): Promise<void> {
+    const h = await open(this.journalPath, 'a', 0o600);
+    try {
+      await h.writeFile(line);
+      await h.datasync();
+      this.bytesWritten += Buffer.byteLength(line);
+    } catch (e) {
+      await h.truncate(saved.journalBytes).catch(() => {
+        saved.compact = true; // a fragment may be left: the next save rewrites the snapshot and empties the journal
+      });
+      throw e;
+    } finally {
+      await h.close();
+    }
+  }
+
+  /** Writes the whole state as the new snapshot, then empties the journal (its lines name the old snapshot). */
+  private async compact(state: PersistedState): Promise<void> {
     const body = JSON.stringify(state);
-    const env = `{"format":"steward-state","sha256":"${digest(body)}","state":${body}}\n`;
+    const sha256 = digest(body);
+    const env = `{"format":"steward-state","sha256":"${sha256}","state":${body}}\n`;
+    this.saved = undefined; // until the new snapshot is durable, nothing is known to be
     await writeFileAtomic(this.statePath, env, 0o600);
+    const bytes = Buffer.byteLength(env);
+    this.bytesWritten += bytes;
+    let compact = false;
+    try {
+      const h = await open(this.journalPath, 'r+');
+      try {
+        await h.truncate(0);
+        await h.datasync();
+      } finally {
+        await h.close();
+      }
+    } catch (e) {
+      compact = (e as NodeJS.ErrnoException).code !== 'ENOENT'; // lines of the old snapshot are ignored on load
+    }
+    for (const r of Object.values(state.resources)) Object.freeze(r);
+    this.saved = {
+      base: sha256,
+      seq: 0,
+      operator: operatorOf(state),
+      head: JSON.stringify(headOf(state)),
+      resources: new Map(Object.entries(state.resources)),
+      snapshotBytes: bytes,
+      journalBytes: 0,
+      compact,
+    };
   }
 
   async appendAudit(records: readonly AuditRecord[]): Promise<void> {

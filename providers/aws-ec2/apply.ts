@@ -25,15 +25,21 @@
  * its last phase is done; one that had started and was cut short is reported
  * failed (`EC2_INTERRUPTED`); one that had not started is not reported.
  */
-import {
+import type { EC2Client, IpPermission, ModifyInstanceAttributeCommandInput } from '@aws-sdk/client-ec2';
+import { sdk } from './sdk.js';
+import { mapLimit } from '../../core/concurrency.js';
+import type { ApplyAction, ApplyControl, ApplyOutcome } from '../types.js';
+import { awsCode, awsMessage, isPerResource } from './client.js';
+import { INSTANCE_KIND } from './instance-kind.js';
+import { FILTER_VALUES_PER_CALL, PAGE_SIZE, chunk } from './plan.js';
+import { diffRules, type Rule, ruleToAws } from './rules.js';
+
+const {
   AuthorizeSecurityGroupEgressCommand,
   AuthorizeSecurityGroupIngressCommand,
   CreateTagsCommand,
   DeleteTagsCommand,
-  type EC2Client,
-  type IpPermission,
   ModifyInstanceAttributeCommand,
-  type ModifyInstanceAttributeCommandInput,
   paginateDescribeInstances,
   RevokeSecurityGroupEgressCommand,
   RevokeSecurityGroupIngressCommand,
@@ -41,13 +47,7 @@ import {
   StopInstancesCommand,
   UpdateSecurityGroupRuleDescriptionsEgressCommand,
   UpdateSecurityGroupRuleDescriptionsIngressCommand,
-} from '@aws-sdk/client-ec2';
-import { mapLimit } from '../../core/concurrency.js';
-import type { ApplyAction, ApplyControl, ApplyOutcome } from '../types.js';
-import { awsCode, awsMessage, isPerResource } from './client.js';
-import { INSTANCE_KIND } from './instance-kind.js';
-import { FILTER_VALUES_PER_CALL, PAGE_SIZE, chunk } from './plan.js';
-import { diffRules, type Rule, ruleToAws } from './rules.js';
+} = sdk;
 
 /** CreateTags / DeleteTags take up to 1000 resource ids. */
 const TAG_BATCH = 1000;

@@ -12,7 +12,10 @@
  *   the API operation name (`DescribeInstances`), by a middleware placed
  *   inside the retry loop.
  */
-import { EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client as Ec2ClientType } from '@aws-sdk/client-ec2';
+import { sdk } from './sdk.js';
+
+const { EC2Client } = sdk;
 
 export interface Ec2ClientOptions {
   region: string;
@@ -24,7 +27,7 @@ export interface Ec2ClientOptions {
 
 const DEFAULT_MAX_ATTEMPTS = 3;
 
-export function createEc2Client(opts: Ec2ClientOptions): EC2Client {
+export function createEc2Client(opts: Ec2ClientOptions): Ec2ClientType {
   const client = new EC2Client({
     region: opts.region,
     ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),

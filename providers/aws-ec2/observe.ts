@@ -7,15 +7,8 @@
  * creates EC2 resources, and never guesses which of two is meant). A failed
  * call is an error for the resources it would have answered, never "missing".
  */
-import {
-  DescribeInstanceAttributeCommand,
-  type EC2Client,
-  type Filter,
-  type Instance,
-  paginateDescribeInstances,
-  paginateDescribeSecurityGroups,
-  type SecurityGroup,
-} from '@aws-sdk/client-ec2';
+import type { EC2Client, Filter, Instance, SecurityGroup } from '@aws-sdk/client-ec2';
+import { sdk } from './sdk.js';
 import { mapLimit } from '../../core/concurrency.js';
 import type { DesiredResource, ObserveResult, OwnedDoc } from '../types.js';
 import { NOT_FOUND_CODES, awsCode, awsMessage } from './client.js';
@@ -25,6 +18,8 @@ import { FILTER_VALUES_PER_CALL, PAGE_SIZE, chunk, planInstanceQueries } from '.
 import { rulesFromAws } from './rules.js';
 import { groupSelector } from './sg-kind.js';
 import { tagsFromAws } from './tags.js';
+
+const { DescribeInstanceAttributeCommand, paginateDescribeInstances, paginateDescribeSecurityGroups } = sdk;
 
 /** Error codes of this provider (besides AWS's own, which are passed through). */
 export const EC2_CODES = {

@@ -15,10 +15,10 @@
  * rename) instead of `fchmod`, which would change the other name's file too —
  * perhaps one outside the root.
  */
+import { closeSync, readSync, type Stats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { TEMP_PREFIX } from '../../core/atomic-file.js';
-import { mapLimit } from '../../core/concurrency.js';
 import { errorMessage, StewardError } from '../../core/errors.js';
 import type {
   ApplyAction,
@@ -35,6 +35,7 @@ import {
   type OpenFile,
   openParent,
   openRegular,
+  openRegularSync,
   openRoot,
   PROC_FD,
   unlinkIn,
@@ -43,22 +44,24 @@ import {
 import { fileKind } from './kind.js';
 import { RootIdentity } from './root-identity.js';
 
-const PARALLEL = 16;
+/** Files observe reads per turn of the event loop: the reads are synchronous, and it yields between batches. */
+const BATCH = 256;
 /**
  * Largest managed file steward reads. A manifest holds at most 1 MiB, so no desired content is larger; a
  * bigger file (a sparse one costs its writer no disk) is an observe error instead of that much memory.
  */
 export const MAX_FILE_BYTES = 8 * 1024 * 1024;
 
+const tooLarge = (rel: string): StewardError =>
+  new StewardError(
+    'FILE_TOO_LARGE',
+    `"${rel}" is larger than ${MAX_FILE_BYTES} bytes, more than any manifest can hold; steward did not read it. Replace it with a regular-sized file (or remove it) and the next cycle reverts it`,
+    { path: rel, limit: MAX_FILE_BYTES },
+  );
+
 /** The file's content, read at most MAX_FILE_BYTES (checked while reading: the file may grow meanwhile). */
 async function readBounded(f: OpenFile, rel: string): Promise<string> {
-  const tooLarge = () =>
-    new StewardError(
-      'FILE_TOO_LARGE',
-      `"${rel}" is larger than ${MAX_FILE_BYTES} bytes, more than any manifest can hold; steward did not read it. Replace it with a regular-sized file (or remove it) and the next cycle reverts it`,
-      { path: rel, limit: MAX_FILE_BYTES },
-    );
-  if (f.stat.size > MAX_FILE_BYTES) throw tooLarge();
+  if (f.stat.size > MAX_FILE_BYTES) throw tooLarge(rel);
   const chunks: Buffer[] = [];
   let total = 0;
   for (;;) {
@@ -66,10 +69,32 @@ async function readBounded(f: OpenFile, rel: string): Promise<string> {
     const { bytesRead } = await f.handle.read(buf, 0, buf.length, total);
     if (bytesRead === 0) break;
     total += bytesRead;
-    if (total > MAX_FILE_BYTES) throw tooLarge();
+    if (total > MAX_FILE_BYTES) throw tooLarge(rel);
     chunks.push(buf.subarray(0, bytesRead));
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * {@link readBounded} in one synchronous pass: a buffer of the fstat size plus one byte (so growth since the
+ * fstat is seen), doubled while the file keeps growing, never past MAX_FILE_BYTES + 1.
+ */
+function readBoundedSync(fd: number, stat: Stats, rel: string): string {
+  if (stat.size > MAX_FILE_BYTES) throw tooLarge(rel);
+  let buf = Buffer.allocUnsafe(stat.size + 1);
+  let total = 0;
+  for (;;) {
+    if (total === buf.length) {
+      if (total > MAX_FILE_BYTES) throw tooLarge(rel);
+      const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, MAX_FILE_BYTES + 1));
+      buf.copy(bigger, 0, 0, total);
+      buf = bigger;
+    }
+    const n = readSync(fd, buf, total, buf.length - total, total);
+    if (n === 0) break;
+    total += n;
+  }
+  return buf.toString('utf8', 0, total);
 }
 
 function errCode(e: unknown): string {
@@ -79,6 +104,36 @@ function errCode(e: unknown): string {
 
 function missing(rel: string, verb: string): Error {
   return Object.assign(new Error(`cannot ${verb} "${rel}": it does not exist`), { code: 'ENOENT' });
+}
+
+const absent = (rel: string): ObserveResult => ({
+  status: 'absent',
+  id: rel,
+  doc: { spec: { ensure: 'absent' } },
+});
+
+const observeError = (rel: string, e: unknown): ObserveResult => ({
+  status: 'error',
+  id: rel,
+  error: errorMessage(e),
+  code: errCode(e),
+});
+
+/** One file in its held parent: absent, present (content and mode) or an error for this file alone. */
+function observeSync(parent: HeldDir, rel: string): ObserveResult {
+  try {
+    const f = openRegularSync(parent, posix.basename(rel), rel);
+    if (!f) return absent(rel);
+    try {
+      const content = readBoundedSync(f.fd, f.stat, rel);
+      const mode = (f.stat.mode & 0o7777).toString(8).padStart(4, '0');
+      return { status: 'present', id: rel, doc: { spec: { ensure: 'present', content, mode } } };
+    } finally {
+      closeSync(f.fd);
+    }
+  } catch (e) {
+    return observeError(rel, e);
+  }
 }
 
 export interface FileProviderOptions {
@@ -151,9 +206,7 @@ export class FileProvider implements Provider {
         this.swept = true;
         await this.sweepTemps(root, resources);
       }
-      const results = await mapLimit(resources, PARALLEL, (r) =>
-        this.observeOne(root, r.spec['path'] as string),
-      );
+      const results = await this.observeInBulk(root, resources);
       for (const [i, r] of resources.entries()) out.set(r.key, results[i]!);
     } finally {
       await root.close();
@@ -183,24 +236,47 @@ export class FileProvider implements Provider {
     }
   }
 
-  private async observeOne(root: HeldDir, rel: string): Promise<ObserveResult> {
-    const absent: ObserveResult = { status: 'absent', id: rel, doc: { spec: { ensure: 'absent' } } };
-    try {
-      return await this.inParent(root, rel, false, async (parent) => {
-        if (!parent) return absent;
-        const f = await openRegular(parent, posix.basename(rel), rel);
-        if (!f) return absent;
-        try {
-          const content = await readBounded(f, rel);
-          const mode = (f.stat.mode & 0o7777).toString(8).padStart(4, '0');
-          return { status: 'present', id: rel, doc: { spec: { ensure: 'present', content, mode } } };
-        } finally {
-          await f.handle.close();
-        }
-      });
-    } catch (e) {
-      return { status: 'error', id: rel, error: errorMessage(e), code: errCode(e) };
+  /**
+   * Observes every resource, one held directory per folder (opened from the root with O_NOFOLLOW, as for a
+   * single file) and the files in it read synchronously through that handle, BATCH at a time between turns
+   * of the event loop: no thread-pool round trip and no walk from the root per file.
+   */
+  private async observeInBulk(
+    root: HeldDir,
+    resources: readonly DesiredResource[],
+  ): Promise<ObserveResult[]> {
+    const results: ObserveResult[] = new Array(resources.length);
+    const byFolder = new Map<string, number[]>();
+    for (const [i, r] of resources.entries()) {
+      const rel = r.spec['path'] as string;
+      const folder = rel.split('/').slice(0, -1).join('/');
+      const group = byFolder.get(folder);
+      if (group) group.push(i);
+      else byFolder.set(folder, [i]);
     }
+    let batch = 0;
+    for (const group of byFolder.values()) {
+      const rels = group.map((i) => resources[i]!.spec['path'] as string);
+      let parent: HeldDir | null;
+      try {
+        parent = await openParent(root, rels[0]!, false);
+      } catch (e) {
+        for (const [j, i] of group.entries()) results[i] = observeError(rels[j]!, e);
+        continue;
+      }
+      try {
+        for (const [j, i] of group.entries()) {
+          results[i] = parent ? observeSync(parent, rels[j]!) : absent(rels[j]!);
+          if (++batch >= BATCH) {
+            batch = 0;
+            await new Promise<void>((r) => setImmediate(r));
+          }
+        }
+      } finally {
+        if (parent && parent !== root) await parent.close();
+      }
+    }
+    return results;
   }
 
   /** Runs `fn` with the held parent directory of `rel` (null when missing and not created), then closes it. */

@@ -24,13 +24,16 @@ const BURST = 200;
 const PER_MINUTE = 300;
 const KILLS = 10;
 
-/** Counts the state saves since it was created (by the change of state.json's identity: it is renamed into place). */
+/**
+ * Counts the state saves since it was created: by the change of state.json's identity (it is renamed into
+ * place at a compaction) or of state.journal's size (every other save appends a line to it).
+ */
 async function stateSaves(stateDir: string): Promise<() => Promise<number>> {
-  const file = join(stateDir, 'state.json');
-  const id = async () => {
-    const st = await stat(file).catch(() => null);
-    return st ? `${st.ino}:${st.mtimeMs}` : '';
+  const ident = async (name: string) => {
+    const st = await stat(join(stateDir, name)).catch(() => null);
+    return st ? `${st.ino}:${st.mtimeMs}:${st.size}` : '';
   };
+  const id = async () => `${await ident('state.json')}|${await ident('state.journal')}`;
   let last = await id();
   let n = 0;
   return async () => {

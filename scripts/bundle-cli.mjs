@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// After `tsc`: bundles dist/agent/cli.js (and the modules its commands import on demand, as chunks) into
+// dist/bundle/, so that a one-shot command such as `steward plan` loads a few files instead of ~900. The cost
+// it removes is Node's ESM loader resolving and reading every module of typebox (709 files: ≈ 200 ms) and the
+// CJS-export scan of ajv & co. Only pure-JavaScript packages needed on the hot path are bundled; the rest
+// (the AWS SDK, fastify, pino, isomorphic-git, openpgp, pg, ...) stay external and load as before, on demand.
+//
+// esbuild comes with tsx (a devDependency). Without it this script says so and exits 0: bin/steward.js then
+// runs dist/agent/cli.js unbundled, which behaves the same, only slower to start.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const outdir = join(root, 'dist', 'bundle');
+const BUNDLED = new Set([
+  'typebox',
+  'ajv',
+  'fast-uri',
+  'fast-deep-equal',
+  'json-schema-traverse',
+  'require-from-string',
+  'js-yaml',
+  'fast-json-patch',
+  'diff',
+]);
+
+let esbuild;
+try {
+  esbuild = await import('esbuild');
+} catch {
+  process.stderr.write('bundle-cli: esbuild is not installed; steward runs from dist/agent unbundled\n');
+  process.exit(0);
+}
+
+// ajv's standalone code for the config schema, so no command compiles it at run time (agent/config.ts:
+// usePrecompiled). Self-contained (the formats are passed in), so the bundle gets a copy beside its chunks.
+{
+  const { ConfigSchema, CONFIG_FORMATS } = await import(join(root, 'dist', 'agent', 'config', 'schema.js'));
+  const { standaloneModule } = await import(join(root, 'dist', 'core', 'schema.js'));
+  const module = await standaloneModule(ConfigSchema, CONFIG_FORMATS);
+  writeFileSync(join(root, 'dist', 'agent', 'config', 'schema.compiled.js'), module);
+  mkdirSync(join(outdir, 'config'), { recursive: true });
+  writeFileSync(join(outdir, 'config', 'schema.compiled.js'), module);
+}
+
+const pkgOf = (spec) => spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/');
+const result = await esbuild.build({
+  entryPoints: [join(root, 'dist', 'agent', 'cli.js')],
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  keepNames: true,
+  outdir,
+  metafile: true,
+  logLevel: 'warning',
+  plugins: [
+    {
+      name: 'external-packages',
+      setup(build) {
+        build.onResolve({ filter: /^[^./]/ }, (a) =>
+          a.path.startsWith('node:') || !BUNDLED.has(pkgOf(a.path)) ? { path: a.path, external: true } : undefined,
+        );
+      },
+    },
+  ],
+});
+// bin/steward.js uses the bundle only while none of these is newer than it (a `tsc` run without this script).
+const inputs = Object.keys(result.metafile.inputs)
+  .map((p) => relative(root, join(process.cwd(), p)))
+  .filter((p) => p.startsWith('dist/'));
+writeFileSync(join(outdir, 'inputs.json'), `${JSON.stringify(inputs)}\n`);

@@ -1,0 +1,40 @@
+/**
+ * The build's precompiled config validator (ajv standalone code, issue 12's start-up work) checks exactly as
+ * the validator compiled at run time: the same verdict, the same defaults filled in, the same messages.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ValidateFunction } from 'ajv';
+import { CONFIG_FORMATS, ConfigSchema } from '../../agent/config/schema.js';
+import { ajvFormats, checkerOf, compileSchema, schemaDigest, standaloneModule } from '../../core/schema.js';
+
+const inputs: unknown[] = [
+  { source: { url: 'https://git.example/fleet.git' }, providers: { file: { root: '/srv' } } },
+  { source: { url: 'https://git.example/fleet.git', interval: '5x' }, providers: {} },
+  { source: { url: 'ftp://nope' }, provider: {}, reconcile: { mode: 'enforc' } },
+  {
+    source: { url: 'https://git.example/x.git', engine: 'svn' },
+    guardrails: { rateLimit: { burst: 'ten' } },
+  },
+  { source: 7, state: { dir: 3 }, log: { level: 'loud' } },
+  'not a mapping',
+];
+
+test('the standalone module checks every input exactly as compileSchema does', async () => {
+  const text = await standaloneModule(ConfigSchema, CONFIG_FORMATS);
+  const m = (await import(`data:text/javascript,${encodeURIComponent(text)}`)) as {
+    SCHEMA_SHA256: string;
+    make: (formats: ReturnType<typeof ajvFormats>) => ValidateFunction;
+  };
+  assert.equal(m.SCHEMA_SHA256, schemaDigest(ConfigSchema));
+  const precompiled = checkerOf<typeof ConfigSchema>(m.make(ajvFormats(CONFIG_FORMATS)), CONFIG_FORMATS);
+  const compiled = compileSchema(ConfigSchema, CONFIG_FORMATS);
+  let rejected = 0;
+  for (const input of inputs) {
+    const a = compiled(structuredClone(input));
+    const b = precompiled(structuredClone(input));
+    assert.deepEqual(b, a, JSON.stringify(input));
+    if (!a.ok) rejected++;
+  }
+  assert.equal(rejected, inputs.length - 1, 'one valid input, the rest rejected with messages');
+});
