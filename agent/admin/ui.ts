@@ -11,6 +11,7 @@
  * framing, no form submission) and the usual hardening headers.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../log.js';
@@ -49,8 +50,14 @@ export interface UiAsset {
   etag: string;
 }
 
-/** Where the files are: next to this module, from the sources (tsx) and from dist/ alike. */
-export const UI_DIR = new URL('./ui/', import.meta.url);
+/**
+ * Where the files are: next to this module, from the sources (tsx) and from dist/ alike; from the CLI
+ * bundle (dist/bundle/, scripts/bundle-cli.mjs) they are the ones of dist/agent/admin/.
+ */
+export const UI_DIR =
+  [new URL('./ui/', import.meta.url), new URL('../agent/admin/ui/', import.meta.url)].find((u) =>
+    existsSync(new URL(UI_ASSETS[0]!.file, u)),
+  ) ?? new URL('./ui/', import.meta.url);
 
 /**
  * Reads every file of UI_ASSETS into memory, keyed by URL. A missing file is

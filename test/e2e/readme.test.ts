@@ -82,6 +82,13 @@ test('README: the first command starts the quickstart; every documented curl wor
     'the motd',
   );
 
+  // The installed command (the CLI bundle, dist/bundle/) serves the dashboard's files too.
+  for (const path of ['/ui', '/ui/app.js', '/ui/app.css']) {
+    const r = await fetch(`${API}${path}`);
+    assert.equal(r.status, 200, `${path} from the quickstart`);
+    assert.match(r.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+  }
+
   const paths = (s: string) =>
     s
       .replaceAll('/var/lib/steward/admin-token', join(qs, 'state/admin-token'))
