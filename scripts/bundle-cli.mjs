@@ -5,7 +5,7 @@
 // CJS-export scan of ajv & co. Only pure-JavaScript packages needed on the hot path are bundled; the rest
 // (the AWS SDK, fastify, pino, isomorphic-git, openpgp, pg, ...) stay external and load as before, on demand.
 //
-// esbuild comes with tsx (a devDependency). Without it this script says so and exits 0: bin/steward.js then
+// esbuild is a devDependency (npm ci installs it). Without it this script says so and exits 0: bin/steward.js then
 // runs dist/agent/cli.js unbundled, which behaves the same, only slower to start.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
