@@ -33,7 +33,7 @@ export interface DaemonOptions {
   random?: () => number;
   /** Skip the initial poll and timers (tests drive cycles themselves). */
   manual?: boolean;
-  /** Where the heartbeat (and so the rollout gate) reads this agent's health; default: no checks. */
+  /** Where the heartbeat (and so the rollout gate) reads this agent's health; default: its `health:` checks. */
   health?: HealthSource;
 }
 
@@ -68,7 +68,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   try {
     lock = await acquireLock(config.state.dir);
     await agent.init();
-    fleet = await connectFleet(config, agent, store, log, opts.health);
+    // The heartbeat, and so the rollout gate, reads the agent's own `health:` checks (a test may give its own).
+    fleet = await connectFleet(config, agent, store, log, opts.health ?? agent.health);
     await agent.startShards(); // fleet.shards: a count the fleet's database does not pin stops the start
     const a = agent;
     const control = () =>

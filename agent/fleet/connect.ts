@@ -28,7 +28,7 @@ export async function connectFleet(
   const registry = new PgFleetRegistry(store.pool, config.agent, aliveLimitMs(config), config.fleet.rollout);
   await registry.register();
   let failing = false;
-  agent.onCycle(() => {
+  const beat = () =>
     registry.heartbeat(heartbeatOf(agent, health)).then(
       () => {
         failing = false;
@@ -39,6 +39,19 @@ export async function connectFleet(
         failing = true;
       },
     );
+  // After every cycle; and at once when a health check turns failing or passing, so that the rollout
+  // gate of the next cycle anywhere in the fleet sees it (not only after this agent's own next cycle).
+  // A cycle that changed something checks health first: results taken before the change describe the
+  // service as it was, and would halt (or pass) the new revision's wave on the old revision's health.
+  agent.onCycle((r) => {
+    if (r.applied > 0 && health) void health.check().then(beat, beat);
+    else beat();
+  });
+  const lastOk = new Map<string, boolean>();
+  agent.onHealthResult((r) => {
+    if (lastOk.get(r.name) === r.ok) return;
+    lastOk.set(r.name, r.ok);
+    beat();
   });
   return registry;
 }

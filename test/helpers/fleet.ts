@@ -30,6 +30,8 @@ export interface FleetOptions {
   guardrails?: string[];
   /** Extra top-level YAML for every agent (e.g. `alerts: …`). */
   extra?: string;
+  /** Extra top-level YAML for one agent (e.g. a `health:` check of its own service). */
+  extraFor?: (id: string) => string;
 }
 
 export interface Fleet {
@@ -132,7 +134,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
       admin: `{ listen: "127.0.0.1:${port}", tokenFile: token }`,
       agent: `{ id: ${id}, labels: { index: "${i}" } }`,
       guardrails: opts.guardrails ?? [],
-      extra: opts.extra ?? '',
+      extra: [opts.extra ?? '', opts.extraFor?.(id) ?? ''].join('\n'),
     });
     const url = `http://127.0.0.1:${port}`;
     const req: FleetAgent['req'] = async <T>(method: string, path: string, body?: unknown) => {
