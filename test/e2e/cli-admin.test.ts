@@ -321,19 +321,33 @@ test('fleet: the agents table from GET /v1/fleet, or a clean message when the ag
   await cycle(d);
   const r = await cli(['fleet', '--api', d.url, '-c', config]);
   const fleet = await d.req('GET', '/v1/fleet');
-  if (fleet.status === 404) {
-    assert.equal(r.code, 1);
-    assert.equal(r.out, '');
-    assert.match(
-      r.err,
-      /^steward: NOT_FOUND: the fleet view needs the fleet backend: the agent at .* has no GET \/v1\/fleet/,
-    );
-  } else {
-    assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /^AGENT +WAVE +REVISION +HEALTH +FROZEN +DRIFTED +LAST CYCLE +SEEN$/m);
-    const j = await cli(['fleet', '--api', d.url, '-c', config, '--json']);
-    assert.deepEqual(JSON.parse(j.out), fleet.json);
-  }
+  assert.equal(fleet.status, 200, 'the files backend shows this agent alone');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^AGENT +WAVE +REVISION +HEALTH +FROZEN +DRIFTED +LAST CYCLE +SEEN$/m);
+  const j = await cli(['fleet', '--api', d.url, '-c', config, '--json']);
+  // lastSeenAt is "now" for the agent answering: equal but for it
+  type View = { agents: Array<{ lastSeenAt?: string }> };
+  const unseen = (v: View) => ({ ...v, agents: v.agents.map(({ lastSeenAt: _, ...a }) => a) });
+  assert.deepEqual(unseen(JSON.parse(j.out) as View), unseen(fleet.json as View));
+});
+
+test('freeze --for against the real agent: it ends by itself (status shows until); unfreeze lifts it', async (t) => {
+  const { d, config } = await setup(t);
+  await cycle(d);
+  const r = await cli(['freeze', '--reason', 'deploy pause', '--for', '1h', '--api', d.url, '-c', config]);
+  assert.equal(r.code, 0, r.err);
+  const s = (await d.req('GET', '/v1/status')).json as { freeze: { frozen: boolean; until: string | null } };
+  assert.equal(s.freeze.frozen, true);
+  const until = Date.parse(s.freeze.until ?? '');
+  assert.ok(
+    until > Date.now() + 59 * 60_000 && until <= Date.now() + 60 * 60_000,
+    s.freeze.until ?? 'no until',
+  );
+  assert.equal((await cli(['unfreeze', '--api', d.url, '-c', config])).code, 0);
+  assert.equal(
+    ((await d.req('GET', '/v1/status')).json as { freeze: { frozen: boolean } }).freeze.frozen,
+    false,
+  );
 });
 
 test('freeze --for / --until send {reason, for} / {reason, until}, with the bearer token from the file', async (t) => {

@@ -1,6 +1,6 @@
 /**
  * The admin API when the state cannot be written (SPEC §9), over a real
- * socket, with the state on a real, small tmpfs: unready, a freeze still holds
+ * socket, with the state on a real, small tmpfs that fills up and goes read-only: unready, a freeze still holds
  * (in memory, 503), an unfreeze changes nothing, and approving while not
  * frozen is 409. Root only (the CI runs as root): it mounts a tmpfs.
  */
@@ -38,10 +38,13 @@ test('state unwritable: /readyz 503, a freeze holds in memory (503), unfreeze re
   assert.equal((pre.json as { error: { code: string } }).error.code, 'NOT_FROZEN');
   assert.deepEqual(d.daemon.agent.currentState.approvals, []);
 
-  // The volume fills up; someone edits the managed file.
+  // The volume fills up, and goes read-only (a failing disk: a full one alone still takes the few bytes of
+  // a small journal append into a page its file already has; fail-closed-state.test.ts covers a full one);
+  // someone edits the managed file.
   await writeFile(join(stateDir, 'filler'), Buffer.alloc(1024 * 1024)).catch((e) => {
     if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
   });
+  execFileSync('mount', ['-o', 'remount,ro', stateDir]);
   await writeFile(join(d.root, 'a.conf'), 'tampered\n');
   await cycle();
   assert.equal(await readFile(join(d.root, 'a.conf'), 'utf8'), 'tampered\n', 'no action without its record');
@@ -51,7 +54,7 @@ test('state unwritable: /readyz 503, a freeze holds in memory (503), unfreeze re
   assert.doesNotMatch(ready.text, new RegExp(stateDir), 'the public route names no path');
   const status = (await d.req('GET', '/v1/status')).json as { state: { writable: boolean; error: string } };
   assert.equal(status.state.writable, false);
-  assert.match(status.state.error, /ENOSPC/);
+  assert.match(status.state.error, /EROFS|ENOSPC/);
   assert.match((await d.req('GET', '/metrics', { auth: false })).text, /^steward_state_writable 0$/m);
 
   const freeze = await d.req('POST', '/v1/freeze', { body: { reason: 'disk full' } });
@@ -66,7 +69,8 @@ test('state unwritable: /readyz 503, a freeze holds in memory (503), unfreeze re
     'an unfreeze that cannot be persisted changes nothing',
   );
 
-  // Space again: the unfreeze persists, the agent is ready and acts.
+  // Writable with space again: the unfreeze persists, the agent is ready and acts.
+  execFileSync('mount', ['-o', 'remount,rw', stateDir]);
   await unlink(join(stateDir, 'filler'));
   assert.equal((await d.req('POST', '/v1/unfreeze')).status, 200);
   await cycle();
