@@ -645,14 +645,19 @@ export class Reconciler {
       durationMs,
       ...signerOf(revision),
     });
+    // A shared backend: a freeze or observe set through another agent stops this batch after the action
+    // in flight (asked after each outcome; not knowing counts as halted).
+    let halted = false;
+    const { store } = deps;
     const outcomes = await this.applyGroups(
       act,
-      () => error !== null || shouldStop(),
+      () => error !== null || halted || shouldStop(),
       async (a, o, ms) => {
-        error ??= await this.tryWrite(() => deps.store.appendAudit([toAudit(a, o, ms)]));
+        error ??= await this.tryWrite(() => store.appendAudit([toAudit(a, o, ms)]));
         const fence = deps.fence;
         if (fence?.covers(a.resource.kind))
           error ??= await this.tryWrite(() => fence.finish(ids.get(a.resource.key)!, o.outcome));
+        if (store.actingHalted && !halted) halted = await store.actingHalted().catch(() => true);
       },
     );
     return { outcomes, error };

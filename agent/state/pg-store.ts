@@ -295,6 +295,13 @@ export class PgStateStore implements StateStore {
     });
   }
 
+  async actingHalted(): Promise<boolean> {
+    const r = await this.pool.query<{ halted: boolean }>(
+      "SELECT (freeze_json IS NOT NULL OR coalesce(mode, '') = 'observe') AS halted FROM fleet_control WHERE id = 1",
+    );
+    return r.rows[0]?.halted !== false;
+  }
+
   async refresh(state: PersistedState, revision?: string): Promise<PersistedState> {
     const base = this.ready();
     // What only memory holds goes first (a freeze taken while the database was down).

@@ -144,6 +144,13 @@ export interface StateStore {
    * Without it, the reconciler writes ahead with `save` and `appendAudit`.
    */
   writeAhead?(req: WriteAheadRequest): Promise<WriteAheadResult>;
+  /**
+   * Shared backends: whether the fleet is frozen or in observe NOW, asked
+   * between the actions of a batch (another agent's freeze stops this one
+   * after the action in flight, not at its next cycle). The caller counts a
+   * failure as halted.
+   */
+  actingHalted?(): Promise<boolean>;
   /** Releases connections (shared backends). */
   close?(): Promise<void>;
 }
