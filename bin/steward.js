@@ -8,6 +8,12 @@ import { fileURLToPath } from 'node:url';
 
 // Node 22.1+: cache compiled code between runs (start-up matters for plan/validate). A no-op elsewhere.
 module.enableCompileCache?.();
+// The reader went away (`steward plan | head`): there is no one left to tell; stop quietly, as Unix tools do.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (e) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
 const cli = new URL('../dist/agent/cli.js', import.meta.url);
 if (!existsSync(cli)) {
   const home = dirname(dirname(fileURLToPath(import.meta.url)));

@@ -295,3 +295,16 @@ test("README's Command line section names every command and flag the help lists,
   assert.match(section, /^npx steward /m, 'README shows npx steward');
   assert.match(section, /^npm install -g /m, 'README shows npm install -g');
 });
+
+test('output into a closed pipe (steward plan | head): exit quietly, no EPIPE stack trace', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['bin/steward.js', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  child.stdout.destroy(); // the reader is gone before the first line, as `| head -0` would leave it
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  assert.doesNotMatch(err, /EPIPE|Error/, err);
+  assert.equal(code, 0);
+});
