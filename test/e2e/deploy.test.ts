@@ -9,6 +9,11 @@
  *   the Secret where the Deployment mounts it; probes hit real open routes on
  *   the configured port; state.dir is the persistent volume; one replica,
  *   Recreate, read-only root.
+ * - Fleet: deploy/kubernetes-fleet (two aws-ec2 agents on one PostgreSQL,
+ *   sharded, a PodDisruptionBudget, no PVC, the single-agent hardening field
+ *   for field) and deploy/systemd/fleet.yaml (a host agent: postgres backend,
+ *   rollout waves, fleet mass drift, a loopback HTTP health check) pass the
+ *   real config validator and agree with their manifests and unit.
  * - Container: the Dockerfile is checked statically, then its build is
  *   REPLAYED without a Docker engine — the build context filtered by
  *   .dockerignore, each build-stage COPY and RUN (npm ci, build, prune) in a
@@ -22,7 +27,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, posix, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -274,11 +279,16 @@ interface Volume {
 interface Deployment extends K8sObject {
   spec: {
     replicas: number;
-    strategy: { type: string };
+    strategy: {
+      type: string;
+      rollingUpdate?: { maxSurge?: number | string; maxUnavailable?: number | string };
+    };
     selector: { matchLabels: Record<string, string> };
     template: {
       metadata: Meta;
       spec: {
+        automountServiceAccountToken?: boolean;
+        enableServiceLinks?: boolean;
         terminationGracePeriodSeconds?: number;
         securityContext?: SecurityContext;
         containers: Container[];
@@ -309,8 +319,8 @@ interface Kustomization {
   images?: Array<{ name: string; newName?: string; newTag?: string }>;
 }
 
-async function loadManifests(file: string): Promise<K8sObject[]> {
-  const docs = loadAll(await readFile(at('deploy/kubernetes', file), 'utf8')).filter((d) => d !== null);
+async function loadManifests(file: string, dir = 'deploy/kubernetes'): Promise<K8sObject[]> {
+  const docs = loadAll(await readFile(at(dir, file), 'utf8')).filter((d) => d !== null);
   for (const d of docs) {
     const o = d as Partial<K8sObject>;
     assert.ok(
@@ -321,36 +331,66 @@ async function loadManifests(file: string): Promise<K8sObject[]> {
   return docs as K8sObject[];
 }
 
-test('kubernetes: manifests parse and agree with the config validator, the admin routes and each other', async () => {
-  const kustomization = load(
-    await readFile(at('deploy/kubernetes/kustomization.yaml'), 'utf8'),
-  ) as Kustomization;
-  const files = (await readdir(at('deploy/kubernetes'))).filter((f) => f.endsWith('.yaml')).sort();
+/**
+ * A kustomize directory: its kustomization (every manifest listed and existing,
+ * the placeholder Secret left out), the kinds of the objects it holds, and its
+ * placeholder Secret.
+ */
+async function loadKustomization(
+  dir: string,
+  kinds: string[],
+): Promise<{
+  kustomization: Kustomization;
+  only: <T extends K8sObject>(kind: string) => T;
+  deployment: Deployment;
+  configMap: ConfigMap;
+  service: Service;
+  secret: Secret;
+}> {
+  const kustomization = load(await readFile(at(dir, 'kustomization.yaml'), 'utf8')) as Kustomization;
+  const files = (await readdir(at(dir))).filter((f) => f.endsWith('.yaml')).sort();
+  for (const f of kustomization.resources) assert.ok(existsSync(at(dir, f)), `${dir}: ${f} exists`);
+  assert.ok(
+    !kustomization.resources.includes('secret.example.yaml'),
+    `${dir}: the placeholder Secret is left out`,
+  );
   assert.deepEqual(
     [...kustomization.resources].sort(),
     files.filter((f) => f !== 'kustomization.yaml' && f !== 'secret.example.yaml'),
-    'kustomization lists every manifest except the placeholder Secret',
+    `${dir}: the kustomization lists every manifest except the placeholder Secret`,
   );
   const objects: K8sObject[] = [];
-  for (const f of kustomization.resources) objects.push(...(await loadManifests(f)));
-  assert.deepEqual(objects.map((o) => o.kind).sort(), [
-    'ConfigMap',
-    'Deployment',
-    'PersistentVolumeClaim',
-    'Service',
-  ]);
+  for (const f of kustomization.resources) objects.push(...(await loadManifests(f, dir)));
+  assert.deepEqual(objects.map((o) => o.kind).sort(), [...kinds].sort());
   const only = <T extends K8sObject>(kind: string): T => objects.find((o) => o.kind === kind) as T;
-  const deployment = only<Deployment>('Deployment');
-  const configMap = only<ConfigMap>('ConfigMap');
-  const service = only<Service>('Service');
-  const pvc = only<Pvc>('PersistentVolumeClaim');
-  const [secret, ...moreSecrets] = (await loadManifests('secret.example.yaml')) as Secret[];
+  const [secret, ...moreSecrets] = (await loadManifests('secret.example.yaml', dir)) as Secret[];
   assert.ok(
     secret && moreSecrets.length === 0 && secret.kind === 'Secret',
-    'secret.example.yaml: one Secret',
+    `${dir}/secret.example.yaml: one Secret`,
   );
   for (const [key, value] of Object.entries(secret.stringData))
     assert.equal(value, 'REPLACE-ME', `secret.example.yaml ${key} is a placeholder`);
+  const deployment = only<Deployment>('Deployment');
+  const configMap = only<ConfigMap>('ConfigMap');
+  const service = only<Service>('Service');
+  return { kustomization, only, deployment, configMap, service, secret };
+}
+
+/** A pod's volume by name (it must exist). */
+function volumeOf(pod: { volumes: Volume[] }): (name: string) => Volume {
+  return (name) => {
+    const v = pod.volumes.find((x) => x.name === name);
+    assert.ok(v, `volume ${name} is defined`);
+    return v;
+  };
+}
+
+test('kubernetes: manifests parse and agree with the config validator, the admin routes and each other', async () => {
+  const { kustomization, only, deployment, configMap, service, secret } = await loadKustomization(
+    'deploy/kubernetes',
+    ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'Service'],
+  );
+  const pvc = only<Pvc>('PersistentVolumeClaim');
 
   // The Deployment: one agent, never two on one volume.
   const spec = deployment.spec;
@@ -384,11 +424,7 @@ test('kubernetes: manifests parse and agree with the config validator, the admin
   assert.deepEqual(args.slice(0, 2), ['run', '-c']);
   const configPath = args[2]!;
   const mounts = container.volumeMounts ?? [];
-  const volume = (name: string): Volume => {
-    const v = pod.volumes.find((x) => x.name === name);
-    assert.ok(v, `volume ${name} is defined`);
-    return v;
-  };
+  const volume = volumeOf(pod);
   const configMount = mounts.find((m) => volume(m.name).configMap !== undefined);
   assert.ok(configMount, 'the ConfigMap is mounted');
   assert.equal(volume(configMount.name).configMap?.name, configMap.metadata.name);
@@ -460,6 +496,145 @@ test('kubernetes: manifests parse and agree with the config validator, the admin
   assert.equal(annotations['prometheus.io/scrape'], 'true');
   assert.equal(annotations['prometheus.io/port'], String(port));
   assert.ok(openGetRoutes.has(annotations['prometheus.io/path'] ?? ''), 'the scrape path is an open route');
+});
+
+// ---------------------------------------------------------------------------
+// Fleet: two cloud agents in Kubernetes, many host agents under systemd
+// ---------------------------------------------------------------------------
+
+interface PodDisruptionBudget extends K8sObject {
+  spec: {
+    minAvailable?: number | string;
+    maxUnavailable?: number | string;
+    selector: { matchLabels: Record<string, string> };
+  };
+}
+
+test('kubernetes fleet: two agents on one PostgreSQL, sharded, with the single-agent hardening and a PDB', async () => {
+  const { kustomization, only, deployment, configMap, service, secret } = await loadKustomization(
+    'deploy/kubernetes-fleet',
+    ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service'],
+  );
+  const pdb = only<PodDisruptionBudget>('PodDisruptionBudget');
+
+  // Two agents; the budget keeps one of them through a voluntary disruption.
+  const spec = deployment.spec;
+  assert.equal(spec.replicas, 2);
+  assert.deepEqual(spec.template.metadata.labels, spec.selector.matchLabels);
+  assert.equal(pdb.spec.minAvailable, 1);
+  assert.deepEqual(pdb.spec.selector.matchLabels, spec.selector.matchLabels);
+  assert.deepEqual(service.spec.selector, spec.selector.matchLabels);
+  // An update never drops below one agent: the new pod starts before an old one stops.
+  assert.equal(spec.strategy.type, 'RollingUpdate');
+  assert.equal(spec.strategy.rollingUpdate?.maxUnavailable, 0);
+
+  // The same hardening as the single-agent Deployment, field for field.
+  const [single] = (await loadManifests('deployment.yaml')) as Deployment[];
+  const pod = spec.template.spec;
+  const singlePod = single!.spec.template.spec;
+  for (const key of [
+    'automountServiceAccountToken',
+    'enableServiceLinks',
+    'terminationGracePeriodSeconds',
+  ] as const)
+    assert.equal(pod[key], singlePod[key], `pod ${key} as in deploy/kubernetes`);
+  assert.deepEqual(
+    pod.securityContext,
+    singlePod.securityContext,
+    'pod securityContext as in deploy/kubernetes',
+  );
+  assert.equal(pod.containers.length, 1);
+  const container = pod.containers[0]!;
+  const singleContainer = singlePod.containers[0]!;
+  assert.deepEqual(container.securityContext, singleContainer.securityContext, 'container securityContext');
+  assert.deepEqual(container.resources, singleContainer.resources, 'resources');
+  assert.deepEqual(container.livenessProbe, singleContainer.livenessProbe, 'livenessProbe');
+  assert.deepEqual(container.readinessProbe, singleContainer.readinessProbe, 'readinessProbe');
+  assert.deepEqual(container.ports, singleContainer.ports, 'ports');
+  assert.deepEqual(container.args, singleContainer.args, 'args');
+  const image = kustomization.images?.find((i) => i.name === container.image);
+  assert.ok(image?.newName && image.newTag, 'the image placeholder is set by kustomization images:');
+
+  // The config: the real validator, with the Secret's files stubbed.
+  const configPath = container.args![2]!;
+  const mounts = container.volumeMounts ?? [];
+  const volume = volumeOf(pod);
+  const configMount = mounts.find((m) => volume(m.name).configMap !== undefined);
+  assert.ok(configMount?.subPath, 'the ConfigMap key is mounted with subPath');
+  assert.equal(configMount.mountPath, configPath);
+  assert.equal(volume(configMount.name).configMap?.name, configMap.metadata.name);
+  const configText = configMap.data[configMount.subPath];
+  assert.ok(configText, `the ConfigMap has ${configMount.subPath}`);
+  const parsed = parseWithStubbedSecrets(configText, configPath);
+  const config = parsed.config;
+  assert.equal(config.state.backend, 'postgres');
+  assert.ok(config.state.postgres, 'state.postgres');
+  assert.ok(config.fleet.shards, 'fleet.shards: the two agents split the EC2 resources');
+  assert.ok(config.providers['aws-ec2'], 'the aws-ec2 provider');
+  assert.ok(!config.providers.file, 'no host-local files from a pod');
+  // agent.id is not written: each agent is its host name, i.e. its pod name.
+  assert.doesNotMatch(configText, /^\s*agent:/m, 'agent.id left to the pod name');
+  assert.equal(config.agent.id, hostname());
+
+  // Secrets: exactly the Secret's keys, in its read-only 0400 mount (the PostgreSQL password among them).
+  const secretMount = mounts.find((m) => volume(m.name).secret !== undefined);
+  assert.ok(secretMount, 'the Secret is mounted');
+  const secretVolume = volume(secretMount.name).secret!;
+  assert.equal(secretVolume.secretName, secret.metadata.name);
+  assert.equal(secretVolume.defaultMode, 0o400);
+  assert.equal(secretMount.readOnly, true);
+  const secretFiles = secretFilesOf(parsed, true);
+  assert.ok(
+    parsed.secretsRead.length > 0 && secretFiles.includes(configText.match(/passwordFile:\s*(\S+)/)![1]!),
+  );
+  for (const f of secretFiles) assert.equal(dirname(f), secretMount.mountPath, `${f} is in the Secret mount`);
+  assert.deepEqual(secretFiles.map((f) => basename(f)).sort(), Object.keys(secret.stringData).sort());
+
+  // State: no PVC; state.dir (Git cache, lock) is an emptyDir, the only writable mount besides /tmp.
+  assert.ok(
+    pod.volumes.every((v) => v.persistentVolumeClaim === undefined),
+    'no PersistentVolumeClaim',
+  );
+  const stateMount = mounts.find((m) => m.mountPath === config.state.dir);
+  assert.ok(stateMount, `a volume is mounted at state.dir ${config.state.dir}`);
+  assert.ok(volume(stateMount.name).emptyDir, 'state.dir is an emptyDir');
+  const writable = mounts.filter((m) => m.readOnly !== true).map((m) => m.mountPath);
+  assert.deepEqual(writable.sort(), [config.state.dir, '/tmp'].sort());
+
+  // Admin: as the single agent (probes and Prometheus reach the pod IP).
+  assert.equal(config.admin.listen.host, '0.0.0.0');
+  assert.equal(resolvePortOf(container, service.spec.ports[0]!.targetPort), config.admin.listen.port);
+});
+
+function resolvePortOf(container: Container, p: number | string): number | undefined {
+  return typeof p === 'number' ? p : container.ports?.find((x) => x.name === p)?.containerPort;
+}
+
+test('systemd fleet: the host agent config uses one database, waves, bake, fleet mass drift and a local health check', async () => {
+  const text = await readFile(at('deploy/systemd/fleet.yaml'), 'utf8');
+  const parsed = parseWithStubbedSecrets(text, '/etc/steward/steward.yaml');
+  const config = parsed.config;
+  assert.equal(config.state.backend, 'postgres');
+  assert.ok(config.state.postgres?.password, 'state.postgres.passwordFile is read');
+  assert.equal(config.state.dir, '/var/lib/steward', 'state.dir = StateDirectory=steward');
+  const unit = parseUnit(await readFile(at('deploy/systemd/steward.service'), 'utf8'));
+  assert.deepEqual(unit.get('Service')?.get('ReadWritePaths'), [config.providers.file?.root]);
+  assert.deepEqual(config.fleet.rollout?.waves, [1, '10%', '50%', '100%']);
+  assert.ok((config.fleet.rollout?.bakeMs ?? 0) > 0, 'fleet.rollout.bake');
+  assert.ok(config.fleet.massDrift, 'fleet.massDrift');
+  assert.equal(config.fleet.shards, null, 'host-local files are never sharded');
+  assert.doesNotMatch(text, /^\s*id:/m, 'agent.id left to the host name');
+  assert.equal(config.agent.id, hostname());
+  const http = config.health.filter((h) => h.kind === 'http');
+  assert.ok(http.length > 0, 'an http health check');
+  for (const h of http)
+    assert.ok(
+      ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(h.url).hostname),
+      `${h.url} is the local service`,
+    );
+  for (const f of secretFilesOf(parsed, false))
+    assert.equal(dirname(f), '/etc/steward', `${f} sits beside the config, as in README.md`);
+  assert.equal(config.admin.listen.host, '127.0.0.1', 'admin on loopback');
 });
 
 // ---------------------------------------------------------------------------
