@@ -22,7 +22,6 @@ import { VERSION } from './version.js';
 
 const stdio: Io = { out: (s) => process.stdout.write(`${s}\n`), err: (s) => process.stderr.write(`${s}\n`) };
 
-
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 const FORMATS = ['auto', 'pretty', 'json'] as const;
 
