@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { killAllAgents, startAgentProcess } from '../helpers/agent-process.js';
 import { createTestRepo } from '../helpers/git-repo.js';
-import { liveGroupMembers } from '../helpers/process-group.js';
+import { liveGroupMembers, membersAfterKill } from '../helpers/process-group.js';
 
 interface CheckView {
   name: string;
@@ -180,5 +180,5 @@ test('an HTTP check flipped 200 → 500 → 200: status, metric and one alert pe
   assert.ok((await liveGroupMembers(pgid)).length > 0, 'the slow check is running');
   agent.child.kill('SIGTERM');
   assert.equal(await agent.exited, 0, agent.stderr());
-  assert.deepEqual(await liveGroupMembers(pgid), []);
+  assert.deepEqual(await membersAfterKill(pgid), []);
 });

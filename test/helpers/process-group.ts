@@ -13,3 +13,17 @@ export async function liveGroupMembers(pgid: number): Promise<number[]> {
   }
   return out;
 }
+
+/**
+ * The members of `pgid` still alive once a SIGKILL sent to the group has had its effect: a kill is
+ * delivered asynchronously, so the group is polled (bounded) until it is empty; what is still there after
+ * `timeoutMs` is returned (and fails the caller's assertion).
+ */
+export async function membersAfterKill(pgid: number, timeoutMs = 5_000): Promise<number[]> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const live = await liveGroupMembers(pgid);
+    if (live.length === 0 || Date.now() > end) return live;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCommandCheck } from '../../../agent/health/command.js';
-import { liveGroupMembers } from '../../helpers/process-group.js';
+import { membersAfterKill } from '../../helpers/process-group.js';
 
 let dir = '';
 before(async () => {
@@ -61,14 +61,14 @@ describe('command check', () => {
     assert.deepEqual(r, { ok: false, detail: 'did not exit within 200ms: its process group was killed' });
     const pgid = Number((await readFile(pidFile, 'utf8')).trim());
     assert.ok(pgid > 1);
-    assert.deepEqual(await liveGroupMembers(pgid), []);
+    assert.deepEqual(await membersAfterKill(pgid), []);
   });
 
   it('leaves nothing behind in its group after a normal exit', async () => {
     const pidFile = join(dir, 'leader-2');
     const r = await runCommandCheck(spec(['sh', '-c', `echo $$ > ${pidFile}; sleep 10 & exit 0`]));
     assert.deepEqual(r, { ok: true, detail: 'exit 0' });
-    assert.deepEqual(await liveGroupMembers(Number((await readFile(pidFile, 'utf8')).trim())), []);
+    assert.deepEqual(await membersAfterKill(Number((await readFile(pidFile, 'utf8')).trim())), []);
   });
 
   it('keeps no output and passes none of the agent environment beyond the harmless variables', async () => {
@@ -91,7 +91,7 @@ describe('command check', () => {
       await new Promise((r) => setImmediate(r));
     stop.abort();
     assert.deepEqual(await running, { ok: false, detail: 'not finished: the agent is stopping' });
-    assert.deepEqual(await liveGroupMembers(Number((await readFile(pidFile, 'utf8')).trim())), []);
+    assert.deepEqual(await membersAfterKill(Number((await readFile(pidFile, 'utf8')).trim())), []);
   });
 
   it('leaves nothing running even when a child moves to a session of its own (setsid)', {
