@@ -155,6 +155,20 @@ export function toDecideDrift(d: DetectedDrift, kinds: ReadonlyMap<string, KindD
   };
 }
 
+/** The records as a map, built without an intermediate [key, record] pair per resource (100k at scale). */
+function recordsMap(resources: PersistedState['resources']): Map<string, ResourceRecord> {
+  const m = new Map<string, ResourceRecord>();
+  for (const k in resources) m.set(k, resources[k]!);
+  return m;
+}
+
+/** The map as the persisted object, likewise without a pair per resource. */
+function recordsObject(records: ReadonlyMap<string, ResourceRecord>): PersistedState['resources'] {
+  const o: PersistedState['resources'] = {};
+  for (const [k, r] of records) o[k] = r;
+  return o;
+}
+
 export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -168,7 +182,7 @@ export class Reconciler {
     const started = deps.clock();
     const shared = await this.refreshShared(loaded, revision.sha);
     const mode = shared.state.mode ?? deps.initialMode;
-    const before = new Map<string, ResourceRecord>(Object.entries(shared.state.resources));
+    const before = recordsMap(shared.state.resources);
 
     const detection = await this.detect(revision, before);
     const now = deps.clock();
@@ -249,7 +263,7 @@ export class Reconciler {
         sha: revision.sha,
         acceptedAt: state.revision?.sha === revision.sha ? state.revision.acceptedAt : revision.fetchedAt,
       },
-      resources: Object.fromEntries(records),
+      resources: recordsObject(records),
     };
     stateError ??= await this.tryWrite(() => deps.store.save(next));
 
@@ -538,7 +552,7 @@ export class Reconciler {
       let result: WriteAheadResult = { kind: 'written', granted: 0 };
       const error = await this.tryWrite(async () => {
         result = await store.writeAhead!({
-          resources: Object.fromEntries(ahead),
+          resources: recordsObject(ahead),
           keys: act.map((a) => a.drift.key),
           intents,
           initialMode: this.deps.initialMode,
@@ -552,7 +566,7 @@ export class Reconciler {
       return { error: null, ids, pessimistic, granted: 0, blocked: r };
     }
     const error =
-      (await this.tryWrite(() => store.save({ ...base, bucket, resources: Object.fromEntries(ahead) }))) ??
+      (await this.tryWrite(() => store.save({ ...base, bucket, resources: recordsObject(ahead) }))) ??
       (await this.tryWrite(() => store.appendAudit(intents)));
     return { error, ids, pessimistic, granted: act.length, blocked: null };
   }
