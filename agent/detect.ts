@@ -117,7 +117,9 @@ function sameJson(a: unknown, b: unknown): boolean {
  */
 export function ownedFieldsMatch(desired: Obj, observed: unknown): boolean {
   if (!isObj(observed)) return false;
-  for (const k of Object.keys(desired)) {
+  // for…in, not Object.keys: no array of keys per document per cycle.
+  for (const k in desired) {
+    if (!Object.hasOwn(desired, k)) continue;
     if (!Object.hasOwn(observed, k)) return false;
     const d = desired[k];
     const o = observed[k];
@@ -163,6 +165,7 @@ export async function detect(
       }),
     ),
   );
+  if (parts.length === 1) return { ...parts[0]!, managed: resources.length }; // one provider: no copies
   for (const part of parts) {
     for (const x of part.drift) out.drift.push(x);
     for (const x of part.converged) out.converged.push(x);
