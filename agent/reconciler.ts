@@ -155,6 +155,20 @@ export function toDecideDrift(d: DetectedDrift, kinds: ReadonlyMap<string, KindD
   };
 }
 
+/** The records as a map, built without an intermediate [key, record] pair per resource (100k at scale). */
+function recordsMap(resources: PersistedState['resources']): Map<string, ResourceRecord> {
+  const m = new Map<string, ResourceRecord>();
+  for (const k in resources) m.set(k, resources[k]!);
+  return m;
+}
+
+/** The map as the persisted object, likewise without a pair per resource. */
+function recordsObject(records: ReadonlyMap<string, ResourceRecord>): PersistedState['resources'] {
+  const o: PersistedState['resources'] = {};
+  for (const [k, r] of records) o[k] = r;
+  return o;
+}
+
 export class Reconciler {
   constructor(private readonly deps: ReconcilerDeps) {}
 
@@ -168,7 +182,7 @@ export class Reconciler {
     const started = deps.clock();
     const shared = await this.refreshShared(loaded, revision.sha);
     const mode = shared.state.mode ?? deps.initialMode;
-    const before = new Map<string, ResourceRecord>(Object.entries(shared.state.resources));
+    const before = recordsMap(shared.state.resources);
 
     const detection = await this.detect(revision, before);
     const now = deps.clock();
@@ -249,7 +263,7 @@ export class Reconciler {
         sha: revision.sha,
         acceptedAt: state.revision?.sha === revision.sha ? state.revision.acceptedAt : revision.fetchedAt,
       },
-      resources: Object.fromEntries(records),
+      resources: recordsObject(records),
     };
     stateError ??= await this.tryWrite(() => deps.store.save(next));
 
@@ -303,10 +317,13 @@ export class Reconciler {
     );
   }
 
-  /** Fold the observation into the records BEFORE deciding (policies/fold.ts), and emit its transitions. */
+  /**
+   * Fold the observation into the records BEFORE deciding (policies/fold.ts), and emit its transitions.
+   * `records` is handed over: the cycle's own map, updated in place.
+   */
   private fold(
     detection: Awaited<ReturnType<typeof detect>>,
-    records: ReadonlyMap<string, ResourceRecord>,
+    records: Map<string, ResourceRecord>,
     now: number,
   ): { records: Map<string, ResourceRecord>; convergedAfterSeconds: number[] } {
     const { deps } = this;
@@ -318,6 +335,7 @@ export class Reconciler {
         settleMs: deps.kinds.get(d.resource.kind)?.settleMs ?? 0,
       })),
       records,
+      handOver: true,
       now,
       config: this.convergenceConfig(),
       random: deps.random,
@@ -506,7 +524,8 @@ export class Reconciler {
     const { ids, pessimistic } = noWriteAhead();
     if (act.length === 0) return { ...noWriteAhead(), granted: 0 };
     const convCfg = this.convergenceConfig();
-    const ahead = new Map(records);
+    // The records as written ahead, built as the object the store takes (no second map of every record).
+    const ahead = recordsObject(records);
     for (const a of act) {
       const step = trackConvergence(
         records.get(a.drift.key) ?? emptyRecord(),
@@ -516,7 +535,7 @@ export class Reconciler {
         this.deps.random,
       );
       pessimistic.set(a.drift.key, step);
-      ahead.set(a.drift.key, step.record);
+      ahead[a.drift.key] = step.record;
       ids.set(a.drift.key, given.get(a.drift.key) ?? newActionId());
     }
     const at = new Date(now).toISOString();
@@ -538,7 +557,7 @@ export class Reconciler {
       let result: WriteAheadResult = { kind: 'written', granted: 0 };
       const error = await this.tryWrite(async () => {
         result = await store.writeAhead!({
-          resources: Object.fromEntries(ahead),
+          resources: ahead,
           keys: act.map((a) => a.drift.key),
           intents,
           initialMode: this.deps.initialMode,
@@ -552,7 +571,7 @@ export class Reconciler {
       return { error: null, ids, pessimistic, granted: 0, blocked: r };
     }
     const error =
-      (await this.tryWrite(() => store.save({ ...base, bucket, resources: Object.fromEntries(ahead) }))) ??
+      (await this.tryWrite(() => store.save({ ...base, bucket, resources: ahead }))) ??
       (await this.tryWrite(() => store.appendAudit(intents)));
     return { error, ids, pessimistic, granted: act.length, blocked: null };
   }
@@ -711,6 +730,11 @@ export class Reconciler {
 
   /** Release: resources in the state but no longer in Git are forgotten and left as they are. */
   private release(revision: Revision, records: Map<string, ResourceRecord>): number {
+    // Revision keys are unique (agent/manifest.ts rejects a duplicate): when every record's key is in the
+    // revision, nothing is released and no set of 100k keys is built (the steady state).
+    let kept = 0;
+    for (const r of revision.resources) if (records.has(r.key)) kept++;
+    if (kept === records.size) return 0;
     const inRevision = new Set(revision.resources.map((r) => r.key));
     let released = 0;
     for (const key of records.keys()) {

@@ -6,7 +6,8 @@
  * Protects the meaning of "attempt": only the next fresh observation decides
  * whether an apply stuck; a still-drifted resource within its kind's settle
  * window (eventually consistent APIs) is not counted as one. Pure: records in,
- * records and transitions out; the caller emits the transitions.
+ * records and transitions out (in place only when the caller hands its map
+ * over); the caller emits the transitions.
  */
 import { type ConvergenceConfig, emptyRecord, markDrifted, trackConvergence } from './non-convergence.js';
 import type { ResourceRecord } from './types.js';
@@ -17,6 +18,11 @@ export interface FoldInput {
   /** Drifted resources, with their kind's settle window. */
   drifted: ReadonlyArray<{ key: string; desired: unknown; settleMs: number }>;
   records: ReadonlyMap<string, ResourceRecord>;
+  /**
+   * The caller hands `records` over (a map it built for this fold and reads no more): it is updated in
+   * place and returned, instead of copied — one map of every record less per cycle (100k at scale).
+   */
+  handOver?: boolean;
   now: number;
   config: ConvergenceConfig;
   random: () => number;
@@ -36,7 +42,10 @@ const sameDoc = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.
 
 export function foldObservation(input: FoldInput): FoldOutput {
   const { now, config, random } = input;
-  const records = new Map(input.records);
+  const records =
+    input.handOver && input.records instanceof Map
+      ? (input.records as Map<string, ResourceRecord>)
+      : new Map(input.records);
   const out: FoldOutput = { records, convergedAfterSeconds: [], recovered: [], stuck: [] };
   for (const r of input.converged) {
     const rec = records.get(r.key) ?? emptyRecord();

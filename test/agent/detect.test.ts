@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { detect, ownedFieldsMatch } from '../../agent/detect.js';
+import { diffOwned } from '../../agent/diff.js';
+import type {
+  DesiredResource,
+  KindDefinition,
+  ObserveResult,
+  OwnedDoc,
+  Provider,
+} from '../../providers/types.js';
+
+// In-process fakes for pure logic: detect only asks the kind for its provider and removable paths.
+const kind = { kind: 'T', provider: 'p', removable: () => true } as unknown as KindDefinition;
+const kinds = new Map([['T', kind]]);
+
+const cases: Array<[string, OwnedDoc, unknown]> = [
+  ['equal', { spec: { a: 'x', b: 1 } }, { spec: { a: 'x', b: 1 } }],
+  ['extra observed field (not owned)', { spec: { a: 'x' } }, { spec: { a: 'x', z: 2 } }],
+  ['different leaf', { spec: { a: 'x' } }, { spec: { a: 'y' } }],
+  ['missing leaf', { spec: { a: 'x', b: 1 } }, { spec: { a: 'x' } }],
+  ['equal arrays', { spec: { l: [1, { k: 'v' }] } }, { spec: { l: [1, { k: 'v' }] } }],
+  ['array of other length', { spec: { l: [1, 2] } }, { spec: { l: [1] } }],
+  [
+    'object in an array with an extra key',
+    { spec: { l: [{ k: 'v' }] } },
+    { spec: { l: [{ k: 'v', x: 1 }] } },
+  ],
+  ['array where an object is desired', { spec: { o: { k: 1 } } }, { spec: { o: [1] } }],
+  ['object where a string is desired', { spec: { a: 'x' } }, { spec: { a: { x: 1 } } }],
+  ['null leaf', { spec: { a: null } }, { spec: { a: null } }],
+  ['null vs object', { spec: { o: { k: 1 } } }, { spec: { o: null } }],
+  ['observed not an object', { spec: { a: 'x' } }, 'x'],
+  ['number vs string', { spec: { n: 1 } }, { spec: { n: '1' } }],
+];
+
+for (const [name, desired, observed] of cases)
+  test(`ownedFieldsMatch agrees with the owned-field diff: ${name}`, () => {
+    const empty = diffOwned(kind, desired, observed as OwnedDoc).length === 0;
+    // Never "match" where the diff finds drift (that would hide drift); here it also finds every match.
+    assert.equal(ownedFieldsMatch(desired, observed), empty);
+  });
+
+const resource = (name: string, desired: OwnedDoc): DesiredResource => ({
+  key: `T/${name}`,
+  kind: 'T',
+  name,
+  spec: {},
+  desired,
+  origin: 'x.yaml:1:1',
+});
+
+function provider(observed: Record<string, OwnedDoc>): Provider {
+  return {
+    name: 'p',
+    kinds: [kind],
+    observe: async (rs) =>
+      new Map(
+        rs.map((r): [string, ObserveResult] => [
+          r.key,
+          { status: 'present', id: r.name, doc: observed[r.name]! },
+        ]),
+      ),
+    apply: async () => [],
+  };
+}
+
+test('detect: a leaf applied before and no longer in Git is drift (a removal), though Git’s leaves match', async () => {
+  const desired = { spec: { a: 'x' } };
+  const r = resource('one', desired);
+  const d = await detect(
+    [r],
+    kinds,
+    new Map([['p', provider({ one: { spec: { a: 'x', gone: 1 } } })]]),
+    () => ({
+      spec: { a: 'x', gone: 1 },
+    }),
+  );
+  assert.equal(d.converged.length, 0);
+  assert.deepEqual(d.drift[0]!.patch, [{ op: 'remove', path: '/spec/gone' }]);
+});
+
+test('detect: converged, drifted and unobservable resources, in revision order', async () => {
+  const rs = [
+    resource('a', { spec: { v: 1 } }),
+    resource('b', { spec: { v: 2 } }),
+    resource('c', { spec: { v: 3 } }),
+  ];
+  const p: Provider = {
+    ...provider({ a: { spec: { v: 1 } }, b: { spec: { v: 9 } } }),
+    observe: async (all) =>
+      new Map(
+        all
+          .filter((r) => r.name !== 'c')
+          .map((r): [string, ObserveResult] => [
+            r.key,
+            { status: 'present', id: r.name, doc: { spec: { v: r.name === 'a' ? 1 : 9 } } },
+          ]),
+      ),
+  };
+  const d = await detect(rs, kinds, new Map([['p', p]]), () => undefined);
+  assert.equal(d.managed, 3);
+  assert.deepEqual(
+    d.converged.map((r) => r.name),
+    ['a'],
+  );
+  assert.deepEqual(
+    d.drift.map((x) => [x.resource.name, x.patch]),
+    [['b', [{ op: 'replace', path: '/spec/v', value: 2 }]]],
+  );
+  assert.deepEqual(
+    d.errors.map((e) => [e.resource.name, e.code]),
+    [['c', 'OBSERVE_FAILED']],
+  );
+});
