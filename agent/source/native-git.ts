@@ -40,9 +40,11 @@
  *   -c credential.helper= -c protocol.allow=never -c protocol.http.allow=always
  *   -c http.followRedirects=false -c gc.auto=0 -c maintenance.auto=false`
  *   (nothing is left running in the background) and http.lowSpeedLimit/Time.
- * - What we read is bounded: the ref list by the advertisement limit, each blob by the 1 MiB manifest limit (known from `ls-tree -l`
- *   before it is read; a larger one is a problem, never read), stderr to its
- *   last 64 KiB. A process past its limit is killed.
+ * - What we read is bounded: the ref list by the advertisement limit, each
+ *   blob by the 1 MiB manifest limit (known from `ls-tree -l` before it is
+ *   read, or from cat-file's header after a diff-tree: a larger one is a
+ *   problem, streamed past and never kept), stderr to its last 64 KiB. A
+ *   process past its limit is killed.
  * - Messages never show the relay's URL or token, only source.url as
  *   displayUrl shows it; secrets are redacted.
  *
