@@ -87,7 +87,7 @@ function pktLine(s: string): Buffer {
 }
 
 /** Splits pkt-lines: a payload string, or null for a flush packet. Returns null if malformed. */
-function parsePktLines(buf: Buffer): Array<string | null> | null {
+export function parsePktLines(buf: Buffer): Array<string | null> | null {
   const out: Array<string | null> = [];
   let off = 0;
   while (off + 4 <= buf.length) {

@@ -2,12 +2,13 @@
  * Reading desired state with the native `git` binary (child_process.spawn,
  * never a shell), without a work tree.
  *
- * Remote (smart HTTP/S): `git ls-remote` for the ref (one GET of info/refs, no
- * pack); `git fetch --depth 1 --no-tags` of that one ref into a bare cache
+ * Remote (smart HTTP/S): the ref from one GET of info/refs with the engine's own
+ * HTTP client (no git process, no pack); `git fetch --depth 1 --no-tags` of that one ref into a bare cache
  * repository in the state dir, only when the commit is missing (thin packs:
  * a one-file push downloads about one blob). Local repository: read in place
  * (`--git-dir`). Either way a revision is read with ONE `git ls-tree -r -z -l`
- * and ONE `git cat-file --batch` process, blob by blob.
+ * (or, after a revision was read, ONE `git diff-tree -r` against it: only what
+ * changed is listed) and ONE `git cat-file --batch` process, blob by blob.
  *
  * Fail closed (SPEC §9), the same rules and errors as the isomorphic engine:
  *
@@ -39,10 +40,11 @@
  *   -c credential.helper= -c protocol.allow=never -c protocol.http.allow=always
  *   -c http.followRedirects=false -c gc.auto=0 -c maintenance.auto=false`
  *   (nothing is left running in the background) and http.lowSpeedLimit/Time.
- * - What we read from git is bounded: ls-remote's output by the advertisement
- *   limit, each blob by the 1 MiB manifest limit (known from `ls-tree -l`
- *   before it is read; a larger one is a problem, never read), stderr to its
- *   last 64 KiB. A process past its limit is killed.
+ * - What we read is bounded: the ref list by the advertisement limit, each
+ *   blob by the 1 MiB manifest limit (known from `ls-tree -l` before it is
+ *   read, or from cat-file's header after a diff-tree: a larger one is a
+ *   problem, streamed past and never kept), stderr to its last 64 KiB. A
+ *   process past its limit is killed.
  * - Messages never show the relay's URL or token, only source.url as
  *   displayUrl shows it; secrets are redacted.
  *
@@ -76,7 +78,13 @@ import {
   tooLargeMessage,
 } from './git.js';
 import { refCandidates } from './refs.js';
-import { DEFAULT_HTTP_LIMITS, displayUrl, gitHttpClient, type HttpCounters } from './http-client.js';
+import {
+  DEFAULT_HTTP_LIMITS,
+  displayUrl,
+  gitHttpClient,
+  type HttpCounters,
+  parsePktLines,
+} from './http-client.js';
 
 export const NATIVE_GIT_MIN = { major: 2, minor: 31 } as const;
 
@@ -91,6 +99,8 @@ const ACCEPTED_REF = 'refs/steward-keep/accepted';
 const cacheRef = (fullRef: string): string => `refs/steward/${fullRef.replace(/^refs\//, '')}`;
 
 const MAX_STDERR_BYTES = 64 * 1024;
+/** Tree entry modes `ls-tree` calls blobs: files, executables and symbolic links (not 160000, a submodule). */
+const BLOB_MODES = new Set(['100644', '100755', '120000']);
 /** A SHA-1 or SHA-256 object id: what a ref may resolve to before it is used in an argument. */
 const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 const TOKEN_HEADER = 'x-steward-relay';
@@ -351,20 +361,30 @@ function once(emitter: http.ServerResponse, event: string): Promise<void> {
 class BatchReader {
   private buf: Buffer = Buffer.alloc(0);
   private header: { size: number } | null = null;
+  /** Bytes of a too-large blob (and its newline) still to stream past. */
+  private skip = 0;
   private next = 0;
 
   constructor(
     private readonly expected: ReadonlyArray<{ path: string; oid: string; size: number }>,
     private readonly onBlob: (path: string, blob: Buffer, oid: string) => void,
+    /** A blob larger than MAX_MANIFEST_BYTES: skipped, never kept; without this, an error. */
+    private readonly onTooLarge?: (path: string, size: number) => void,
   ) {}
 
   get done(): boolean {
-    return this.next === this.expected.length;
+    return this.next === this.expected.length && this.skip === 0 && this.header === null;
   }
 
   push(chunk: Buffer): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     for (;;) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, this.buf.length);
+        this.skip -= n;
+        this.buf = this.buf.subarray(n);
+        if (this.skip > 0) return;
+      }
       if (!this.header) {
         const nl = this.buf.indexOf(10);
         if (nl < 0) {
@@ -377,7 +397,14 @@ class BatchReader {
         const want = this.expected[this.next];
         if (!m || !want || m[1] !== want.oid) throw new Error(`git cat-file answered "${line.slice(0, 80)}"`);
         const size = Number(m[2]);
-        if (size > MAX_MANIFEST_BYTES) throw new Error(`git cat-file announced a ${size}-byte blob`);
+        if (size > MAX_MANIFEST_BYTES) {
+          if (!this.onTooLarge || want.size >= 0)
+            throw new Error(`git cat-file announced a ${size}-byte blob`);
+          this.onTooLarge(want.path, size);
+          this.next++;
+          this.skip = size + 1;
+          continue;
+        }
         this.header = { size };
       }
       if (this.buf.length < this.header.size + 1) return;
@@ -390,19 +417,47 @@ class BatchReader {
   }
 }
 
+/**
+ * The refs of a smart HTTP (v0/v1) upload-pack advertisement: name → id ("<name>^{}" for a peeled tag), or
+ * null when the body is not one. Exported for tests.
+ */
+export function parseAdvertisement(buf: Buffer): Map<string, string> | null {
+  const lines = parsePktLines(buf);
+  if (!lines) return null;
+  if (lines[0] !== '# service=git-upload-pack\n' || lines[1] !== null) return null;
+  const refs = new Map<string, string>();
+  for (const line of lines.slice(2)) {
+    if (line === null) break;
+    if (line.startsWith('version ')) continue; // "version 1"
+    const [head] = line.split('\0');
+    const m = /^([0-9a-f]{40}(?:[0-9a-f]{24})?) (\S+)$/.exec(head!.replace(/\n$/, ''));
+    if (!m) return null;
+    if (m[2] !== 'capabilities^{}') refs.set(m[2]!, m[1]!);
+  }
+  return refs;
+}
+
 export class NativeGitEngine implements GitEngine {
   readonly counters: HttpCounters = { requests: 0, packRequests: 0, bytesIn: 0 };
+  /** Git processes spawned, and tree entries git listed to us (ls-tree or diff-tree lines): counted in tests. */
+  readonly stats = { processes: 0, listed: 0 };
+  /** The last revision read: its manifest blobs (path → id, size; -1 unknown), so the next one lists only what changed. */
+  private listing: { sha: string; dir: string; blobs: Map<string, { oid: string; size: number }> } | null =
+    null;
   private readonly client: HttpClient | null;
   private readonly lowSpeedTime: string;
-  private readonly maxAdvertisementBytes: number;
   private gitdir: string | null = null;
   private fetches = 0;
+  /**
+   * The advertisement resolve() just read, handed to the next fetch's relay in place of a second GET of
+   * info/refs (one round trip less per push; git then fetches exactly the commit resolve named). Used once.
+   */
+  private advert: (GitHttpResponse & { body: undefined; bytes: Buffer }) | null = null;
   /** The revision in force (DesiredStateSource.retain): kept through pruning. */
   private accepted: string | null = null;
 
   constructor(private readonly opts: GitSourceOptions) {
     const limits = { ...DEFAULT_HTTP_LIMITS, ...opts.http };
-    this.maxAdvertisementBytes = limits.maxAdvertisementBytes;
     // The relay's client times the source out precisely; git's own low-speed
     // limit (whole seconds) is a backstop behind it.
     this.lowSpeedTime = String(
@@ -412,6 +467,11 @@ export class NativeGitEngine implements GitEngine {
       opts.kind === 'http'
         ? gitHttpClient({ url: opts.url, auth: opts.auth, counters: this.counters, limits: opts.http ?? {} })
         : null;
+  }
+
+  private git(args: string[], opts: RunOptions): Promise<RunResult> {
+    this.stats.processes++;
+    return runGit(args, opts);
   }
 
   private get shownUrl(): string {
@@ -437,9 +497,22 @@ export class NativeGitEngine implements GitEngine {
     return sourceUnreachable(what, this.shownUrl, reason, undefined, secret);
   }
 
-  private remote<T>(fn: (url: string, env: Record<string, string>, log: RelayLog) => Promise<T>): Promise<T> {
-    if (!this.client) throw new StewardError('SOURCE_UNREACHABLE', 'a local source has no HTTP client');
-    return withRelay(this.client, this.opts.url, (url, env, log) =>
+  private remote<T>(
+    fn: (url: string, env: Record<string, string>, log: RelayLog) => Promise<T>,
+    advert: NativeGitEngine['advert'] = null,
+  ): Promise<T> {
+    const client = this.client;
+    if (!client) throw new StewardError('SOURCE_UNREACHABLE', 'a local source has no HTTP client');
+    const relayed: HttpClient = advert
+      ? {
+          request: async (req) => {
+            if ((req.method ?? 'GET') !== 'GET' || !/\/info\/refs\?service=git-upload-pack$/.test(req.url))
+              return client.request(req);
+            return { ...advert, body: single(advert.bytes) };
+          },
+        }
+      : client;
+    return withRelay(relayed, this.opts.url, (url, env, log) =>
       fn(url, { ...env, GIT_HTTP_LOW_SPEED_LIMIT: '1', GIT_HTTP_LOW_SPEED_TIME: this.lowSpeedTime }, log),
     );
   }
@@ -467,7 +540,7 @@ export class NativeGitEngine implements GitEngine {
 
   /** A git command on a local directory (no network), its output bounded. */
   private local(args: string[], maxStdout = 64 * 1024): Promise<RunResult> {
-    return runGit(args, {
+    return this.git(args, {
       maxStdout,
       tooLarge: () =>
         new StewardError('SOURCE_TOO_LARGE', `git ${args[0]} printed more than ${maxStdout} bytes`),
@@ -497,30 +570,51 @@ export class NativeGitEngine implements GitEngine {
       }
       throw refNotFound(this.opts.ref, `in ${this.opts.url}`);
     }
-    const refs = await this.remote(async (url, env, log) => {
-      const r = await runGit(['ls-remote', '--', url, ...candidates.flatMap((c) => [c, `${c}^{}`])], {
-        env,
-        maxStdout: this.maxAdvertisementBytes,
-        tooLarge: () =>
-          new StewardError(
-            'SOURCE_TOO_LARGE',
-            `the ref list from ${this.shownUrl} is larger than ${this.maxAdvertisementBytes} bytes; steward stopped reading it`,
-            { limit: this.maxAdvertisementBytes },
-          ),
-      });
-      if (r.code !== 0 || log.error) throw this.failed('asking for refs of', r, log);
-      const map = new Map<string, string>();
-      for (const line of r.stdout.toString('utf8').split('\n')) {
-        const tab = line.indexOf('\t');
-        if (tab > 0) map.set(line.slice(tab + 1), line.slice(0, tab));
-      }
-      return map;
-    });
+    await this.cacheGitdir(); // once: the cache is needed to fetch, and without git a poll says so at once
+    const refs = await this.advertisedRefs();
     for (const ref of candidates) {
       const sha = refs.get(`${ref}^{}`) ?? refs.get(ref);
       if (sha && OBJECT_ID.test(sha)) return { sha, fullRef: ref };
     }
     throw refNotFound(this.opts.ref, `at ${this.shownUrl}`);
+  }
+
+  /**
+   * The source's refs from one GET of info/refs through the engine's HTTP client (as the isomorphic engine
+   * reads them): no git process and no relay per poll. Bounded by the client's advertisement limit.
+   */
+  private async advertisedRefs(): Promise<Map<string, string>> {
+    if (!this.client) throw new StewardError('SOURCE_UNREACHABLE', 'a local source has no HTTP client');
+    const log: RelayLog = {};
+    let body: Buffer;
+    try {
+      const res = await this.client.request({
+        url: `${this.opts.url.replace(/\/+$/, '')}/info/refs?service=git-upload-pack`,
+        method: 'GET',
+        headers: { 'user-agent': 'steward', accept: 'application/x-git-upload-pack-advertisement' },
+      });
+      const chunks: Uint8Array[] = [];
+      if (res.body) for await (const c of res.body) chunks.push(c);
+      body = Buffer.concat(chunks);
+      this.advert = res.statusCode === 200 ? { ...res, body: undefined, bytes: body } : null;
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        log.status = res.statusCode;
+        log.statusMessage = res.statusMessage;
+      }
+    } catch (e) {
+      log.error = e;
+    }
+    if (log.error || log.status) throw this.failed('asking for refs of', null, log);
+    const refs = parseAdvertisement(body!);
+    if (!refs)
+      throw this.failed(
+        'asking for refs of',
+        {
+          stderr: 'the server did not answer as a smart HTTP Git server (info/refs?service=git-upload-pack)',
+        },
+        null,
+      );
+    return refs;
   }
 
   async ensure(sha: string, fullRef: string): Promise<void> {
@@ -529,7 +623,9 @@ export class NativeGitEngine implements GitEngine {
     // A new push (the common case) names a commit the cache's ref does not: fetch at once, without first
     // asking git whether the commit is there (a process each way; the ref file is read directly).
     if (this.cachedRef(gitdir, fullRef) === sha && (await this.hasCommit(gitdir, sha))) return;
-    await this.fetchRef(gitdir, fullRef, ['--depth', '1'], 'fetching');
+    const advert = this.advert;
+    this.advert = null;
+    await this.fetchRef(gitdir, fullRef, ['--depth', '1'], 'fetching', advert);
     if (++this.fetches % PRUNE_EVERY_FETCHES === 0) await this.prune(gitdir);
     // The fetch just wrote the ref after the objects: the ref naming `sha` says the commit is here.
     if (this.cachedRef(gitdir, fullRef) !== sha && !(await this.hasCommit(gitdir, sha)))
@@ -598,10 +694,16 @@ export class NativeGitEngine implements GitEngine {
   }
 
   /** One `git fetch` of `fullRef` into the cache through the relay (`depth`: --depth 1 or --deepen=N). */
-  private async fetchRef(gitdir: string, fullRef: string, depth: string[], what: string): Promise<void> {
+  private async fetchRef(
+    gitdir: string,
+    fullRef: string,
+    depth: string[],
+    what: string,
+    advert: NativeGitEngine['advert'] = null,
+  ): Promise<void> {
     const local = cacheRef(fullRef);
     await this.remote(async (url, env, log) => {
-      const r = await runGit(
+      const r = await this.git(
         [
           '--git-dir',
           gitdir,
@@ -622,17 +724,60 @@ export class NativeGitEngine implements GitEngine {
         },
       );
       if (r.code !== 0 || log.error) throw this.failed(what, r, log);
-    });
+    }, advert);
   }
 
   async readManifests(sha: string, known?: KnownBlob): Promise<ReadResult> {
     const gitdir = await this.gitdirFor();
     const dir = this.opts.path === '.' ? '' : this.opts.path.replace(/\/+$/, '');
-    const tree = dir ? `${sha}:${dir}` : `${sha}^{tree}`;
     const out: ReadResult = { files: [], problems: [] };
+    const prev = this.listing;
+    // With a cache to skip from, list only what changed since the revision read before (proportional to
+    // the push); without one, or when git cannot diff (the old revision was pruned), list the whole tree.
+    const listed =
+      (known && prev && prev.dir === dir && prev.sha !== sha
+        ? await this.changedSince(gitdir, prev, sha, dir)
+        : null) ?? (await this.listTree(gitdir, sha, dir));
+    if ('missing' in listed) return listed.missing;
     const blobs: Array<{ path: string; oid: string; size: number }> = [];
+    for (const [path, b] of listed.blobs) {
+      if (b.size > MAX_MANIFEST_BYTES) out.problems.push({ file: path, message: tooLargeMessage(b.size) });
+      else blobs.push({ path, oid: b.oid, size: b.size });
+    }
+    const toRead = skipKnown(blobs, out, known);
+    if (toRead.length > 0) {
+      // A blob whose size the listing did not give (diff-tree) and that is too large is skipped unread
+      // (streamed past, never kept) and is a problem, as when ls-tree -l gave its size.
+      const reader = new BatchReader(
+        toRead,
+        (path, blob, oid) => addManifest(out, path, blob, oid),
+        (path, size) => {
+          out.problems.push({ file: path, message: tooLargeMessage(size) });
+          const b = listed.blobs.get(path);
+          if (b) b.size = size;
+        },
+      );
+      const cat = await this.git(['--git-dir', gitdir, 'cat-file', '--batch', '--buffer'], {
+        maxStdout: 0,
+        tooLarge: () => new StewardError('SOURCE_TOO_LARGE', 'git cat-file printed too much'),
+        input: toRead.map((b) => `${b.oid}\n`).join(''),
+        onStdout: (c) => reader.push(c),
+      });
+      if (cat.code !== 0 || !reader.done) throw this.failed('reading', cat, null);
+    }
+    this.listing = { sha, dir, blobs: listed.blobs };
+    return out;
+  }
+
+  /** Every manifest blob under `dir` at `sha` (one `ls-tree -r -l`), in git's order. */
+  private async listTree(
+    gitdir: string,
+    sha: string,
+    dir: string,
+  ): Promise<{ blobs: Map<string, { oid: string; size: number }> } | { missing: ReadResult }> {
+    const tree = dir ? `${sha}:${dir}` : `${sha}^{tree}`;
     // One listing of the whole subtree with sizes; its output is only names and ids.
-    const ls = await runGit(['--git-dir', gitdir, 'ls-tree', '-r', '-z', '-l', '--end-of-options', tree], {
+    const ls = await this.git(['--git-dir', gitdir, 'ls-tree', '-r', '-z', '-l', '--end-of-options', tree], {
       maxStdout: 512 * 1024 * 1024,
       tooLarge: () =>
         new StewardError(
@@ -641,30 +786,82 @@ export class NativeGitEngine implements GitEngine {
         ),
     });
     if (ls.code !== 0) {
-      if (await this.hasCommit(gitdir, sha)) return missingPath(dir, sha);
+      if (await this.hasCommit(gitdir, sha)) return { missing: missingPath(dir, sha) };
       throw this.failed('reading', ls, null);
     }
+    const blobs = new Map<string, { oid: string; size: number }>();
     for (const entry of ls.stdout.toString('utf8').split('\0')) {
       // "<mode> SP <type> SP <oid> SP+ <size> TAB <path>"
       const tab = entry.indexOf('\t');
       if (tab < 0) continue;
+      this.stats.listed++;
       const [, type, oid, size] = entry.slice(0, tab).split(/ +/);
       const p = dir ? `${dir}/${entry.slice(tab + 1)}` : entry.slice(tab + 1);
       if (type !== 'blob' || !oid || !isManifestPath(p, '')) continue;
-      const bytes = Number(size);
-      if (bytes > MAX_MANIFEST_BYTES) out.problems.push({ file: p, message: tooLargeMessage(bytes) });
-      else blobs.push({ path: p, oid, size: bytes });
+      blobs.set(p, { oid, size: Number(size) });
     }
-    const toRead = skipKnown(blobs, out, known);
-    if (toRead.length === 0) return out;
-    const reader = new BatchReader(toRead, (path, blob, oid) => addManifest(out, path, blob, oid));
-    const cat = await runGit(['--git-dir', gitdir, 'cat-file', '--batch', '--buffer'], {
-      maxStdout: 0,
-      tooLarge: () => new StewardError('SOURCE_TOO_LARGE', 'git cat-file printed too much'),
-      input: toRead.map((b) => `${b.oid}\n`).join(''),
-      onStdout: (c) => reader.push(c),
-    });
-    if (cat.code !== 0 || !reader.done) throw this.failed('reading', cat, null);
-    return out;
+    return { blobs };
+  }
+
+  /**
+   * `prev`'s listing updated by ONE `git diff-tree -r` from `prev.sha` to `sha` under `dir`, or null when git
+   * cannot say (the old commit pruned, the folder gone, output not understood): then the caller lists it all.
+   */
+  private async changedSince(
+    gitdir: string,
+    prev: { sha: string; blobs: Map<string, { oid: string; size: number }> },
+    sha: string,
+    dir: string,
+  ): Promise<{ blobs: Map<string, { oid: string; size: number }> } | null> {
+    const tree = (c: string) => (dir ? `${c}:${dir}` : `${c}^{tree}`);
+    const r = await this.git(
+      [
+        '--git-dir',
+        gitdir,
+        'diff-tree',
+        '-r',
+        '-z',
+        '--raw',
+        '--no-renames',
+        '--end-of-options',
+        tree(prev.sha),
+        tree(sha),
+      ],
+      {
+        maxStdout: 512 * 1024 * 1024,
+        tooLarge: () =>
+          new StewardError(
+            'SOURCE_TOO_LARGE',
+            `the change under source.path at ${sha.slice(0, 12)} is too large to list`,
+          ),
+      },
+    );
+    if (r.code !== 0) return null;
+    // ":<old mode> <new mode> <old id> <new id> <status>" NUL "<path>" NUL, per changed blob (or submodule).
+    const fields = r.stdout.toString('utf8').split('\0');
+    if (fields.at(-1) === '') fields.pop();
+    if (fields.length % 2 !== 0) return null;
+    const blobs = new Map(prev.blobs);
+    let added = false;
+    for (let i = 0; i < fields.length; i += 2) {
+      const m = /^:(\d{6}) (\d{6}) [0-9a-f]+ ([0-9a-f]+) ([ADMT])$/.exec(fields[i]!);
+      if (!m) return null;
+      this.stats.listed++;
+      const p = dir ? `${dir}/${fields[i + 1]}` : fields[i + 1]!;
+      const isBlob = BLOB_MODES.has(m[2]!);
+      if (m[4] === 'D' || !isBlob || !isManifestPath(p, '')) {
+        blobs.delete(p);
+        continue;
+      }
+      if (!OBJECT_ID.test(m[3]!)) return null;
+      if (!blobs.has(p)) added = true;
+      blobs.set(p, { oid: m[3]!, size: -1 });
+    }
+    // git lists a tree recursively in byte order of the full path: keep that order for additions.
+    return {
+      blobs: added
+        ? new Map([...blobs].sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b))))
+        : blobs,
+    };
   }
 }

@@ -67,8 +67,10 @@ for (const engine of ENGINES)
       assert.deepEqual(seen, [
         'GET /desired/info/refs 301 true',
         'GET /desired.git/info/refs 200 true',
-        'GET /desired/info/refs 301 true',
-        'GET /desired.git/info/refs 200 true',
+        // The native engine's fetch is given the advertisement its resolve just read (issue 12).
+        ...(engine === 'git'
+          ? []
+          : ['GET /desired/info/refs 301 true', 'GET /desired.git/info/refs 200 true']),
         // Native git's stateless shallow fetch asks for the shallow list first, then the pack.
         ...(engine === 'git' ? ['POST /desired.git/git-upload-pack 200 true'] : []),
         'POST /desired.git/git-upload-pack 200 true',

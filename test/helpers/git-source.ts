@@ -11,7 +11,7 @@ import { createGitEngine, type EngineKind } from '../../agent/source/engine.js';
 import type { GitSourceOptions } from '../../agent/source/git.js';
 import { DesiredStateSource } from '../../agent/source/source.js';
 import { KINDS } from '../../providers/registry.js';
-import { createTestRepo } from './git-repo.js';
+import { createTestRepo, type TestRepo } from './git-repo.js';
 import { type GitServer, startGitServer } from './git-server.js';
 
 /** The engines the source suites run against: each test runs once per engine. */
@@ -33,6 +33,8 @@ export interface ServedRepo {
   server: GitServer;
   /** The sha of the one commit on main. */
   first: string;
+  /** Where commits are authored and pushed from. */
+  repo: TestRepo;
   /** A fresh source (own object cache) on `url`, default the served repo. */
   source(url?: string, http?: GitSourceOptions['http'], ref?: string): Promise<DesiredStateSource>;
 }
@@ -66,5 +68,5 @@ export async function serveRepo(t: TestContext, engine: EngineKind = 'isomorphic
     if (http) opts.http = http;
     return new DesiredStateSource(createGitEngine(opts, engine), KINDS, () => 0);
   };
-  return { dir, projectRoot, server, first, source };
+  return { dir, projectRoot, server, first, repo, source };
 }
