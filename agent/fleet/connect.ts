@@ -44,7 +44,7 @@ export async function connectFleet(
   // A cycle that changed something checks health first: results taken before the change describe the
   // service as it was, and would halt (or pass) the new revision's wave on the old revision's health.
   agent.onCycle((r) => {
-    if (r.applied > 0 && health) void health.check().then(beat, beat);
+    if (r.applied > 0 && health) void health.check({ fresh: true }).then(beat, beat);
     else beat();
   });
   const lastOk = new Map<string, boolean>();

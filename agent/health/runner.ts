@@ -105,8 +105,13 @@ export class HealthRunner implements HealthSource {
     };
   }
 
-  async check(): Promise<HealthReport> {
-    await Promise.all(this.opts.checks.map((spec) => this.run(spec)));
+  async check(opts: { fresh?: boolean } = {}): Promise<HealthReport> {
+    await Promise.all(
+      this.opts.checks.map(async (spec) => {
+        if (opts.fresh) await this.inFlight.get(spec.name)?.catch(() => undefined);
+        await this.run(spec);
+      }),
+    );
     return this.latest();
   }
 

@@ -31,7 +31,11 @@ export interface HealthReport {
 export interface HealthSource {
   latest(): HealthReport;
   /** Runs every check now and returns the fresh report (e.g. before a wave gate decision). */
-  check(): Promise<HealthReport>;
+  /**
+   * `fresh`: only results of runs that START now count — a run already in flight (it may have started
+   * before a change the caller just made) is waited for and run again, not joined.
+   */
+  check(opts?: { fresh?: boolean }): Promise<HealthReport>;
 }
 
 /** One configured check as the runner takes it (from `health:` in the agent config): milliseconds, absolute paths. */

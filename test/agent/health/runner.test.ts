@@ -150,4 +150,22 @@ describe('health runner', () => {
     r.start(); // nothing after a stop
     assert.equal(heldRequests, 2);
   });
+
+  it('check({fresh: true}) does not join a run already in flight: it waits for it and runs again', async () => {
+    heldRequests = 0;
+    const { r } = runner([http('fresh', '/held')]);
+    const waitHeld = async (n: number) => {
+      while (heldRequests < n) await new Promise<void>((res) => heldWaiters.push(res));
+    };
+    const stale = r.check(); // run A: started before the caller's change
+    await waitHeld(1);
+    const fresh = r.check({ fresh: true });
+    held.pop()?.writeHead(500).end(); // A answers for the old state
+    assert.equal((await stale).ok, false);
+    const first = await Promise.race([fresh.then(() => 'joined A'), waitHeld(2).then(() => 'ran B')]);
+    assert.equal(first, 'ran B', 'a fresh check starts its own run');
+    held.pop()?.writeHead(200).end();
+    assert.equal((await fresh).ok, true);
+    await r.stop();
+  });
 });
