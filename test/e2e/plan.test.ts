@@ -159,6 +159,16 @@ for (const engine of ENGINES)
   });
 
 /** A branch `feature` (pushed) adding a File banner. */
+/** A local repository with motd applied on main and a `feature` branch made by featureBranch; its tip. */
+async function onFeatureBranch(t: Parameters<typeof setup>[0]) {
+  const { repo, h } = await setup(t);
+  await repo.write('fleet/motd.yaml', file('motd', 'etc/motd', 'hello\n'));
+  await repo.commit('motd');
+  await h.cycle();
+  await featureBranch(repo);
+  return { repo, h, tip: await git(repo.workDir, ['rev-parse', 'feature']) };
+}
+
 async function featureBranch(repo: TestRepo): Promise<void> {
   await git(repo.workDir, ['checkout', '--quiet', '-b', 'feature']);
   await repo.write('fleet/banner.yaml', file('banner', 'etc/banner', 'welcome\n'));
@@ -168,12 +178,7 @@ async function featureBranch(repo: TestRepo): Promise<void> {
 }
 
 test('--ref on a local source: a branch and a commit id; the state dir stays byte-identical', async (t) => {
-  const { repo, h } = await setup(t);
-  await repo.write('fleet/motd.yaml', file('motd', 'etc/motd', 'hello\n'));
-  await repo.commit('motd');
-  await h.cycle();
-  await featureBranch(repo);
-  const tip = await git(repo.workDir, ['rev-parse', 'feature']);
+  const { h, tip } = await onFeatureBranch(t);
   const before = await snapshot(h.stateDir);
   for (const ref of ['feature', tip]) {
     const r = await plan(h.configPath, ['--ref', ref]);
@@ -273,12 +278,7 @@ test('a state file that cannot be read: planned from a fresh state, and it says 
 });
 
 test('golden: the whole text of --ref and --dir plans (paths and the commit id normalised)', async (t) => {
-  const { repo, h } = await setup(t);
-  await repo.write('fleet/motd.yaml', file('motd', 'etc/motd', 'hello\n'));
-  await repo.commit('motd');
-  await h.cycle();
-  await featureBranch(repo);
-  const tip = await git(repo.workDir, ['rev-parse', 'feature']);
+  const { repo, h, tip } = await onFeatureBranch(t);
   const norm = (s: string) =>
     s
       .replaceAll(repo.workDir, '<repo>')

@@ -5,26 +5,20 @@
  * the other actions of a shared batch still go through.
  */
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, test } from 'node:test';
+import { beforeEach, test } from 'node:test';
 import { diffOwned } from '../../../agent/diff.js';
 import { parseRevision } from '../../../agent/manifest.js';
 import { StewardError } from '../../../core/errors.js';
 import { Ec2Provider } from '../../../providers/aws-ec2/index.js';
 import { KINDS } from '../../../providers/registry.js';
 import type { ApplyAction, ApplyOutcome } from '../../../providers/types.js';
-import { type Ec2World, ec2World, type Moto, startMoto } from '../../helpers/moto.js';
+import { type Ec2World, ec2World, motoForThisFile } from '../../helpers/moto.js';
 
-let moto: Moto;
+const moto = motoForThisFile();
 let world: Ec2World;
-before(async () => {
-  moto = await startMoto();
-});
-after(async () => {
-  await moto?.stop();
-});
 beforeEach(async () => {
-  await moto.reset();
-  world = await ec2World(moto);
+  await moto().reset();
+  world = await ec2World(moto());
 });
 
 /** Instances tagged Env=dev whose manifests want Env=prod: one tag action each. */
@@ -41,7 +35,7 @@ async function drifted(n: number) {
   const calls: string[] = [];
   const provider = new Ec2Provider({
     region: world.region,
-    endpoint: moto.url,
+    endpoint: moto().url,
     onRequest: (op) => calls.push(op),
   });
   const observed = await provider.observe(r.resources);
