@@ -79,7 +79,7 @@ export function buildGate(config: Config, store: StateStore): RolloutGateFn | un
     ...(massDrift
       ? [
           pgFleetMassDrift(
-            store.pool,
+            store,
             config.agent.id,
             massDrift.maxDriftedPercent,
             alive,
@@ -87,7 +87,7 @@ export function buildGate(config: Config, store: StateStore): RolloutGateFn | un
           ),
         ]
       : []),
-    ...(rollout ? [pgRolloutGate(store.pool, config.agent.id, rollout, alive)] : []),
+    ...(rollout ? [pgRolloutGate(store, config.agent.id, rollout, alive)] : []),
   ]);
 }
 

@@ -26,7 +26,7 @@ import { foldObservation } from '../policies/fold.js';
 import { decide, revertOps } from '../policies/decide.js';
 import { emptyRecord, trackConvergence } from '../policies/non-convergence.js';
 import { soakStep } from '../policies/soak.js';
-import type { GuardrailConfig, Mode, ResourceRecord } from '../policies/types.js';
+import type { Freeze, GuardrailConfig, Mode, ResourceRecord } from '../policies/types.js';
 import { type ChangeWindow, type WindowVerdict, windowAt } from '../policies/windows.js';
 import { providerFor } from '../providers/registry.js';
 import type { ApplyAction, ApplyOutcome, KindDefinition, OwnedDoc, Provider } from '../providers/types.js';
@@ -107,8 +107,6 @@ export interface ReconcilerDeps {
 
 /** `freeze.by` of a freeze set by the mass-drift halt. */
 export const MASS_DRIFT_ACTOR = 'steward (mass-drift halt)';
-/** `freeze.by` of a freeze set by a halted rollout (fleet.rollout). */
-export const ROLLOUT_ACTOR = 'steward (rollout halted)';
 
 /**
  * What has run out by `now`, pure: a freeze past its `until` (never the mass-drift halt's) and a window
@@ -206,7 +204,7 @@ export class Reconciler {
       window,
     );
     const approved = approvals.some((a) => a.sha === revision.sha);
-    const gated = shared.error === null ? await this.gateWaves(decided, revision.sha, approved) : null;
+    const gated = shared.error === null ? await this.gateWaves(decided, revision.sha, approved, now) : null;
     const decision = gated?.decision ?? decided;
     const unreachable = shared.error ?? gated?.error ?? null;
 
@@ -222,9 +220,9 @@ export class Reconciler {
       stateError ??= saved;
     }
     if (gated?.halt) {
-      freeze = { reason: gated.halt, by: ROLLOUT_ACTOR, since: now };
-      deps.emit({ type: 'frozen', reason: gated.halt, by: ROLLOUT_ACTOR });
-      stateError = await this.tryWrite(() => deps.store.save({ ...state, freeze, approvals }));
+      // The gate froze the fleet, in the transaction that recorded the halt: adopted, not written again.
+      freeze = gated.halt.freeze;
+      if (gated.halt.froze) deps.emit({ type: 'frozen', reason: freeze.reason, by: freeze.by });
     }
 
     let base: PersistedState = { ...state, freeze, approvals, soak: soak.state };
@@ -596,28 +594,30 @@ export class Reconciler {
   /**
    * Rollout waves (fleet.rollout): before acting on a revision, ask whether this agent's wave is open.
    * Closed: every action is held `wave`. A halt (a check failing or a resource not converging in an open
-   * wave): held `frozen`, and the caller freezes the fleet (`rollout_halted: …`). Unreachable: act on nothing.
+   * wave): held `frozen`; the gate has frozen the fleet (`rollout_halted: …`) and `halt` is the freeze in
+   * force, for the cycle to adopt. Unreachable: act on nothing.
    */
   private async gateWaves(
     decision: DecideOutput<CycleDrift>,
     sha: string,
     approved: boolean,
-  ): Promise<{ decision: DecideOutput<CycleDrift>; halt: string | null; error: string | null }> {
+    now: number,
+  ): Promise<{
+    decision: DecideOutput<CycleDrift>;
+    halt: { freeze: Freeze; froze: boolean } | null;
+    error: string | null;
+  }> {
     const { gate } = this.deps;
     if (!gate || decision.act.length === 0 || decision.freeze) return { decision, halt: null, error: null };
     let answer: GateAnswer = { act: false, wave: null, halt: null };
     const error = await this.tryWrite(async () => {
-      answer = await gate(sha, { approved });
+      answer = await gate(sha, { approved, now });
     });
     const a = answer as GateAnswer;
     if (error !== null || a.act) return { decision, halt: null, error };
     const reason: HoldReason = a.halt ? 'frozen' : 'wave';
-    const halt = a.halt
-      ? `${a.halt.kind ?? 'rollout_halted'}: ${a.halt.reason}; agents ${a.halt.agents.join(', ')}${
-          a.halt.checks.length > 0 ? `; failing checks ${a.halt.checks.join(', ')}` : ''
-        }`
-      : null;
     const held = decision.act.map((x) => ({ drift: x.drift, reason }));
+    const halt = a.halt ? { freeze: a.halt.freeze, froze: a.halt.froze } : null;
     return { decision: { ...decision, act: [], hold: [...decision.hold, ...held] }, halt, error: null };
   }
 

@@ -97,6 +97,7 @@ async function cycle(a: SimAgent, round: number, act: boolean): Promise<number> 
     lastCycleAt: now,
     drifted: act ? 1 : 0,
     converged: !act,
+    healthCurrent: true,
     stuck: 0,
     frozen: false,
     health: { ok: true, at: null, checks: [] },

@@ -11,8 +11,8 @@
  * that does not converge in an open wave halts the rollout, naming the
  * agents and the checks: the caller freezes the fleet (`rollout_halted`).
  *
- * Not wired into the reconciler yet (see docs/fleet.md): this module is the
- * decision, with its tests.
+ * This module is the decision; agent/fleet/rollout-gate.ts reads the
+ * heartbeats for it and writes the halt (see docs/fleet.md).
  */
 import { createHash } from 'node:crypto';
 

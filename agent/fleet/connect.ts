@@ -28,8 +28,9 @@ export async function connectFleet(
   const registry = new PgFleetRegistry(store.pool, config.agent, aliveLimitMs(config), config.fleet.rollout);
   await registry.register();
   let failing = false;
+  let changedAt: number | null = null;
   const beat = () =>
-    registry.heartbeat(heartbeatOf(agent, health)).then(
+    registry.heartbeat(heartbeatOf(agent, health, changedAt)).then(
       () => {
         failing = false;
       },
@@ -43,8 +44,11 @@ export async function connectFleet(
   // gate of the next cycle anywhere in the fleet sees it (not only after this agent's own next cycle).
   // A cycle that changed something checks health first: results taken before the change describe the
   // service as it was, and would halt (or pass) the new revision's wave on the old revision's health.
+  // Until the fresh results are in, every heartbeat says its health is not current (`changedAt`).
   agent.onCycle((r) => {
-    if (r.applied > 0 && health) void health.check({ fresh: true }).then(beat, beat);
+    const changed = r.applied + r.failed > 0; // a failed action may have changed part of it
+    if (changed) changedAt = Date.now();
+    if (changed && health) void health.check({ fresh: true }).then(beat, beat);
     else beat();
   });
   const lastOk = new Map<string, boolean>();

@@ -58,6 +58,14 @@ export const AGENT_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    sql: `
+      -- false while the agent's health results were all or partly taken before its last change: they
+      -- describe the service as it was, so the rollout gate neither halts nor opens a wave on them
+      ALTER TABLE agents ADD COLUMN health_current boolean NOT NULL DEFAULT true;
+    `,
+  },
 ];
 
 /** What an agent reports after each cycle. */
@@ -71,6 +79,8 @@ export interface Heartbeat {
   stuck: number;
   frozen: boolean;
   health: HealthReport;
+  /** Every result in `health` was taken by a run that started after this agent's last change. */
+  healthCurrent: boolean;
 }
 
 /** Where the admin API reads the fleet from. */
@@ -123,11 +133,12 @@ export class PgFleetRegistry implements FleetSource {
   async heartbeat(h: Heartbeat): Promise<void> {
     await this.pool.query(
       `INSERT INTO agents (id, labels, revision, last_cycle_at, drifted, frozen, health, converged, stuck,
-                           good_since, last_seen)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $8 AND $10 THEN now() END, now())
+                           health_current, good_since, last_seen)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, CASE WHEN $8 AND $10 THEN now() END, now())
        ON CONFLICT (id) DO UPDATE SET labels = EXCLUDED.labels, revision = EXCLUDED.revision,
          last_cycle_at = EXCLUDED.last_cycle_at, drifted = EXCLUDED.drifted, frozen = EXCLUDED.frozen,
          health = EXCLUDED.health, converged = EXCLUDED.converged, stuck = EXCLUDED.stuck,
+         health_current = EXCLUDED.health_current,
          good_since = CASE WHEN NOT (EXCLUDED.converged AND $10) THEN NULL
                            WHEN agents.revision IS NOT DISTINCT FROM EXCLUDED.revision
                              THEN coalesce(agents.good_since, now())
@@ -143,7 +154,9 @@ export class PgFleetRegistry implements FleetSource {
         JSON.stringify(h.health),
         h.converged,
         h.stuck,
-        h.health.ok,
+        // good since now: converged, and healthy by results taken after the last change
+        h.health.ok && h.healthCurrent,
+        h.healthCurrent,
       ],
     );
   }

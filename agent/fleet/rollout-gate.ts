@@ -8,13 +8,21 @@
  *   (`rollouts` row) and completes once every wave is done: after that the
  *   gate is open for it (a later tamper on a finished revision is simply
  *   reverted, not rolled out again).
- * - A halt (an open wave's agent fails a check or does not converge) is
- *   returned to the caller, which freezes the fleet; it is recorded, and once
+ * - A halt (an open wave's agent fails a check or does not converge) freezes
+ *   the fleet in the same transaction that records it (`rollout_halted`):
+ *   no agent can read the halt recorded and the fleet not yet frozen. Once
  *   the fleet is unfrozen (`approveRevision`) the rollout resumes: the agents
- *   it halted on do not halt it again, others still do.
+ *   it halted on do not halt it again, others still do. While the fleet is
+ *   frozen the halt holds as it was (an acknowledgement counts only after an
+ *   unfreeze: before, a second agent read "halted on A, accepted" and opened
+ *   the next wave in the instant between the halt and its freeze).
+ * - Health counts only when it is current: an agent's check results taken
+ *   before its last change describe the service as it was. Such results
+ *   neither open the next wave nor halt this one (`health_current`).
  */
 import type pg from 'pg';
-import { inTransaction } from '../state/pg-store.js';
+import type { Freeze } from '../../policies/types.js';
+import { inTransaction, type PgStateStore } from '../state/pg-store.js';
 import {
   type AgentProgress,
   mayAct,
@@ -30,20 +38,48 @@ export interface GateAnswer {
   act: boolean;
   /** This agent's wave (0-based), null when it is not in the plan (not alive). */
   wave: number | null;
-  /** Freeze the fleet: why (`kind`, default rollout_halted), the agents and checks concerned. */
-  halt: {
-    kind?: 'rollout_halted' | 'fleet_mass_drift';
-    reason: string;
-    agents: string[];
-    checks: string[];
-  } | null;
+  /**
+   * The fleet is frozen: why (`kind`, default rollout_halted), the agents and checks concerned, and the
+   * freeze now in force — already written, in the transaction that recorded the halt (`froze`: by this
+   * halt; false when the fleet was frozen already, by a freeze without an end).
+   */
+  halt: (Halt & { freeze: Freeze; froze: boolean }) | null;
+}
+
+export interface Halt {
+  kind?: 'rollout_halted' | 'fleet_mass_drift';
+  reason: string;
+  agents: string[];
+  checks: string[];
+}
+
+/** `freeze.by` of a freeze set by a fleet gate (a halted rollout, the fleet-wide mass drift). */
+export const ROLLOUT_ACTOR = 'steward (rollout halted)';
+
+/** The freeze reason of a halt: `rollout_halted: …; agents a, b; failing checks c`. */
+export function haltReason(h: Halt): string {
+  const checks = h.checks.length > 0 ? `; failing checks ${h.checks.join(', ')}` : '';
+  return `${h.kind ?? 'rollout_halted'}: ${h.reason}; agents ${h.agents.join(', ')}${checks}`;
 }
 
 /**
  * What the reconciler asks before acting on `sha` (`approved`: an approval of `sha` is open, which
- * exempts it from the fleet-wide mass-drift halt as from the agent's own).
+ * exempts it from the fleet-wide mass-drift halt as from the agent's own; `now`: the cycle's clock, the
+ * `since` of a freeze a halt writes).
  */
-export type RolloutGateFn = (sha: string, ctx: { approved: boolean }) => Promise<GateAnswer>;
+export type RolloutGateFn = (sha: string, ctx: { approved: boolean; now: number }) => Promise<GateAnswer>;
+
+/** Freezes the fleet for `halt` in one transaction with `record` (the halt's own bookkeeping). */
+async function freezeFor(
+  store: PgStateStore,
+  halt: Halt,
+  now: number,
+  record: (c: pg.PoolClient) => Promise<void>,
+): Promise<GateAnswer> {
+  const wanted: Freeze = { reason: haltReason(halt), by: ROLLOUT_ACTOR, since: now, until: null };
+  const { freeze, wrote } = await store.freezeWith(wanted, record);
+  return { act: false, wave: null, halt: { ...halt, freeze, froze: wrote } };
+}
 
 interface Row {
   id: string;
@@ -51,6 +87,7 @@ interface Row {
   converged: boolean;
   stuck: number;
   health: HealthReport | null;
+  health_current: boolean;
   good_since_ms: number | null;
 }
 
@@ -60,7 +97,10 @@ export interface RolloutAssessment {
   completed: boolean;
   waves: string[][];
   decision: RolloutDecision;
-  /** The agents a halt was taken for already (the fleet was unfrozen since: they do not halt it again). */
+  /**
+   * The agents a halt was taken for already. Once the fleet is unfrozen they do not halt it again and
+   * count as done; while it is frozen they count as they are.
+   */
   acknowledged: string[];
   halted: { at: string; agents: string[]; checks: string[] } | null;
 }
@@ -81,9 +121,13 @@ export async function assessRollout(
   const r = await pool.query<{
     completed: boolean;
     halted: RolloutAssessment['halted'];
+    frozen: boolean;
     now_ms: number;
   }>(
-    `SELECT completed_at IS NOT NULL AS completed, halted, (extract(epoch FROM now()) * 1000)::float8 AS now_ms
+    // One snapshot of the halt and the freeze (written in one transaction): never a halt without its freeze.
+    `SELECT completed_at IS NOT NULL AS completed, halted,
+            (SELECT freeze_json IS NOT NULL FROM fleet_control WHERE id = 1) IS NOT FALSE AS frozen,
+            (extract(epoch FROM now()) * 1000)::float8 AS now_ms
      FROM rollouts WHERE revision = $1`,
     [sha],
   );
@@ -91,7 +135,7 @@ export async function assessRollout(
   if (!ro) return null;
   const rows = (
     await pool.query<Row>(
-      `SELECT id, revision, converged, stuck, health,
+      `SELECT id, revision, converged, stuck, health, health_current,
               (extract(epoch FROM good_since) * 1000)::float8 AS good_since_ms
        FROM agents WHERE now() - last_seen < make_interval(secs => $1) OR id = $2`,
       [aliveMs / 1000, self ?? null],
@@ -102,15 +146,19 @@ export async function assessRollout(
     rollout.waves,
   );
   const acknowledged = ro.halted?.agents ?? [];
-  const ack = new Set(acknowledged);
+  const ack = new Set(ro.frozen ? [] : acknowledged);
   const progress = new Map<string, AgentProgress>(
     rows.map((x) => {
       const p: AgentProgress = {
         revision: x.revision,
         converged: x.converged,
         stuck: x.stuck > 0,
-        healthy: x.health?.ok ?? true,
-        failingChecks: (x.health?.checks ?? []).filter((c) => !c.ok).map((c) => c.name),
+        // Results taken before the agent's last change say nothing of the revision: no halt on them
+        // (and good_since stays null: they open nothing either).
+        healthy: !x.health_current || (x.health?.ok ?? true),
+        failingChecks: x.health_current
+          ? (x.health?.checks ?? []).filter((c) => !c.ok).map((c) => c.name)
+          : [],
         goodSince: x.good_since_ms,
       };
       // Halted on already and unfrozen since: accepted as they are.
@@ -122,24 +170,28 @@ export async function assessRollout(
 }
 
 export function pgRolloutGate(
-  pool: pg.Pool,
+  store: PgStateStore,
   self: string,
   rollout: RolloutConfig,
   aliveMs: number,
 ): RolloutGateFn {
-  return async (sha, _ctx) => {
+  const { pool } = store;
+  return async (sha, ctx) => {
     await pool.query('INSERT INTO rollouts (revision) VALUES ($1) ON CONFLICT DO NOTHING', [sha]);
     const a = await assessRollout(pool, sha, rollout, aliveMs, self);
     if (!a || a.completed) return { act: true, wave: null, halt: null };
     const { waves, decision: d } = a;
     const wave = waves.findIndex((w) => w.includes(self));
     if (d.halt) {
-      await pool.query(
-        `UPDATE rollouts SET halted = jsonb_build_object('at', now(), 'agents', $2::jsonb, 'checks', $3::jsonb)
-         WHERE revision = $1`,
-        [sha, JSON.stringify([...a.acknowledged, ...d.halt.agents]), JSON.stringify(d.halt.checks)],
-      );
-      return { act: false, wave, halt: d.halt };
+      const agents = [...new Set([...a.acknowledged, ...d.halt.agents])];
+      const answer = await freezeFor(store, d.halt, ctx.now, async (c) => {
+        await c.query(
+          `UPDATE rollouts SET halted = jsonb_build_object('at', now(), 'agents', $2::jsonb, 'checks', $3::jsonb)
+           WHERE revision = $1`,
+          [sha, JSON.stringify(agents), JSON.stringify(d.halt!.checks)],
+        );
+      });
+      return { ...answer, wave: wave < 0 ? null : wave };
     }
     if (d.waves.every((w) => w.state === 'done'))
       await pool.query('UPDATE rollouts SET completed_at = now() WHERE revision = $1', [sha]);
@@ -155,16 +207,17 @@ export function pgRolloutGate(
  * transaction-level advisory lock) so agents acting at once cannot all slip under the limit.
  */
 export function pgFleetMassDrift(
-  pool: pg.Pool,
+  store: PgStateStore,
   self: string,
   maxDriftedPercent: number,
   aliveMs: number,
   windowMs: number,
 ): RolloutGateFn {
+  const { pool } = store;
   return async (sha, ctx) => {
     const open: GateAnswer = { act: true, wave: null, halt: null };
     if (ctx.approved) return open;
-    return inTransaction(pool, async (c) => {
+    const halt = await inTransaction(pool, async (c): Promise<Halt | null> => {
       await c.query("SELECT pg_advisory_xact_lock(hashtext('steward-drift:' || $1))", [sha]);
       const r = await c.query<{ drifted: string[]; alive: number }>(
         `SELECT
@@ -177,22 +230,20 @@ export function pgFleetMassDrift(
       const n = drifted.length + 1;
       if (n * 100 > maxDriftedPercent * Math.max(1, alive))
         return {
-          act: false,
-          wave: null,
-          halt: {
-            kind: 'fleet_mass_drift' as const,
-            reason: `${n} of ${alive} agents (over ${maxDriftedPercent} %) would have acted on drift of ${sha.slice(0, 12)}; approve it (POST /v1/unfreeze with approveRevision) if the change is meant for the fleet`,
-            agents: [...drifted, self],
-            checks: [],
-          },
+          kind: 'fleet_mass_drift' as const,
+          reason: `${n} of ${alive} agents (over ${maxDriftedPercent} %) would have acted on drift of ${sha.slice(0, 12)}; approve it (POST /v1/unfreeze with approveRevision) if the change is meant for the fleet`,
+          agents: [...drifted, self],
+          checks: [],
         };
       await c.query(
         `INSERT INTO revision_drift (revision, agent_id) VALUES ($1, $2)
          ON CONFLICT (revision, agent_id) DO UPDATE SET at = now()`,
         [sha, self],
       );
-      return open;
+      return null;
     });
+    // Over the limit: the count is not taken (this agent does not act), the fleet freezes.
+    return halt ? freezeFor(store, halt, ctx.now, async () => undefined) : open;
   };
 }
 

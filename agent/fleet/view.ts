@@ -13,9 +13,14 @@ export interface SelfIdentity {
   labels: Readonly<Record<string, string>>;
 }
 
-/** This agent's heartbeat: what it acts on, what it sees, how healthy it is. */
-export function heartbeatOf(agent: Agent, health?: HealthSource): Heartbeat {
+/**
+ * This agent's heartbeat: what it acts on, what it sees, how healthy it is. `changedAt`: when its last
+ * cycle that changed something ended (ms, null: none yet) — results of check runs that started before
+ * it are not current.
+ */
+export function heartbeatOf(agent: Agent, health?: HealthSource, changedAt: number | null = null): Heartbeat {
   const c = agent.lastCycle;
+  const report = health?.latest() ?? NO_CHECKS;
   return {
     revision: c?.revision ?? agent.source.current?.sha ?? null,
     lastCycleAt: c ? Date.parse(c.startedAt) : null,
@@ -23,7 +28,8 @@ export function heartbeatOf(agent: Agent, health?: HealthSource): Heartbeat {
     converged: c?.drift.every((d) => d.state === 'report-only') ?? false,
     stuck: c?.stuck ?? 0,
     frozen: agent.currentState.freeze !== null,
-    health: health?.latest() ?? NO_CHECKS,
+    health: report,
+    healthCurrent: changedAt === null || report.checks.every((r) => r.at - r.durationMs >= changedAt),
   };
 }
 

@@ -341,6 +341,38 @@ export class PgStateStore implements StateStore {
     });
   }
 
+  /**
+   * Freezes the fleet with `freeze` in ONE transaction with `also` (a fleet gate recording its halt), so
+   * that no agent can see the halt recorded and the fleet not yet frozen. A freeze without an end is
+   * not replaced (it is already frozen until someone unfreezes); a freeze with an end is (the halt has
+   * none: the later end wins). Returns the freeze in force after it, which this agent's baseline now
+   * holds (the cycle adopts that object and its save writes nothing more for it), and whether it is
+   * `freeze` (else the fleet was frozen already).
+   */
+  async freezeWith(
+    freeze: Freeze,
+    also: (c: Client) => Promise<void>,
+  ): Promise<{ freeze: Freeze; wrote: boolean }> {
+    const base = this.ready();
+    return this.tx(async (c) => {
+      await also(c);
+      const r = await c.query<{ freeze: Freeze; wrote: boolean }>(
+        `UPDATE fleet_control SET
+           freeze_json = CASE WHEN freeze_json IS NULL OR jsonb_typeof(freeze_json->'until') = 'number'
+                              THEN $1::jsonb ELSE freeze_json END,
+           updated_at = now()
+         WHERE id = 1 RETURNING freeze_json AS freeze, freeze_json = $1::jsonb AS wrote`,
+        [json(freeze)],
+      );
+      const row = r.rows[0];
+      if (!row) throw new StewardError('STATE_CORRUPT', 'the fleet_control row is missing from the database');
+      this.commitLater(c, () => {
+        base.freeze = json(row.freeze);
+      });
+      return row;
+    });
+  }
+
   async appendAudit(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
     const c = await this.pool.connect();
