@@ -66,6 +66,13 @@ export const AGENT_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE agents ADD COLUMN health_current boolean NOT NULL DEFAULT true;
     `,
   },
+  {
+    version: 5,
+    sql: `
+      -- when the gate first found each wave open: {"0": "2026-…", "1": …} (GET /v1/fleet openedAt)
+      ALTER TABLE rollouts ADD COLUMN opened jsonb NOT NULL DEFAULT '{}';
+    `,
+  },
 ];
 
 /** What an agent reports after each cycle. */
@@ -198,7 +205,7 @@ export class PgFleetRegistry implements FleetSource {
         index: w.index,
         agents: w.agents,
         state: a.completed ? 'done' : w.state,
-        openedAt: null,
+        openedAt: iso(Date.parse(a.opened[String(w.index)] ?? '') || null),
         bakeUntil: iso(w.bakeUntil),
       })),
       halted: a.halted

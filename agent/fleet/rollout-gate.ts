@@ -103,6 +103,8 @@ export interface RolloutAssessment {
    */
   acknowledged: string[];
   halted: { at: string; agents: string[]; checks: string[] } | null;
+  /** When the gate first found each wave open (ISO, by wave index as a string). */
+  opened: Record<string, string>;
 }
 
 export interface RolloutConfig {
@@ -121,11 +123,12 @@ export async function assessRollout(
   const r = await pool.query<{
     completed: boolean;
     halted: RolloutAssessment['halted'];
+    opened: Record<string, string>;
     frozen: boolean;
     now_ms: number;
   }>(
     // One snapshot of the halt and the freeze (written in one transaction): never a halt without its freeze.
-    `SELECT completed_at IS NOT NULL AS completed, halted,
+    `SELECT completed_at IS NOT NULL AS completed, halted, opened,
             (SELECT freeze_json IS NOT NULL FROM fleet_control WHERE id = 1) IS NOT FALSE AS frozen,
             (extract(epoch FROM now()) * 1000)::float8 AS now_ms
      FROM rollouts WHERE revision = $1`,
@@ -166,7 +169,15 @@ export async function assessRollout(
     }),
   );
   const decision = rolloutGate({ revision: sha, waves, progress, bakeMs: rollout.bakeMs, now: ro.now_ms });
-  return { revision: sha, completed: ro.completed, waves, decision, acknowledged, halted: ro.halted };
+  return {
+    revision: sha,
+    completed: ro.completed,
+    waves,
+    decision,
+    acknowledged,
+    halted: ro.halted,
+    opened: ro.opened,
+  };
 }
 
 export function pgRolloutGate(
@@ -193,6 +204,13 @@ export function pgRolloutGate(
       });
       return { ...answer, wave: wave < 0 ? null : wave };
     }
+    if (d.open > 0 && !(String(d.open - 1) in a.opened))
+      // Waves 0 … open-1 are open: stamp those not stamped yet (the earlier stamps are kept).
+      await pool.query(
+        `UPDATE rollouts SET opened = (SELECT jsonb_object_agg(k::text, now()) FROM generate_series(0, $2::int - 1) k) || opened
+         WHERE revision = $1`,
+        [sha, d.open],
+      );
     if (d.waves.every((w) => w.state === 'done'))
       await pool.query('UPDATE rollouts SET completed_at = now() WHERE revision = $1', [sha]);
     return { act: mayAct(self, waves, d), wave: wave < 0 ? null : wave, halt: null };

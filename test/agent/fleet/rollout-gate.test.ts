@@ -157,9 +157,17 @@ test('health taken before the last change neither opens the next wave nor halts 
   assert.equal(await f.frozen(), null);
 
   // The fresh result counts: passing opens wave 1 (no bake here).
+  const view = async () => (await first.view()).rollout!.waves.map((w) => w.openedAt);
+  const [opened0, ...rest] = await view();
+  assert.ok(opened0 && !Number.isNaN(Date.parse(opened0)), 'wave 0 opened when the rollout started');
+  assert.deepEqual(rest, [null, null]);
   await first.heartbeat(beat({ health: health(true), healthCurrent: true }));
   g = await f.gate(W1[0]!);
   assert.equal(g.act, true, 'current passing results open the next wave');
+  const [again0, opened1, opened2] = await view();
+  assert.equal(again0, opened0, "wave 0's opening is kept");
+  assert.ok(opened1 && Date.parse(opened1) >= Date.parse(opened0));
+  assert.equal(opened2, null);
 });
 
 test('the fleet-wide mass drift freezes the fleet in its own transaction', async () => {
