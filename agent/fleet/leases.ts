@@ -35,17 +35,20 @@ import type pg from 'pg';
 import { errorMessage, StewardError } from '../../core/errors.js';
 import { targetShards } from '../../policies/shards.js';
 import type { Logger } from '../log.js';
+import { type Migration, migrate } from '../state/pg-store.js';
 
-/** The advisory lock key the DDL runs under (any constant; "STWD"). */
+/** The advisory lock key the shard count is pinned under (any constant; "STWD"). */
 const DDL_LOCK = 0x5354_5744;
 
-/** Creates the lease tables (idempotent, serialised by an advisory lock) and pins the shard count. */
-export async function ensureLeaseSchema(pool: pg.Pool, count: number): Promise<void> {
-  const c = await pool.connect();
-  try {
-    await c.query('BEGIN');
-    await c.query('SELECT pg_advisory_xact_lock($1)', [DDL_LOCK]);
-    await c.query(`
+/**
+ * The lease tables, as versioned migrations (`schema_version` component `shards`, run at start under
+ * the migration lock like the state's and the agents'). Version 1 is written `IF NOT EXISTS`: a
+ * database made before the tables were versioned keeps its tables and is marked version 1.
+ */
+export const SHARD_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
       CREATE TABLE IF NOT EXISTS steward_shard_config (
         id int PRIMARY KEY CHECK (id = 1),
         shard_count int NOT NULL CHECK (shard_count > 0));
@@ -76,7 +79,17 @@ export async function ensureLeaseSchema(pool: pg.Pool, count: number): Promise<v
         finished_at timestamptz,
         in_lease boolean);
       CREATE INDEX IF NOT EXISTS steward_fenced_actions_resource ON steward_fenced_actions (resource, started_at);
-    `);
+    `,
+  },
+];
+
+/** Migrates the lease tables, then pins the shard count (serialised by an advisory lock) and creates the lease rows. */
+export async function ensureLeaseSchema(pool: pg.Pool, count: number): Promise<void> {
+  await migrate(pool, 'shards', SHARD_MIGRATIONS);
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query('SELECT pg_advisory_xact_lock($1)', [DDL_LOCK]);
     await c.query(
       'INSERT INTO steward_shard_config (id, shard_count) VALUES (1, $1) ON CONFLICT DO NOTHING',
       [count],

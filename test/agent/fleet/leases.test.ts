@@ -31,6 +31,7 @@ beforeEach(async () => {
     `DROP TABLE IF EXISTS steward_shard_config, steward_shard_leases, steward_shard_epochs,
        steward_shard_members, steward_fenced_actions`,
   );
+  await server.query("DELETE FROM schema_version WHERE component = 'shards'").catch(() => undefined);
 });
 
 function pool(): pg.Pool {
@@ -55,6 +56,10 @@ async function untilExpired(shard: number): Promise<void> {
 test('ensureLeaseSchema: idempotent when many agents start at once; a different count is refused', async () => {
   const p = pool();
   await Promise.all(Array.from({ length: 6 }, () => ensureLeaseSchema(p, 16)));
+  const [v] = await server.query<{ version: number }>(
+    "SELECT version FROM schema_version WHERE component = 'shards'",
+  );
+  assert.equal(v?.version, 1, 'the lease tables are a versioned migration');
   const [n] = await server.query<{ n: string }>('SELECT count(*) AS n FROM steward_shard_leases');
   assert.equal(Number(n!.n), 16);
   await assert.rejects(ensureLeaseSchema(p, 32), (e: unknown) => {
