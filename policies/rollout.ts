@@ -49,6 +49,26 @@ export function planWaves(ids: readonly string[], sizes: readonly WaveSize[]): s
   return waves;
 }
 
+/**
+ * The waves of a rollout in progress: the plan pinned when it started (`plan`; null: not pinned yet,
+ * planned now over `alive`), without the agents no longer alive, and with the agents that joined since
+ * at the end of the last wave (in rollout order) — so a join or a death never moves an agent to an
+ * earlier wave. A wave left empty stays (its index is its name in the views) and counts as done.
+ */
+export function currentWaves(
+  plan: readonly (readonly string[])[] | null,
+  alive: readonly string[],
+  sizes: readonly WaveSize[],
+): string[][] {
+  if (plan === null || plan.length === 0) return planWaves(alive, sizes);
+  const live = new Set(alive);
+  const planned = new Set(plan.flat());
+  const waves = plan.map((w) => w.filter((id) => live.has(id)));
+  const joined = rolloutOrder(alive.filter((id) => !planned.has(id)));
+  waves[waves.length - 1]!.push(...joined);
+  return waves;
+}
+
 /** What the gate needs to know of one agent (from its heartbeat). */
 export interface AgentProgress {
   /** The revision it acts on. */
@@ -97,8 +117,9 @@ export function rolloutGate(input: {
     const wave = waves[k]!;
     const since = wave.map((id) => on(id)?.goodSince ?? null);
     const allGood = since.every((s) => s !== null);
-    bakeUntil[k] = allGood ? Math.max(...(since as number[])) + bakeMs : null;
-    if (k + 1 === open && allGood && bakeUntil[k]! <= now && k + 1 < waves.length) open = k + 2;
+    bakeUntil[k] = allGood && wave.length > 0 ? Math.max(...(since as number[])) + bakeMs : null;
+    const passed = wave.length === 0 || (allGood && bakeUntil[k]! <= now); // an emptied wave is done
+    if (k + 1 === open && passed && k + 1 < waves.length) open = k + 2;
   }
   const bad = waves
     .slice(0, open)
@@ -122,13 +143,15 @@ export function rolloutGate(input: {
       const state: WaveState =
         index >= open
           ? 'waiting'
-          : halt && agents.some((id) => halt.agents.includes(id))
-            ? 'halted'
-            : bakeUntil[index] === null
-              ? 'open'
-              : bakeUntil[index]! > now
-                ? 'baking'
-                : 'done';
+          : agents.length === 0
+            ? 'done'
+            : halt && agents.some((id) => halt.agents.includes(id))
+              ? 'halted'
+              : bakeUntil[index] === null
+                ? 'open'
+                : bakeUntil[index]! > now
+                  ? 'baking'
+                  : 'done';
       return { index, agents: [...agents], state, bakeUntil: bakeUntil[index] ?? null };
     }),
   };

@@ -70,7 +70,9 @@ export const AGENT_MIGRATIONS: readonly Migration[] = [
     version: 5,
     sql: `
       -- when the gate first found each wave open: {"0": "2026-…", "1": …} (GET /v1/fleet openedAt)
-      ALTER TABLE rollouts ADD COLUMN opened jsonb NOT NULL DEFAULT '{}';
+      ALTER TABLE rollouts ADD COLUMN opened jsonb NOT NULL DEFAULT '{}',
+        -- the waves as planned when the rollout started (agent ids); null until pinned
+        ADD COLUMN plan jsonb;
     `,
   },
 ];

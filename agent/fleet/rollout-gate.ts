@@ -26,7 +26,7 @@ import { inTransaction, type PgStateStore } from '../state/pg-store.js';
 import {
   type AgentProgress,
   mayAct,
-  planWaves,
+  currentWaves,
   type RolloutDecision,
   rolloutGate,
   type WaveSize,
@@ -105,6 +105,8 @@ export interface RolloutAssessment {
   halted: { at: string; agents: string[]; checks: string[] } | null;
   /** When the gate first found each wave open (ISO, by wave index as a string). */
   opened: Record<string, string>;
+  /** `waves` is the plan pinned in the database (else planned now, to be pinned by the gate). */
+  pinned: boolean;
 }
 
 export interface RolloutConfig {
@@ -124,11 +126,12 @@ export async function assessRollout(
     completed: boolean;
     halted: RolloutAssessment['halted'];
     opened: Record<string, string>;
+    plan: string[][] | null;
     frozen: boolean;
     now_ms: number;
   }>(
     // One snapshot of the halt and the freeze (written in one transaction): never a halt without its freeze.
-    `SELECT completed_at IS NOT NULL AS completed, halted, opened,
+    `SELECT completed_at IS NOT NULL AS completed, halted, opened, plan,
             (SELECT freeze_json IS NOT NULL FROM fleet_control WHERE id = 1) IS NOT FALSE AS frozen,
             (extract(epoch FROM now()) * 1000)::float8 AS now_ms
      FROM rollouts WHERE revision = $1`,
@@ -144,7 +147,8 @@ export async function assessRollout(
       [aliveMs / 1000, self ?? null],
     )
   ).rows;
-  const waves = planWaves(
+  const waves = currentWaves(
+    ro.plan,
     rows.map((x) => x.id),
     rollout.waves,
   );
@@ -177,6 +181,7 @@ export async function assessRollout(
     acknowledged,
     halted: ro.halted,
     opened: ro.opened,
+    pinned: ro.plan !== null,
   };
 }
 
@@ -193,6 +198,12 @@ export function pgRolloutGate(
     if (!a || a.completed) return { act: true, wave: null, halt: null };
     const { waves, decision: d } = a;
     const wave = waves.findIndex((w) => w.includes(self));
+    if (!a.pinned)
+      // The first to ask pins the plan (a racing first keeps the other's): joins and deaths do not re-plan.
+      await pool.query('UPDATE rollouts SET plan = $2 WHERE revision = $1 AND plan IS NULL', [
+        sha,
+        JSON.stringify(waves),
+      ]);
     if (d.halt) {
       const agents = [...new Set([...a.acknowledged, ...d.halt.agents])];
       const answer = await freezeFor(store, d.halt, ctx.now, async (c) => {

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type AgentProgress, mayAct, planWaves, rolloutGate, rolloutOrder } from '../../policies/rollout.js';
+import {
+  type AgentProgress,
+  currentWaves,
+  mayAct,
+  planWaves,
+  rolloutGate,
+  rolloutOrder,
+} from '../../policies/rollout.js';
 
 const IDS = Array.from({ length: 10 }, (_, i) => `web-${String(i).padStart(2, '0')}`);
 const REV = 'f'.repeat(40);
@@ -117,5 +124,40 @@ describe('rolloutGate', () => {
       ).halt,
       null,
     );
+  });
+});
+
+describe('currentWaves (the plan pinned when the rollout started)', () => {
+  const SIZES = [1, '30%', '100%'];
+  const plan = planWaves(IDS, SIZES);
+
+  it('without a pinned plan: planned over the alive agents', () => {
+    assert.deepEqual(currentWaves(null, IDS, SIZES), plan);
+  });
+
+  it('an agent that joins goes to the last wave, whatever its place in the order', () => {
+    // Find a newcomer that the order would put first: re-planning would make it wave 0.
+    const newcomer = Array.from({ length: 200 }, (_, i) => `new-${i}`).find(
+      (id) => rolloutOrder([...IDS, id])[0] === id,
+    )!;
+    assert.equal(planWaves([...IDS, newcomer], SIZES)[0]![0], newcomer, 're-planning would move it first');
+    const waves = currentWaves(plan, [...IDS, newcomer], SIZES);
+    assert.deepEqual(waves.slice(0, -1), plan.slice(0, -1), 'earlier waves unchanged');
+    assert.deepEqual(waves.at(-1), [...plan.at(-1)!, newcomer]);
+  });
+
+  it('an agent that died leaves its wave; an emptied wave stays, counted done', () => {
+    const gone = plan[0]![0]!;
+    const waves = currentWaves(
+      plan,
+      IDS.filter((id) => id !== gone),
+      SIZES,
+    );
+    assert.deepEqual(waves[0], []);
+    assert.deepEqual(waves.slice(1), plan.slice(1), 'nobody moves up into the emptied wave');
+    const d = rolloutGate({ revision: REV, waves, progress: new Map(), bakeMs: BAKE, now: NOW });
+    assert.equal(d.open, 2, 'wave 1 opens: the emptied wave 0 is done');
+    assert.equal(d.waves[0]!.state, 'done');
+    assert.equal(d.waves[0]!.bakeUntil, null);
   });
 });

@@ -17,7 +17,7 @@ import { type Heartbeat, PgFleetRegistry } from '../../../agent/fleet/registry.j
 import { pgFleetMassDrift, pgRolloutGate, ROLLOUT_ACTOR } from '../../../agent/fleet/rollout-gate.js';
 import type { HealthReport } from '../../../agent/health/types.js';
 import { PgStateStore } from '../../../agent/state/pg-store.js';
-import { planWaves } from '../../../policies/rollout.js';
+import { planWaves, rolloutOrder } from '../../../policies/rollout.js';
 import { type PgServer, startPostgres } from '../../helpers/postgres.js';
 
 let server: PgServer;
@@ -168,6 +168,30 @@ test('health taken before the last change neither opens the next wave nor halts 
   assert.equal(again0, opened0, "wave 0's opening is kept");
   assert.ok(opened1 && Date.parse(opened1) >= Date.parse(opened0));
   assert.equal(opened2, null);
+});
+
+test('the plan is pinned when the rollout starts: an agent that joins later goes last', async () => {
+  const f = await fleet();
+  for (const id of IDS) await f.at(id).registry.heartbeat(beat({ revision: 'a'.repeat(40) }));
+  await f.gate(W0[0]!); // the rollout of SHA starts: the plan is pinned
+  const newcomer = Array.from({ length: 200 }, (_, i) => `new-${i}`).find(
+    (id) => rolloutOrder([...IDS, id])[0] === id,
+  )!;
+  const pool = f.at(IDS[0]!).store.pool;
+  const late = new PgFleetRegistry(pool, { id: newcomer, labels: {} }, ALIVE, ROLLOUT);
+  await late.register();
+  await late.heartbeat(beat({ revision: 'a'.repeat(40) }));
+  const g = await pgRolloutGate(
+    f.at(IDS[0]!).store,
+    newcomer,
+    ROLLOUT,
+    ALIVE,
+  )(SHA, { approved: false, now: Date.now() });
+  assert.equal(g.act, false, 'the newcomer does not become wave 0');
+  assert.equal(g.wave, 2);
+  const waves = (await late.view()).rollout!.waves.map((w) => w.agents);
+  assert.deepEqual(waves.slice(0, 2), [W0, W1]);
+  assert.ok(waves[2]!.includes(newcomer));
 });
 
 test('the fleet-wide mass drift freezes the fleet in its own transaction', async () => {
