@@ -58,6 +58,9 @@ function endTime(end: RequestedEnd, since: number): number | null {
   return end === null ? null : 'until' in end ? end.until : since + end.forMs;
 }
 
+/** How long `GET /v1/status` waits for the fleet's freeze and mode before it shows this agent's own. */
+const STATUS_PEEK_MS = 1_000;
+
 export class Agent {
   private state: PersistedState | null = null;
   private readonly reconciler: Reconciler;
@@ -286,6 +289,26 @@ export class Agent {
 
   get mode(): Mode {
     return this.currentState.mode ?? this.opts.initialMode;
+  }
+
+  /**
+   * The state as the status shows it: with a shared backend, the fleet's freeze and mode as they are
+   * now (another agent may have changed them since this one's last cycle); if that read fails or takes
+   * over a second (a wedged database), this agent's own view (its cycles report the backend's failure).
+   */
+  async statusState(): Promise<{ state: PersistedState; mode: Mode }> {
+    const peek = this.opts.store.peekShared;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((r) => {
+      timer = setTimeout(() => r(null), STATUS_PEEK_MS);
+    });
+    const shared = peek
+      ? await Promise.race([peek.call(this.opts.store).catch(() => null), late]).finally(() =>
+          clearTimeout(timer),
+        )
+      : null;
+    const state = shared ? { ...this.currentState, ...shared } : this.currentState;
+    return { state, mode: state.mode ?? this.opts.initialMode };
   }
 
   /** Loads the state (a corrupt one throws) and restores the last accepted revision. */

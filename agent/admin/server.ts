@@ -397,7 +397,7 @@ export async function startAdminServer(deps: AdminDeps & { secrets?: AdminSecret
       },
       metrics: async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.text()),
       openapi: () => buildOpenApi(),
-      status: () => statusView(agent),
+      status: async () => statusView(agent, await agent.statusState()),
       drift: () => driftView(agent),
       freeze: async (req, reply) => {
         const body = req.body as { reason: string; until?: string; for?: string };

@@ -4,24 +4,33 @@ import { formatProblem } from '../../core/errors.js';
 import type { HealthReport } from '../health/types.js';
 import { createsResource, massDriftHint } from '../first-start.js';
 import { MASS_DRIFT_ACTOR } from '../reconciler.js';
+import type { PersistedState } from '../state/types.js';
+import type { Mode } from '../../policies/types.js';
 
 const iso = (ms: number | null | undefined): string | null =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString();
 
-function freezeHint(agent: Agent): string | null {
+function freezeHint(agent: Agent, s: PersistedState): string | null {
   const sha = agent.source.current?.sha;
-  if (agent.currentState.freeze?.by !== MASS_DRIFT_ACTOR || sha === undefined) return null;
+  if (s.freeze?.by !== MASS_DRIFT_ACTOR || sha === undefined) return null;
   const drift = agent.lastCycle?.drift ?? [];
   const creates = drift.filter((d) => createsResource(d.patch)).length;
   return massDriftHint(sha, agent.configFile, creates, drift.length);
 }
 
-export function statusView(agent: Agent) {
-  const s = agent.currentState;
+/**
+ * `GET /v1/status` (and the answer of the routes that change state). `shown`: the state and mode to show
+ * — by default this agent's own; the status route passes the fleet's as it is now (`agent.statusState()`).
+ */
+export function statusView(
+  agent: Agent,
+  shown: { state: PersistedState; mode: Mode } = { state: agent.currentState, mode: agent.mode },
+) {
+  const s = shown.state;
   const src = agent.source;
   const c = agent.lastCycle;
   return {
-    mode: agent.mode,
+    mode: shown.mode,
     freeze: {
       frozen: s.freeze !== null,
       reason: s.freeze?.reason ?? null,
@@ -30,7 +39,7 @@ export function statusView(agent: Agent) {
       /** When it ends by itself; null: only an unfreeze ends it (always so for the mass-drift halt). */
       until: iso(s.freeze?.until),
       /** A freeze by the mass-drift halt: what to run to let the change through, or to undo it. */
-      hint: freezeHint(agent),
+      hint: freezeHint(agent, s),
     },
     window: windowView(agent),
     revision: {

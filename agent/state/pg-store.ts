@@ -302,6 +302,11 @@ export class PgStateStore implements StateStore {
     return r.rows[0]?.halted !== false;
   }
 
+  async peekShared(): Promise<Pick<PersistedState, 'freeze' | 'mode'>> {
+    const { freeze, mode } = await this.readControl(this.pool, false);
+    return { freeze, mode };
+  }
+
   async refresh(state: PersistedState, revision?: string): Promise<PersistedState> {
     const base = this.ready();
     // What only memory holds goes first (a freeze taken while the database was down).
@@ -445,7 +450,7 @@ export class PgStateStore implements StateStore {
   }
 
   /** Freeze, mode, bucket and soak; `FOR UPDATE` in the write-ahead. */
-  private async readControl(c: Client, lock: boolean): Promise<ControlRow> {
+  private async readControl(c: Pick<pg.Pool, 'query'>, lock: boolean): Promise<ControlRow> {
     const ctl = await c.query<ControlRow>(
       `SELECT freeze_json AS freeze, mode, bucket, soak FROM fleet_control WHERE id = 1${lock ? ' FOR UPDATE' : ''}`,
     );

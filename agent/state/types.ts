@@ -151,6 +151,11 @@ export interface StateStore {
    * failure as halted.
    */
   actingHalted?(): Promise<boolean>;
+  /**
+   * Shared backends: the freeze and the mode as they are now, read only (nothing written, no cycle
+   * waited for) — what `GET /v1/status` shows, since another agent may have changed them.
+   */
+  peekShared?(): Promise<Pick<PersistedState, 'freeze' | 'mode'>>;
   /** Releases connections (shared backends). */
   close?(): Promise<void>;
 }

@@ -32,6 +32,13 @@ export interface DaemonFleet {
   round(): Promise<Map<string, number>>;
   /** GET /v1/fleet through one agent's admin API. */
   fleetView(id: string): Promise<FleetView>;
+  /** One request to an agent's admin API (with its token): the status and the JSON body. */
+  api<T = unknown>(
+    id: string,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: T }>;
   /** fleet_control's freeze reason (null: not frozen). */
   freezeReason(): Promise<string | null>;
   stop(): Promise<void>;
@@ -67,7 +74,7 @@ export async function startDaemonFleet(opts: {
     });
     daemons.set(id, d);
   }
-  return {
+  const fleet: DaemonFleet = {
     pg,
     repo,
     daemons,
@@ -96,11 +103,22 @@ export async function startDaemonFleet(opts: {
       return applied;
     },
     async fleetView(id) {
+      const res = await fleet.api<FleetView>(id, 'GET', '/v1/fleet');
+      assert.equal(res.status, 200);
+      return res.json;
+    },
+    async api<T>(id: string, method: string, path: string, body?: unknown) {
       const d = daemons.get(id)!;
       const token = readFileSync(join(base, id, 'state', 'admin-token'), 'utf8').trim();
-      const res = await fetch(`${d.admin.url}/v1/fleet`, { headers: { authorization: `Bearer ${token}` } });
-      assert.equal(res.status, 200);
-      return (await res.json()) as FleetView;
+      const res = await fetch(`${d.admin.url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, json: (await res.json()) as T };
     },
     async freezeReason() {
       const rows = await pg.query<{ reason: string | null }>(
@@ -114,4 +132,5 @@ export async function startDaemonFleet(opts: {
       await rm(base, { recursive: true, force: true });
     },
   };
+  return fleet;
 }
