@@ -69,13 +69,15 @@ export interface BuildOverrides extends ProviderHooks {
 
 /**
  * What an agent checks with the fleet before acting on a revision, with a shared (PostgreSQL) state:
- * the fleet-wide mass drift (fleet.massDrift), then the rollout waves (fleet.rollout). None otherwise.
+ * the rollout waves (fleet.rollout), then — only for an agent whose wave lets it act — the fleet-wide
+ * mass drift (fleet.massDrift): an agent held by its wave is not counted as one that acted. None otherwise.
  */
 export function buildGate(config: Config, store: StateStore): RolloutGateFn | undefined {
   if (!(store instanceof PgStateStore)) return undefined;
   const alive = aliveLimitMs(config);
   const { massDrift, rollout } = config.fleet;
   return combineGates([
+    ...(rollout ? [pgRolloutGate(store, config.agent.id, rollout, alive)] : []),
     ...(massDrift
       ? [
           pgFleetMassDrift(
@@ -87,7 +89,6 @@ export function buildGate(config: Config, store: StateStore): RolloutGateFn | un
           ),
         ]
       : []),
-    ...(rollout ? [pgRolloutGate(store, config.agent.id, rollout, alive)] : []),
   ]);
 }
 

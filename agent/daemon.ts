@@ -7,7 +7,7 @@ import { type AdminServer, readAdminSecrets, startAdminServer } from './admin/se
 import { Alerter, type OpenAlert } from './alerts.js';
 import type { Agent } from './agent.js';
 import { buildAgent, buildGate, buildStore } from './build.js';
-import { connectFleet } from './fleet/connect.js';
+import { connectFleet, type JoinedFleet } from './fleet/connect.js';
 import type { FleetSource } from './fleet/registry.js';
 import type { HealthSource } from './health/types.js';
 import { selfFleet } from './fleet/view.js';
@@ -56,6 +56,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     onShards: (held) => metrics.setShardsHeld(held.length),
   });
   let fleet: FleetSource = selfFleet(agent, config.agent);
+  let joined: JoinedFleet | undefined;
   const admin: AdminServer = await startAdminServer({
     agent,
     config,
@@ -69,7 +70,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     lock = await acquireLock(config.state.dir);
     await agent.init();
     // The heartbeat, and so the rollout gate, reads the agent's own `health:` checks (a test may give its own).
-    fleet = await connectFleet(config, agent, store, log, opts.health ?? agent.health);
+    joined = await connectFleet(config, agent, store, log, opts.health ?? agent.health);
+    fleet = joined;
+    const beats = joined;
     await agent.startShards(); // fleet.shards: a count the fleet's database does not pin stops the start
     const a = agent;
     const control = () =>
@@ -133,6 +136,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       metrics,
       alerter,
       async stop() {
+        await beats.close(); // before the store's pool ends
         await a.stop();
         await server.close();
         await alerter.drain(5_000); // queued alerts get a moment to leave
@@ -141,6 +145,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       },
     };
   } catch (e) {
+    await joined?.close();
     await agent.stop();
     await admin.close();
     await lock?.release();

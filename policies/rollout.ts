@@ -51,22 +51,21 @@ export function planWaves(ids: readonly string[], sizes: readonly WaveSize[]): s
 
 /**
  * The waves of a rollout in progress: the plan pinned when it started (`plan`; null: not pinned yet,
- * planned now over `alive`), without the agents no longer alive, and with the agents that joined since
- * at the end of the last wave (in rollout order) — so a join or a death never moves an agent to an
- * earlier wave. A wave left empty stays (its index is its name in the views) and counts as done.
+ * planned now over `reporting`), and after it one more wave of the agents that started reporting since
+ * (in rollout order): a join never moves anyone to an earlier wave, and a joiner never lands in a wave
+ * that is open already. A planned agent stays in its wave whether or not it still reports (the gate
+ * decides what its silence means).
  */
 export function currentWaves(
   plan: readonly (readonly string[])[] | null,
-  alive: readonly string[],
+  reporting: readonly string[],
   sizes: readonly WaveSize[],
 ): string[][] {
-  if (plan === null || plan.length === 0) return planWaves(alive, sizes);
-  const live = new Set(alive);
+  if (plan === null || plan.length === 0) return planWaves(reporting, sizes);
   const planned = new Set(plan.flat());
-  const waves = plan.map((w) => w.filter((id) => live.has(id)));
-  const joined = rolloutOrder(alive.filter((id) => !planned.has(id)));
-  waves[waves.length - 1]!.push(...joined);
-  return waves;
+  const joined = rolloutOrder(reporting.filter((id) => !planned.has(id)));
+  const waves = plan.map((w) => [...w]);
+  return joined.length > 0 ? [...waves, joined] : waves;
 }
 
 /** What the gate needs to know of one agent (from its heartbeat). */
@@ -82,6 +81,8 @@ export interface AgentProgress {
   failingChecks: readonly string[];
   /** Since when it has been converged and healthy on `revision` (ms), null while it is not. */
   goodSince: number | null;
+  /** Its heartbeat is recent (against the fleet's newest): false for a dead, hung or cut-off agent. */
+  reporting: boolean;
 }
 
 export type WaveState = 'waiting' | 'open' | 'baking' | 'done' | 'halted';
@@ -90,13 +91,16 @@ export interface RolloutDecision {
   /** Waves 0 … open-1 may act on the revision. */
   open: number;
   waves: Array<{ index: number; agents: string[]; state: WaveState; bakeUntil: number | null }>;
-  /** Set when an agent of an open wave fails a check or does not converge: freeze the fleet. */
+  /** Set when an agent of an open wave fails a check, does not converge or stopped reporting: freeze the fleet. */
   halt: { reason: string; agents: string[]; checks: string[] } | null;
 }
 
 /**
- * The gate for `revision` at `now`. An agent without a heartbeat (absent from
- * `progress`) holds the next wave closed (it might be acting), never halts it.
+ * The gate for `revision` at `now`. An agent without a heartbeat row (absent
+ * from `progress`) holds the next wave closed (it might be acting), never
+ * halts it. An agent of an open wave that stopped reporting halts it: it may
+ * have died of the change, and only an operator (an unfreeze) can say it did
+ * not.
  */
 export function rolloutGate(input: {
   revision: string;
@@ -118,21 +122,24 @@ export function rolloutGate(input: {
     const since = wave.map((id) => on(id)?.goodSince ?? null);
     const allGood = since.every((s) => s !== null);
     bakeUntil[k] = allGood && wave.length > 0 ? Math.max(...(since as number[])) + bakeMs : null;
-    const passed = wave.length === 0 || (allGood && bakeUntil[k]! <= now); // an emptied wave is done
+    const passed = wave.length === 0 || (allGood && bakeUntil[k]! <= now); // an empty wave is done
     if (k + 1 === open && passed && k + 1 < waves.length) open = k + 2;
   }
+  // Halting: in an open wave, an agent that stopped reporting (whatever revision it last reported), or
+  // one on the revision that fails a check or has a resource that does not converge.
   const bad = waves
     .slice(0, open)
     .flat()
     .filter((id) => {
-      const p = on(id);
-      return p !== undefined && (!p.healthy || p.stuck);
+      const p = progress.get(id);
+      if (p === undefined) return false;
+      return !p.reporting || (p.revision === revision && (!p.healthy || p.stuck));
     });
   const halt =
     bad.length === 0
       ? null
       : {
-          reason: `rollout of ${revision.slice(0, 12)} halted: ${bad.length} agent(s) failing health checks or not converging`,
+          reason: `rollout of ${revision.slice(0, 12)} halted: ${bad.length} agent(s) failing health checks, not converging or not reporting`,
           agents: bad,
           checks: [...new Set(bad.flatMap((id) => progress.get(id)!.failingChecks))].sort(),
         };

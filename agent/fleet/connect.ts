@@ -1,7 +1,10 @@
 /**
  * Joins the fleet at start: with the postgres backend, registers this agent
- * and sends a heartbeat after every cycle; with the files backend the fleet
- * is this agent alone. Returns what `GET /v1/fleet` reads.
+ * and sends a heartbeat after every cycle, on a health check's transition and
+ * every third of the liveness limit (so a long cycle does not look like a
+ * dead agent to the rollout gate) — one at a time (agent/fleet/beats.ts);
+ * with the files backend the fleet is this agent alone. Returns what
+ * `GET /v1/fleet` reads, and `close` to stop the beats before the store.
  */
 import { errorMessage } from '../../core/errors.js';
 import type { Agent } from '../agent.js';
@@ -11,7 +14,10 @@ import type { Logger } from '../log.js';
 import { PgStateStore } from '../state/pg-store.js';
 import type { StateStore } from '../state/types.js';
 import { aliveLimitMs, type FleetSource, PgFleetRegistry } from './registry.js';
+import { serialBeats } from './beats.js';
 import { heartbeatOf, selfFleet } from './view.js';
+
+export type JoinedFleet = FleetSource & { close(): Promise<void> };
 
 export async function connectFleet(
   config: Config,
@@ -19,17 +25,18 @@ export async function connectFleet(
   store: StateStore,
   log: Logger,
   health?: HealthSource,
-): Promise<FleetSource> {
+): Promise<JoinedFleet> {
   if (!(store instanceof PgStateStore)) {
     if (config.fleet.rollout || config.fleet.massDrift)
       log.warn('fleet.rollout and fleet.massDrift need state.backend: postgres; with files they do nothing');
-    return selfFleet(agent, config.agent, health);
+    return { ...selfFleet(agent, config.agent, health), close: async () => undefined };
   }
-  const registry = new PgFleetRegistry(store.pool, config.agent, aliveLimitMs(config), config.fleet.rollout);
+  const aliveMs = aliveLimitMs(config);
+  const registry = new PgFleetRegistry(store.pool, config.agent, aliveMs, config.fleet.rollout);
   await registry.register();
   let failing = false;
   let changedAt: number | null = null;
-  const beat = () =>
+  const beats = serialBeats(() =>
     registry.heartbeat(heartbeatOf(agent, health, changedAt)).then(
       () => {
         failing = false;
@@ -39,7 +46,11 @@ export async function connectFleet(
         if (!failing) log.warn({ err: errorMessage(e) }, 'fleet heartbeat failed');
         failing = true;
       },
-    );
+    ),
+  );
+  const beat = () => beats.beat();
+  const timer = setInterval(beat, Math.max(1_000, Math.floor(aliveMs / 3)));
+  timer.unref();
   // After every cycle; and at once when a health check turns failing or passing, so that the rollout
   // gate of the next cycle anywhere in the fleet sees it (not only after this agent's own next cycle).
   // A cycle that changed something checks health first: results taken before the change describe the
@@ -57,5 +68,11 @@ export async function connectFleet(
     lastOk.set(r.name, r.ok);
     beat();
   });
-  return registry;
+  return {
+    view: () => registry.view(),
+    close: async () => {
+      clearInterval(timer);
+      await beats.close();
+    },
+  };
 }

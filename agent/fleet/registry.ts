@@ -211,7 +211,12 @@ export class PgFleetRegistry implements FleetSource {
         bakeUntil: iso(w.bakeUntil),
       })),
       halted: a.halted
-        ? { at: a.halted.at, reason: 'rollout_halted', agents: a.halted.agents, checks: a.halted.checks }
+        ? {
+            at: a.halted.at,
+            reason: a.halted.reason ?? 'rollout_halted',
+            agents: a.halted.agents,
+            checks: a.halted.checks,
+          }
         : null,
     };
   }

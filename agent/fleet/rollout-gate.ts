@@ -69,12 +69,12 @@ export function haltReason(h: Halt): string {
  */
 export type RolloutGateFn = (sha: string, ctx: { approved: boolean; now: number }) => Promise<GateAnswer>;
 
-/** Freezes the fleet for `halt` in one transaction with `record` (the halt's own bookkeeping). */
+/** Freezes the fleet for `halt` in one transaction with `record` (the halt's own bookkeeping; `froze`: this halt's freeze was written). */
 async function freezeFor(
   store: PgStateStore,
   halt: Halt,
   now: number,
-  record: (c: pg.PoolClient) => Promise<void>,
+  record: (c: pg.PoolClient, froze: boolean) => Promise<void>,
 ): Promise<GateAnswer> {
   const wanted: Freeze = { reason: haltReason(halt), by: ROLLOUT_ACTOR, since: now, until: null };
   const { freeze, wrote } = await store.freezeWith(wanted, record);
@@ -89,6 +89,7 @@ interface Row {
   health: HealthReport | null;
   health_current: boolean;
   good_since_ms: number | null;
+  reporting: boolean;
 }
 
 /** A rollout as the fleet stands now: its waves, the gate's decision, its halt so far. */
@@ -102,7 +103,7 @@ export interface RolloutAssessment {
    * count as done; while it is frozen they count as they are.
    */
   acknowledged: string[];
-  halted: { at: string; agents: string[]; checks: string[] } | null;
+  halted: { at: string; agents: string[]; checks: string[]; reason?: string } | null;
   /** When the gate first found each wave open (ISO, by wave index as a string). */
   opened: Record<string, string>;
   /** `waves` is the plan pinned in the database (else planned now, to be pinned by the gate). */
@@ -114,7 +115,11 @@ export interface RolloutConfig {
   bakeMs: number;
 }
 
-/** Reads the rollout of `sha` (null when none started) and the alive agents' heartbeats, and decides. */
+/**
+ * Reads the rollout of `sha` (null when none started) and the agents' heartbeats, and decides. An agent
+ * "reports" while its heartbeat is within `aliveMs` of the fleet's newest one (not of the clock: after
+ * the database was down, every heartbeat is old and nobody looks dead); `self` always reports.
+ */
 export async function assessRollout(
   pool: pg.Pool,
   sha: string,
@@ -142,18 +147,20 @@ export async function assessRollout(
   const rows = (
     await pool.query<Row>(
       `SELECT id, revision, converged, stuck, health, health_current,
-              (extract(epoch FROM good_since) * 1000)::float8 AS good_since_ms
-       FROM agents WHERE now() - last_seen < make_interval(secs => $1) OR id = $2`,
+              (extract(epoch FROM good_since) * 1000)::float8 AS good_since_ms,
+              (SELECT max(last_seen) FROM agents) - last_seen < make_interval(secs => $1) OR id = $2 AS reporting
+       FROM agents`,
       [aliveMs / 1000, self ?? null],
     )
   ).rows;
   const waves = currentWaves(
     ro.plan,
-    rows.map((x) => x.id),
+    rows.filter((x) => x.reporting).map((x) => x.id),
     rollout.waves,
   );
   const acknowledged = ro.halted?.agents ?? [];
   const ack = new Set(ro.frozen ? [] : acknowledged);
+  const haltedAt = ro.halted ? Date.parse(ro.halted.at) : 0;
   const progress = new Map<string, AgentProgress>(
     rows.map((x) => {
       const p: AgentProgress = {
@@ -167,9 +174,9 @@ export async function assessRollout(
           ? (x.health?.checks ?? []).filter((c) => !c.ok).map((c) => c.name)
           : [],
         goodSince: x.good_since_ms,
+        reporting: x.reporting,
       };
-      // Halted on already and unfrozen since: accepted as they are.
-      return [x.id, ack.has(x.id) ? { ...p, healthy: true, stuck: false, goodSince: p.goodSince ?? 0 } : p];
+      return [x.id, ack.has(x.id) ? accepted(p, sha, haltedAt) : p];
     }),
   );
   const decision = rolloutGate({ revision: sha, waves, progress, bakeMs: rollout.bakeMs, now: ro.now_ms });
@@ -185,6 +192,18 @@ export async function assessRollout(
   };
 }
 
+/**
+ * An agent a halt was taken for, once an operator unfroze the fleet: its failing checks and stuck
+ * resources no longer halt, and if it went silent it no longer holds anything. One that reports must
+ * still be converged on the revision; its bake counts from the halt.
+ */
+function accepted(p: AgentProgress, sha: string, haltedAt: number): AgentProgress {
+  if (!p.reporting)
+    return { ...p, reporting: true, revision: sha, healthy: true, stuck: false, goodSince: haltedAt };
+  const goodSince = p.goodSince ?? (p.revision === sha && p.converged ? haltedAt : null);
+  return { ...p, healthy: true, stuck: false, goodSince };
+}
+
 export function pgRolloutGate(
   store: PgStateStore,
   self: string,
@@ -194,23 +213,31 @@ export function pgRolloutGate(
   const { pool } = store;
   return async (sha, ctx) => {
     await pool.query('INSERT INTO rollouts (revision) VALUES ($1) ON CONFLICT DO NOTHING', [sha]);
-    const a = await assessRollout(pool, sha, rollout, aliveMs, self);
+    let a = await assessRollout(pool, sha, rollout, aliveMs, self);
+    if (a && !a.completed && !a.pinned) {
+      // The first to ask pins the plan: joins and deaths do not re-plan. One that lost the race decides
+      // on the plan that won, not on its own.
+      const won = await pool.query('UPDATE rollouts SET plan = $2 WHERE revision = $1 AND plan IS NULL', [
+        sha,
+        JSON.stringify(a.waves),
+      ]);
+      if (won.rowCount === 0) a = await assessRollout(pool, sha, rollout, aliveMs, self);
+    }
     if (!a || a.completed) return { act: true, wave: null, halt: null };
     const { waves, decision: d } = a;
     const wave = waves.findIndex((w) => w.includes(self));
-    if (!a.pinned)
-      // The first to ask pins the plan (a racing first keeps the other's): joins and deaths do not re-plan.
-      await pool.query('UPDATE rollouts SET plan = $2 WHERE revision = $1 AND plan IS NULL', [
-        sha,
-        JSON.stringify(waves),
-      ]);
     if (d.halt) {
-      const agents = [...new Set([...a.acknowledged, ...d.halt.agents])];
-      const answer = await freezeFor(store, d.halt, ctx.now, async (c) => {
+      const halt = d.halt;
+      const agents = [...new Set([...a.acknowledged, ...halt.agents])];
+      const answer = await freezeFor(store, halt, ctx.now, async (c, froze) => {
+        // Recorded only with this halt's own freeze: an unfreeze acknowledges what it froze for, never a
+        // halt found under somebody else's freeze (lifting that must not wave this one through).
+        if (!froze) return;
         await c.query(
-          `UPDATE rollouts SET halted = jsonb_build_object('at', now(), 'agents', $2::jsonb, 'checks', $3::jsonb)
+          `UPDATE rollouts SET halted = jsonb_build_object('at', now(), 'agents', $2::jsonb, 'checks', $3::jsonb,
+                                                         'reason', $4::text)
            WHERE revision = $1`,
-          [sha, JSON.stringify(agents), JSON.stringify(d.halt!.checks)],
+          [sha, JSON.stringify(agents), JSON.stringify(halt.checks), haltReason(halt)],
         );
       });
       return { ...answer, wave: wave < 0 ? null : wave };
@@ -276,7 +303,7 @@ export function pgFleetMassDrift(
   };
 }
 
-/** Both checks in order: the fleet-wide mass drift first (it freezes), then the rollout waves. */
+/** The checks in order; the first that holds or halts answers (build.ts: the waves, then the fleet-wide mass drift). */
 export function combineGates(gates: readonly RolloutGateFn[]): RolloutGateFn | undefined {
   if (gates.length === 0) return undefined;
   return async (sha, ctx) => {

@@ -16,7 +16,7 @@ export interface SelfIdentity {
 /**
  * This agent's heartbeat: what it acts on, what it sees, how healthy it is. `changedAt`: when its last
  * cycle that changed something ended (ms, null: none yet) — results of check runs that started before
- * it are not current.
+ * it are not current, nor is a report with a check still pending.
  */
 export function heartbeatOf(agent: Agent, health?: HealthSource, changedAt: number | null = null): Heartbeat {
   const c = agent.lastCycle;
@@ -29,7 +29,10 @@ export function heartbeatOf(agent: Agent, health?: HealthSource, changedAt: numb
     stuck: c?.stuck ?? 0,
     frozen: agent.currentState.freeze !== null,
     health: report,
-    healthCurrent: changedAt === null || report.checks.every((r) => r.at - r.durationMs >= changedAt),
+    // A check with no result yet (just started) is not current either: its `ok: false` is no verdict.
+    healthCurrent:
+      (report.pending?.length ?? 0) === 0 &&
+      (changedAt === null || report.checks.every((r) => r.at - r.durationMs >= changedAt)),
   };
 }
 

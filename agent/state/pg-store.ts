@@ -347,7 +347,8 @@ export class PgStateStore implements StateStore {
   }
 
   /**
-   * Freezes the fleet with `freeze` in ONE transaction with `also` (a fleet gate recording its halt), so
+   * Freezes the fleet with `freeze` in ONE transaction with `also` (a fleet gate recording its halt; run
+   * after the freeze, told whether `freeze` is the one now in force), so
    * that no agent can see the halt recorded and the fleet not yet frozen. A freeze without an end is
    * not replaced (it is already frozen until someone unfreezes); a freeze with an end is (the halt has
    * none: the later end wins). Returns the freeze in force after it, which this agent's baseline now
@@ -356,11 +357,10 @@ export class PgStateStore implements StateStore {
    */
   async freezeWith(
     freeze: Freeze,
-    also: (c: Client) => Promise<void>,
+    also: (c: Client, wrote: boolean) => Promise<void>,
   ): Promise<{ freeze: Freeze; wrote: boolean }> {
     const base = this.ready();
     return this.tx(async (c) => {
-      await also(c);
       const r = await c.query<{ freeze: Freeze; wrote: boolean }>(
         `UPDATE fleet_control SET
            freeze_json = CASE WHEN freeze_json IS NULL OR jsonb_typeof(freeze_json->'until') = 'number'
@@ -371,6 +371,7 @@ export class PgStateStore implements StateStore {
       );
       const row = r.rows[0];
       if (!row) throw new StewardError('STATE_CORRUPT', 'the fleet_control row is missing from the database');
+      await also(c, row.wrote);
       this.commitLater(c, () => {
         base.freeze = json(row.freeze);
       });

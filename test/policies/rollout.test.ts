@@ -21,6 +21,7 @@ const good = (since: number): AgentProgress => ({
   healthy: true,
   failingChecks: [],
   goodSince: since,
+  reporting: true,
 });
 const acting: AgentProgress = { ...good(0), converged: false, goodSince: null };
 
@@ -135,28 +136,40 @@ describe('currentWaves (the plan pinned when the rollout started)', () => {
     assert.deepEqual(currentWaves(null, IDS, SIZES), plan);
   });
 
-  it('an agent that joins goes to the last wave, whatever its place in the order', () => {
+  it('an agent that joins goes to a wave after the plan, whatever its place in the order', () => {
     // Find a newcomer that the order would put first: re-planning would make it wave 0.
     const newcomer = Array.from({ length: 200 }, (_, i) => `new-${i}`).find(
       (id) => rolloutOrder([...IDS, id])[0] === id,
     )!;
     assert.equal(planWaves([...IDS, newcomer], SIZES)[0]![0], newcomer, 're-planning would move it first');
-    const waves = currentWaves(plan, [...IDS, newcomer], SIZES);
-    assert.deepEqual(waves.slice(0, -1), plan.slice(0, -1), 'earlier waves unchanged');
-    assert.deepEqual(waves.at(-1), [...plan.at(-1)!, newcomer]);
+    assert.deepEqual(currentWaves(plan, [...IDS, newcomer], SIZES), [...plan, [newcomer]]);
+    assert.deepEqual(currentWaves(plan, IDS, SIZES), plan, 'no joiner: the plan as it is');
   });
 
-  it('an agent that died leaves its wave; an emptied wave stays, counted done', () => {
-    const gone = plan[0]![0]!;
+  it('an agent that stopped reporting stays in its wave and, once its wave is open, halts the rollout', () => {
+    const silent = plan[1]![0]!;
     const waves = currentWaves(
       plan,
-      IDS.filter((id) => id !== gone),
+      IDS.filter((id) => id !== silent),
       SIZES,
     );
-    assert.deepEqual(waves[0], []);
-    assert.deepEqual(waves.slice(1), plan.slice(1), 'nobody moves up into the emptied wave');
+    assert.deepEqual(waves, plan, 'nobody moves');
+    const progress = new Map(IDS.map((id) => [id, good(NOW - 2 * BAKE)]));
+    progress.set(silent, { ...good(NOW - 2 * BAKE), reporting: false });
+    const d = rolloutGate({ revision: REV, waves, progress, bakeMs: BAKE, now: NOW });
+    assert.deepEqual(d.halt?.agents, [silent], 'wave 1 is open: its silent agent halts it');
+    assert.match(d.halt?.reason ?? '', /not reporting/);
+    // Still waiting (wave 0 not done): the silent agent of wave 1 halts nothing yet.
+    progress.set(plan[0]![0]!, acting);
+    const early = rolloutGate({ revision: REV, waves, progress, bakeMs: BAKE, now: NOW });
+    assert.equal(early.open, 1);
+    assert.equal(early.halt, null);
+  });
+
+  it('an empty wave counts as done', () => {
+    const waves = [[], ...plan.slice(1)];
     const d = rolloutGate({ revision: REV, waves, progress: new Map(), bakeMs: BAKE, now: NOW });
-    assert.equal(d.open, 2, 'wave 1 opens: the emptied wave 0 is done');
+    assert.equal(d.open, 2, 'wave 1 opens: the empty wave 0 is done');
     assert.equal(d.waves[0]!.state, 'done');
     assert.equal(d.waves[0]!.bakeUntil, null);
   });

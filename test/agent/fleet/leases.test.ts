@@ -255,7 +255,11 @@ test('PostgreSQL lost: every shard dropped at once (fail closed) and the error r
   // The old incarnation's rows are still live in the database: the same holder renews nothing it dropped,
   // and gets them back only by acquiring (expired or released). Here they are released by hand.
   await server.query("UPDATE steward_shard_leases SET holder = NULL, expires_at = '-infinity'");
-  await a.tick();
+  // A pooled connection the restart cut may fail one more tick (still failing closed); a few ticks recover.
+  for (let i = 0; i < 5; i++) {
+    await a.tick();
+    if (a.error === null) break;
+  }
   assert.equal(a.error, null);
   assert.equal(a.heldShards().length, 2);
   await a.stop();

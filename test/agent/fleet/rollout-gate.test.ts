@@ -65,7 +65,8 @@ const beat = (over: Partial<Heartbeat>): Heartbeat => ({
 });
 
 /** A fresh database with the state and agents schemas; per agent its store, registry and gates. */
-async function fleet() {
+async function fleet(bakeMs = ROLLOUT.bakeMs) {
+  const rollout = { ...ROLLOUT, bakeMs };
   const name = `gate_${++dbs}`;
   await server.createDatabase(name);
   const agents = new Map<string, { store: PgStateStore; registry: PgFleetRegistry }>();
@@ -75,20 +76,27 @@ async function fleet() {
     pools.push(pool);
     const store = new PgStateStore({ pool, agentId: id, ownsPool: false });
     await store.load();
-    const registry = new PgFleetRegistry(pool, { id, labels: {} }, ALIVE, ROLLOUT);
+    const registry = new PgFleetRegistry(pool, { id, labels: {} }, ALIVE, rollout);
     await registry.register();
     agents.set(id, { store, registry });
   }
   const at = (id: string) => agents.get(id)!;
-  const gate = (id: string) =>
-    pgRolloutGate(at(id).store, id, ROLLOUT, ALIVE)(SHA, { approved: false, now: Date.now() });
+  const gate = (id: string, store = at(id).store) =>
+    pgRolloutGate(store, id, rollout, ALIVE)(SHA, { approved: false, now: Date.now() });
+  const q = (sql: string, params: unknown[] = []) => at(IDS[0]!).store.pool.query(sql, params);
   const frozen = async () =>
     (
       await at(IDS[0]!).store.pool.query<{ f: { reason: string; by: string } | null }>(
         'SELECT freeze_json AS f FROM fleet_control',
       )
     ).rows[0]!.f;
-  return { at, gate, frozen };
+  return { at, gate, frozen, q };
+}
+
+/** Every agent's heartbeat on the old revision (acting on nothing yet). */
+async function onOldRevision(f: Awaited<ReturnType<typeof fleet>>): Promise<void> {
+  for (const id of IDS)
+    await f.at(id).registry.heartbeat(beat({ revision: 'a'.repeat(40), converged: false }));
 }
 
 test('a halt freezes the fleet in the same transaction: no agent reads the halt and an unfrozen fleet', async () => {
@@ -188,10 +196,89 @@ test('the plan is pinned when the rollout starts: an agent that joins later goes
     ALIVE,
   )(SHA, { approved: false, now: Date.now() });
   assert.equal(g.act, false, 'the newcomer does not become wave 0');
-  assert.equal(g.wave, 2);
+  assert.equal(g.wave, 3, 'a wave of its own after the plan');
   const waves = (await late.view()).rollout!.waves.map((w) => w.agents);
-  assert.deepEqual(waves.slice(0, 2), [W0, W1]);
-  assert.ok(waves[2]!.includes(newcomer));
+  assert.deepEqual(waves, [...planWaves(IDS, ROLLOUT.waves), [newcomer]]);
+});
+
+test('every heartbeat old (the database was down): the plan still holds every agent, not the first asker alone', async () => {
+  const f = await fleet(3_600_000);
+  await onOldRevision(f);
+  await f.q(`UPDATE agents SET last_seen = now() - interval '10 minutes'`);
+  await f.gate(IDS[2]!);
+  const [row] = (await f.q('SELECT plan FROM rollouts')).rows as Array<{ plan: string[][] }>;
+  assert.deepEqual(row?.plan, planWaves(IDS, ROLLOUT.waves));
+  await onOldRevision(f); // they are back
+  for (const id of IDS.filter((x) => x !== W0[0]))
+    assert.equal((await f.gate(id)).act, false, `${id} waits for wave 0 (1 h bake)`);
+});
+
+test('the canary stops reporting in its open wave: the rollout halts, the next wave does not open', async () => {
+  const f = await fleet(0);
+  await onOldRevision(f);
+  await f.gate(W0[0]!);
+  await f.at(W0[0]!).registry.heartbeat(beat({ converged: false })); // on the revision, acting
+  assert.equal((await f.gate(W1[0]!)).act, false);
+  await f.q(`UPDATE agents SET last_seen = now() - interval '10 minutes' WHERE id = $1`, [W0[0]]); // its host died
+  const g = await f.gate(W1[0]!);
+  assert.equal(g.act, false, 'its silence opens nothing');
+  assert.deepEqual(g.halt?.agents, [W0[0]]);
+  assert.match((await f.frozen())?.reason ?? '', /not reporting/);
+  // The operator looked and unfroze: the silent canary is acknowledged and holds nothing any more.
+  await f.q('UPDATE fleet_control SET freeze_json = NULL');
+  assert.equal((await f.gate(W1[0]!)).act, true);
+});
+
+test('a halt found under an operator freeze is not acknowledged by lifting that freeze', async () => {
+  const f = await fleet(0);
+  await onOldRevision(f);
+  await f.gate(W0[0]!);
+  await f.at(W0[0]!).registry.heartbeat(beat({ health: health(false) }));
+  const maintenance = { reason: 'maintenance', by: 'ops', since: 1, until: null };
+  await f.q('UPDATE fleet_control SET freeze_json = $1', [JSON.stringify(maintenance)]);
+  const under = await f.gate(W1[0]!); // its cycle read "not frozen" just before the operator froze
+  assert.equal(under.halt?.froze, false);
+  const [r] = (await f.q('SELECT halted FROM rollouts')).rows as Array<{ halted: unknown }>;
+  assert.equal(r?.halted, null, 'no halt recorded under a freeze it did not write');
+  await f.q('UPDATE fleet_control SET freeze_json = NULL'); // the maintenance ends
+  const after = await f.gate(W1[0]!);
+  assert.equal(after.act, false, 'the failing canary still halts the rollout');
+  assert.equal(after.halt?.froze, true);
+});
+
+test('two first askers race to pin the plan: the loser decides on the plan that won', async () => {
+  const f = await fleet(3_600_000);
+  await onOldRevision(f);
+  // The loser's own view of the fleet differs (the others' heartbeats look old to it): its plan would be
+  // itself alone, in wave 0.
+  const loser = IDS.find((id) => id !== W0[0])!;
+  await f.q(`UPDATE agents SET last_seen = now() - interval '10 minutes' WHERE id <> $1`, [loser]);
+  const real = f.at(loser).store.pool;
+  let raced = false;
+  const racing = new Proxy(real, {
+    get(t, k) {
+      if (k === 'query')
+        return async (sql: string, params?: unknown[]) => {
+          if (!raced && sql.startsWith('UPDATE rollouts SET plan')) {
+            raced = true;
+            await f.q('UPDATE agents SET last_seen = now()'); // the others are back…
+            await f.gate(W0[0]!); // …and one of them pins first
+          }
+          return t.query(sql, params);
+        };
+      const v = Reflect.get(t, k);
+      return typeof v === 'function' ? v.bind(t) : v;
+    },
+  });
+  const store = new PgStateStore({ pool: racing as pg.Pool, agentId: loser, ownsPool: false });
+  await store.load();
+  const g = await f.gate(loser, store);
+  assert.ok(raced);
+  assert.equal(g.act, false, 'not wave 0 of its own plan');
+  assert.equal(
+    g.wave,
+    planWaves(IDS, ROLLOUT.waves).findIndex((w) => w.includes(loser)),
+  );
 });
 
 test('the fleet-wide mass drift freezes the fleet in its own transaction', async () => {

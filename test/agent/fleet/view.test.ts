@@ -45,4 +45,9 @@ test('health is current only with every result started after the last change', (
     'one stale result',
   );
   assert.equal(heartbeatOf(agent, undefined, 1_000).healthCurrent, true, 'no checks: nothing stale');
+  const pending: HealthSource = {
+    latest: () => ({ ok: false, at: null, checks: [], pending: ['app'] }),
+    check: async () => ({ ok: false, at: null, checks: [], pending: ['app'] }),
+  };
+  assert.equal(heartbeatOf(agent, pending, null).healthCurrent, false, 'a check without a result yet');
 });
