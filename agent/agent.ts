@@ -58,6 +58,9 @@ function endTime(end: RequestedEnd, since: number): number | null {
   return end === null ? null : 'until' in end ? end.until : since + end.forMs;
 }
 
+/** How soon to ask again when a freeze is over by this agent's clock but not by the shared backend's. */
+const EXPIRY_RETRY_MS = 1_000;
+
 /** How long `GET /v1/status` waits for the fleet's freeze and mode before it shows this agent's own. */
 const STATUS_PEEK_MS = 1_000;
 
@@ -601,7 +604,7 @@ export class Agent {
   }
 
   /** Arms the timer for the next end of the freeze or the window override (the cycle checks too). */
-  private armExpiry(): void {
+  private armExpiry(atLeastMs = 0): void {
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.expiryTimer = null;
     if (this.stopRequested || !this.state) return;
@@ -611,7 +614,7 @@ export class Agent {
       (t): t is number => typeof t === 'number',
     );
     if (ends.length === 0) return;
-    const delay = Math.min(Math.max(0, Math.min(...ends) - this.clock()), MAX_TIMER_MS);
+    const delay = Math.min(Math.max(atLeastMs, Math.min(...ends) - this.clock()), MAX_TIMER_MS);
     this.expiryTimer = setTimeout(() => void this.expireByTimer(), delay);
     this.expiryTimer.unref(); // the loop's own timers and the admin server keep a daemon alive
   }
@@ -624,7 +627,8 @@ export class Agent {
       if (r.wrote) this.noteStateWrite(r.error);
       this.state = r.state;
       for (const e of r.events) this.emit(e); // after the state changed: listeners (metrics) read it
-      if (r.error === null) this.armExpiry();
+      // Not over by the shared backend's clock yet (this one runs ahead): ask again in a second.
+      if (r.error === null) this.armExpiry(r.deferred ? EXPIRY_RETRY_MS : 0);
       return r.wrote && r.error === null;
     });
     if (ended && this.timers.length > 0) void this.trigger('expiry');

@@ -294,15 +294,42 @@ export class Reconciler {
   async expire(
     state: PersistedState,
     now: number,
-  ): Promise<{ state: PersistedState; error: string | null; wrote: boolean; events: AgentEvent[] }> {
-    const { next, freezeOver, overrideOver } = lapsed(state, now);
-    if (!freezeOver && !overrideOver) return { state, error: null, wrote: false, events: [] };
-    const error = await this.tryWrite(() => this.deps.store.save(next));
-    if (error !== null) return { state, error, wrote: true, events: [] };
+  ): Promise<{
+    state: PersistedState;
+    error: string | null;
+    wrote: boolean;
+    events: AgentEvent[];
+    /** Over by this agent's clock but not by the shared backend's: still frozen, ask again shortly. */
+    deferred: boolean;
+  }> {
+    const over = lapsed(state, now);
+    let { next, freezeOver } = over;
+    const { overrideOver } = over;
+    const none = { state, error: null, wrote: false, events: [] as AgentEvent[], deferred: false };
+    if (!freezeOver && !overrideOver) return none;
+    const { store } = this.deps;
+    let deferred = false;
+    if (freezeOver && store.endFreeze && state.freeze) {
+      // A shared freeze ends by the backend's clock: a clock running ahead here does not end it for the fleet.
+      const seen = state.freeze;
+      let ended = false;
+      const error = await this.tryWrite(async () => {
+        ended = await store.endFreeze!(seen);
+      });
+      if (error !== null) return { ...none, error, wrote: true };
+      if (!ended) {
+        freezeOver = false;
+        deferred = true;
+        next = { ...next, freeze: seen };
+      }
+    }
+    if (!freezeOver && !overrideOver) return { ...none, deferred };
+    const error = await this.tryWrite(() => store.save(next));
+    if (error !== null) return { ...none, error, wrote: true, deferred };
     const events: AgentEvent[] = [];
     if (freezeOver) events.push({ type: 'unfrozen', by: 'expiry', approveRevision: null });
     if (overrideOver) events.push({ type: 'window_override_ended', by: 'expiry' });
-    return { state: next, error: null, wrote: true, events };
+    return { state: next, error: null, wrote: true, events, deferred };
   }
 
   /** Detect: fresh observe + owned-field diff, three-way against what was applied last. */

@@ -302,6 +302,19 @@ export class PgStateStore implements StateStore {
     return r.rows[0]?.halted !== false;
   }
 
+  async endFreeze(seen: Freeze): Promise<boolean> {
+    const base = this.ready();
+    const r = await this.pool.query(
+      `UPDATE fleet_control SET freeze_json = NULL, updated_at = now()
+       WHERE id = 1 AND freeze_json = $1::jsonb AND jsonb_typeof(freeze_json->'until') = 'number'
+         AND (freeze_json->>'until')::float8 <= extract(epoch FROM clock_timestamp()) * 1000`,
+      [json(seen)],
+    );
+    if (r.rowCount === 0) return false;
+    base.freeze = json(null);
+    return true;
+  }
+
   async peekShared(): Promise<Pick<PersistedState, 'freeze' | 'mode'>> {
     const { freeze, mode } = await this.readControl(this.pool, false);
     return { freeze, mode };

@@ -156,6 +156,12 @@ export interface StateStore {
    * waited for) — what `GET /v1/status` shows, since another agent may have changed them.
    */
   peekShared?(): Promise<Pick<PersistedState, 'freeze' | 'mode'>>;
+  /**
+   * Shared backends: lifts `seen` (a freeze with an `until`) if it is still the freeze in force AND its
+   * end has passed by the BACKEND's clock; false: not ended there (yet), nothing written. A freeze's end
+   * is then the same instant for every agent, not the first moment of the fastest clock in the fleet.
+   */
+  endFreeze?(seen: Freeze): Promise<boolean>;
   /** Releases connections (shared backends). */
   close?(): Promise<void>;
 }

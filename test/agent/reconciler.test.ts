@@ -261,6 +261,19 @@ const rows: Row[] = [
     },
   },
   {
+    name: 'a freeze past its until by this clock, not yet by the shared backend’s → stays frozen, nothing applied',
+    drifted: ['a'],
+    state: frozenUntil(NOW - 1),
+    world: (_p, s) => {
+      s.endFreeze = async () => false; // the fleet's database: its clock says the freeze has not ended
+    },
+    expect: { applied: [], held: { frozen: 1 } },
+    check: ({ state, store }) => {
+      assert.notEqual(state.freeze, null);
+      assert.notEqual(store.state?.freeze ?? null, null, 'the saved state is still frozen');
+    },
+  },
+  {
     name: 'the mass-drift halt’s freeze never expires, whatever its record says',
     drifted: ['a'],
     state: frozenUntil(NOW - 1, MASS_DRIFT_ACTOR),

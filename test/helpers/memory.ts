@@ -5,6 +5,7 @@
  * only: every end-to-end test uses real files, real Git, real sockets.
  */
 import type { AuditRecord, PersistedState, StateStore } from '../../agent/state/types.js';
+import type { Freeze } from '../../policies/types.js';
 import type {
   ApplyAction,
   ApplyControl,
@@ -88,6 +89,8 @@ export class MemoryStore implements StateStore {
   readonly audit: AuditRecord[] = [];
   readonly writes: string[] = [];
   failSave = false;
+  /** A shared backend's end of a freeze by its own clock (absent: the files backend's behaviour). */
+  endFreeze?: (seen: Freeze) => Promise<boolean>;
 
   async load(): Promise<PersistedState> {
     throw new Error('not used: the reconciler is handed its state');

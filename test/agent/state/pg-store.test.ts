@@ -145,6 +145,24 @@ describe('PgStateStore: shared fields', () => {
     assert.deepEqual((await control(url))['freeze'], FREEZE);
   });
 
+  it("ends a freeze by the database's clock, not the asking agent's", async () => {
+    const { url, a, b } = await loadedPair();
+    const [{ ms }] = (await query(url, 'SELECT (extract(epoch FROM now()) * 1000)::float8 AS ms')) as [
+      { ms: number },
+    ];
+    const later = { ...FREEZE, until: ms + 3_600_000 }; // ends in an hour by the database's clock
+    await b.save({ ...(await b.load()), freeze: later });
+    assert.equal(await a.endFreeze(later), false, 'a clock running an hour ahead does not end it');
+    assert.deepEqual((await control(url)).freeze, later);
+    const past = { ...FREEZE, until: ms - 1 };
+    await b.save({ ...(await b.refresh(await b.load())), freeze: past });
+    assert.equal(await a.endFreeze(later), false, 'not the freeze in force any more: nothing lifted');
+    assert.deepEqual((await control(url)).freeze, past);
+    assert.equal(await a.endFreeze(past), true);
+    assert.equal((await control(url)).freeze, null);
+    assert.equal(await a.endFreeze({ ...FREEZE, until: null }), false, 'a freeze without an end never ends');
+  });
+
   it('keeps approvals per agent: one agent spending its binding leaves the others theirs', async () => {
     const url = await database();
     const a = store(url, 'a');
