@@ -16,6 +16,7 @@
  */
 import pg from 'pg';
 import { PgFleetRegistry } from '../agent/fleet/registry.js';
+import { pgRolloutGate, type RolloutGateFn } from '../agent/fleet/rollout-gate.js';
 import { createPgPool, PgStateStore } from '../agent/state/pg-store.js';
 import type { AuditRecord, PersistedState } from '../agent/state/types.js';
 import { startPostgres } from '../test/helpers/postgres.js';
@@ -53,7 +54,12 @@ interface SimAgent {
   store: PgStateStore;
   registry: PgFleetRegistry;
   state: PersistedState;
+  gate: RolloutGateFn;
 }
+
+/** The rollout the gated case runs: waves of 1, 10 % and the rest, no bake. */
+const ROLLOUT = { waves: [1, '10%', '100%'], bakeMs: 0 };
+const ALIVE_MS = 90_000;
 
 function intent(agent: string, round: number, outcome: AuditRecord['outcome']): AuditRecord {
   return {
@@ -69,11 +75,19 @@ function intent(agent: string, round: number, outcome: AuditRecord['outcome']): 
   };
 }
 
-/** One agent's coordination of a cycle; `act`: one File reverted. */
-async function cycle(a: SimAgent, round: number, act: boolean): Promise<number> {
+/** Time spent in the rollout gate per call (the gated case). */
+const gateMs: number[] = [];
+
+/** One agent's coordination of a cycle; `act`: one File reverted; `gated`: asked the rollout gate first. */
+async function cycle(a: SimAgent, round: number, act: boolean, gated = false): Promise<number> {
   const t0 = performance.now();
   a.state = await a.store.refresh(a.state);
   const now = Date.now();
+  if (gated) {
+    const g0 = performance.now();
+    await a.gate(`${round}`.padStart(40, 'g'), { approved: false, now });
+    gateMs.push(performance.now() - g0);
+  }
   if (act) {
     const record = { attempts: 1, cyclesActedDrifted: 1, stuck: false, nextAttemptAt: now + 30_000 };
     const r = await a.store.writeAhead({
@@ -124,13 +138,18 @@ export const fleet: Benchmark = {
         const id = `host-${String(i).padStart(4, '0')}`;
         const pool = pools[i % POOLS]!;
         const store = new PgStateStore({ pool, agentId: id, ownsPool: false });
-        const registry = new PgFleetRegistry(pool, { id, labels: { role: 'web' } }, 90_000);
-        agents.push({ store, registry, state: await store.load() });
+        const registry = new PgFleetRegistry(pool, { id, labels: { role: 'web' } }, ALIVE_MS, ROLLOUT);
+        const gate = pgRolloutGate(store, id, ROLLOUT, ALIVE_MS);
+        agents.push({ store, registry, state: await store.load(), gate });
         await registry.register();
       }
       const rows: Row[] = [];
-      for (const act of [false, true]) {
-        const caseName = act ? 'acting cycle (1 File)' : 'idle cycle';
+      const cases = [
+        { act: false, gated: false, caseName: 'idle cycle' },
+        { act: true, gated: false, caseName: 'acting cycle (1 File)' },
+        { act: true, gated: true, caseName: 'acting cycle + rollout gate' },
+      ];
+      for (const { act, gated, caseName } of cases) {
         ctx.progress(`${NAME}: ${caseName} × ${AGENTS} agents × ${ROUNDS} rounds`);
         const perAgent: number[] = [];
         const rounds: number[] = [];
@@ -138,9 +157,20 @@ export const fleet: Benchmark = {
         for (let r = 0; r < ROUNDS; r++) {
           counter.reset();
           const t0 = performance.now();
-          perAgent.push(...(await Promise.all(agents.map((a) => cycle(a, r, act)))));
+          perAgent.push(...(await Promise.all(agents.map((a) => cycle(a, r, act, gated)))));
           rounds.push(performance.now() - t0);
           queries.push(counter.count() / AGENTS);
+        }
+        let alone = '';
+        if (gated) {
+          // One gate call at a time (as agents spread over reconcile.interval ask it): its own cost.
+          const one: number[] = [];
+          for (let i = 0; i < 50; i++) {
+            const g0 = performance.now();
+            await agents[i]!.gate('s'.repeat(40), { approved: false, now: Date.now() });
+            one.push(performance.now() - g0);
+          }
+          alone = `; one call at a time: median ${median(one).toFixed(1)} ms`;
         }
         const fleetView = await agents[0]!.registry.view();
         if (fleetView.agents.length !== AGENTS)
@@ -157,7 +187,11 @@ export const fleet: Benchmark = {
           figure: `${median(queries)} queries/agent/cycle`,
           peakRssMiB: null,
           target: null,
-          note: `all ${AGENTS} agents at once over ${POOLS * POOL_SIZE} connections: latency includes waiting for a connection`,
+          note: `all ${AGENTS} agents at once over ${POOLS * POOL_SIZE} connections: latency includes waiting for a connection${
+            gated
+              ? `; the gate (reads the rollout and all ${AGENTS} heartbeats, a new revision per round): median ${median(gateMs).toFixed(1)} ms with everyone at once${alone}`
+              : ''
+          }`,
         });
         rows.push({
           benchmark: NAME,

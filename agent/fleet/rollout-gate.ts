@@ -31,7 +31,6 @@ import {
   rolloutGate,
   type WaveSize,
 } from '../../policies/rollout.js';
-import type { HealthReport } from '../health/types.js';
 
 export interface GateAnswer {
   /** This agent may act on the revision now. */
@@ -86,7 +85,10 @@ interface Row {
   revision: string | null;
   converged: boolean;
   stuck: number;
-  health: HealthReport | null;
+  /** The heartbeat's `health.ok` (null: no report). */
+  health_ok: boolean | null;
+  /** The names of its failing checks (only what the gate needs of the report: 1,000 agents ask it). */
+  failing: string[];
   health_current: boolean;
   good_since_ms: number | null;
   reporting: boolean;
@@ -146,7 +148,11 @@ export async function assessRollout(
   if (!ro) return null;
   const rows = (
     await pool.query<Row>(
-      `SELECT id, revision, converged, stuck, health, health_current,
+      `SELECT id, revision, converged, stuck, health_current, (health->>'ok')::boolean AS health_ok,
+              CASE WHEN (health->>'ok')::boolean IS FALSE THEN
+                coalesce((SELECT array_agg(c->>'name') FROM jsonb_array_elements(health->'checks') c
+                          WHERE (c->>'ok')::boolean IS FALSE), '{}')
+              ELSE '{}' END AS failing,
               (extract(epoch FROM good_since) * 1000)::float8 AS good_since_ms,
               (SELECT max(last_seen) FROM agents) - last_seen < make_interval(secs => $1) OR id = $2 AS reporting
        FROM agents`,
@@ -169,10 +175,8 @@ export async function assessRollout(
         stuck: x.stuck > 0,
         // Results taken before the agent's last change say nothing of the revision: no halt on them
         // (and good_since stays null: they open nothing either).
-        healthy: !x.health_current || (x.health?.ok ?? true),
-        failingChecks: x.health_current
-          ? (x.health?.checks ?? []).filter((c) => !c.ok).map((c) => c.name)
-          : [],
+        healthy: !x.health_current || (x.health_ok ?? true),
+        failingChecks: x.health_current ? x.failing : [],
         goodSince: x.good_since_ms,
         reporting: x.reporting,
       };
