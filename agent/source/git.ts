@@ -5,7 +5,7 @@
  * info/refs) and fetches — shallow, single branch — only when it moved.
  * Local repository: read in place (isomorphic-git cannot fetch from a path).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { HttpClient } from 'isomorphic-git';
@@ -170,12 +170,31 @@ function loadIsomorphicGit(): Promise<IsomorphicGit> {
   return isomorphicGit;
 }
 
+/** The isomorphic engine prunes its cache after this many fetches (as the native engine does). */
+export const ISOMORPHIC_PRUNE_EVERY_FETCHES = 8;
+
+/** The object ids a v2 pack index lists (`.idx`: magic, version 2, fan-out of 256, then the sorted names). */
+export function packIndexOids(idx: Buffer): string[] | null {
+  if (idx.length < 8 + 256 * 4 || idx.readUInt32BE(0) !== 0xff744f63 || idx.readUInt32BE(4) !== 2)
+    return null;
+  const n = idx.readUInt32BE(8 + 255 * 4);
+  const start = 8 + 256 * 4;
+  if (idx.length < start + n * 20) return null;
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push(idx.toString('hex', start + i * 20, start + (i + 1) * 20));
+  return out;
+}
+
 /** The isomorphic-git engine (pure JavaScript: no `git` binary needed). */
 export class GitRepository implements GitEngine {
   readonly counters: HttpCounters = { requests: 0, packRequests: 0, bytesIn: 0 };
   private readonly http: HttpClient | null;
-  private readonly cache: object = {};
+  /** isomorphic-git's cache of parsed packs: replaced after a prune (it holds the packs it read). */
+  private cache: object = {};
   private gitdir: string | null = null;
+  private fetches = 0;
+  /** The revision in force (DesiredStateSource.retain): kept through pruning. */
+  private accepted: string | null = null;
 
   constructor(private readonly opts: GitSourceOptions) {
     // The client adds the credentials (up front, so they never depend on a 401
@@ -291,6 +310,76 @@ export class GitRepository implements GitEngine {
         'SOURCE_UNREACHABLE',
         `fetched ${fullRef} from ${this.shownUrl} but commit ${sha} is not in it (the ref moved); will retry`,
       );
+    if (++this.fetches % ISOMORPHIC_PRUNE_EVERY_FETCHES === 0)
+      await this.prune(gitdir, sha).catch(() => undefined);
+  }
+
+  /** Keeps `sha` (the revision in force) in the cache through pruning, whatever the branch does next. */
+  async retain(sha: string): Promise<void> {
+    if (/^[0-9a-f]{40}$/.test(sha)) this.accepted = sha;
+  }
+
+  /**
+   * Drops the packs that hold no object the kept revisions need (the candidate just fetched and the
+   * revision in force): each shallow fetch brings a pack of its own, and without this every push would
+   * stay in the state dir for good. isomorphic-git cannot repack, so whole packs go: moved aside first,
+   * every needed object read back without them, and only then deleted — if any is missing they are put
+   * back (best effort: a failed prune leaves the cache as it was).
+   */
+  private async prune(gitdir: string, candidate: string): Promise<void> {
+    const git = await loadIsomorphicGit();
+    const keep = [...new Set([candidate, ...(this.accepted ? [this.accepted] : [])])];
+    const needed = new Set<string>();
+    const walk = async (oid: string): Promise<void> => {
+      if (needed.has(oid)) return;
+      needed.add(oid);
+      const { tree } = await git.readTree({ fs, gitdir, oid, cache: this.cache });
+      for (const e of tree) {
+        if (e.type === 'tree') await walk(e.oid);
+        else if (e.type === 'blob') needed.add(e.oid);
+      }
+    };
+    for (const sha of keep) {
+      const { commit } = await git.readCommit({ fs, gitdir, oid: sha, cache: this.cache });
+      needed.add(sha);
+      await walk(commit.tree);
+    }
+    const packDir = join(gitdir, 'objects', 'pack');
+    const packs = (await fs.promises.readdir(packDir)).filter((f) => f.endsWith('.idx'));
+    const withTime = await Promise.all(
+      packs.map(async (f) => ({ f, at: (await fs.promises.stat(join(packDir, f))).mtimeMs })),
+    );
+    // Newest first: the newest packs cover the kept revisions; an older one stays only for what they lack.
+    const covered = new Set<string>();
+    const drop: string[] = [];
+    for (const { f } of withTime.sort((a, b) => b.at - a.at)) {
+      const oids = packIndexOids(await fs.promises.readFile(join(packDir, f)));
+      if (oids === null) return; // an index this code does not read: leave the cache alone
+      const adds = oids.filter((o) => needed.has(o) && !covered.has(o));
+      if (adds.length === 0) drop.push(f.slice(0, -'.idx'.length));
+      for (const o of adds) covered.add(o);
+    }
+    if (drop.length === 0) return;
+    const aside = join(gitdir, `prune-${randomBytes(6).toString('hex')}`);
+    await fs.promises.mkdir(aside);
+    const moved: string[] = [];
+    try {
+      for (const base of drop)
+        for (const ext of ['.idx', '.pack']) {
+          await fs.promises.rename(join(packDir, base + ext), join(aside, base + ext));
+          moved.push(base + ext);
+        }
+      this.cache = {};
+      for (const oid of needed)
+        await git.readObject({ fs, gitdir, oid, format: 'content', cache: this.cache });
+    } catch (e) {
+      for (const f of moved)
+        await fs.promises.rename(join(aside, f), join(packDir, f)).catch(() => undefined);
+      await fs.promises.rm(aside, { recursive: true, force: true });
+      this.cache = {};
+      throw e;
+    }
+    await fs.promises.rm(aside, { recursive: true, force: true });
   }
 
   async readCommitObject(oid: string): Promise<Buffer | null> {
