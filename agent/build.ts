@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { buildProviders, KINDS, type ProviderHooks } from '../providers/registry.js';
 import type { Provider } from '../providers/types.js';
 import { Agent } from './agent.js';
-import { aliveLimitMs } from './fleet/registry.js';
+import { aliveLimitMs, sourceKey } from './fleet/registry.js';
 import { combineGates, pgFleetMassDrift, pgRolloutGate, type RolloutGateFn } from './fleet/rollout-gate.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
@@ -75,9 +75,10 @@ export interface BuildOverrides extends ProviderHooks {
 export function buildGate(config: Config, store: StateStore): RolloutGateFn | undefined {
   if (!(store instanceof PgStateStore)) return undefined;
   const alive = aliveLimitMs(config);
+  const source = sourceKey(config.source);
   const { massDrift, rollout } = config.fleet;
   return combineGates([
-    ...(rollout ? [pgRolloutGate(store, config.agent.id, rollout, alive)] : []),
+    ...(rollout ? [pgRolloutGate(store, config.agent.id, rollout, alive, source)] : []),
     ...(massDrift
       ? [
           pgFleetMassDrift(
@@ -86,6 +87,7 @@ export function buildGate(config: Config, store: StateStore): RolloutGateFn | un
             massDrift.maxDriftedPercent,
             alive,
             MASS_DRIFT_WINDOW_FACTOR * alive,
+            source,
           ),
         ]
       : []),

@@ -13,7 +13,7 @@ import type { HealthSource } from '../health/types.js';
 import type { Logger } from '../log.js';
 import { PgStateStore } from '../state/pg-store.js';
 import type { StateStore } from '../state/types.js';
-import { aliveLimitMs, type FleetSource, PgFleetRegistry } from './registry.js';
+import { aliveLimitMs, type FleetSource, PgFleetRegistry, sourceKey } from './registry.js';
 import { serialBeats } from './beats.js';
 import { heartbeatOf, selfFleet } from './view.js';
 
@@ -32,7 +32,12 @@ export async function connectFleet(
     return { ...selfFleet(agent, config.agent, health), close: async () => undefined };
   }
   const aliveMs = aliveLimitMs(config);
-  const registry = new PgFleetRegistry(store.pool, config.agent, aliveMs, config.fleet.rollout);
+  const registry = new PgFleetRegistry(
+    store.pool,
+    { ...config.agent, source: sourceKey(config.source) },
+    aliveMs,
+    config.fleet.rollout,
+  );
   await registry.register();
   let failing = false;
   let changedAt: number | null = null;

@@ -6,6 +6,7 @@
  * guardrail trusts them (a heartbeat can be late); the shared freeze lives in
  * the state store.
  */
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { HealthReport } from '../health/types.js';
 import { type Migration, migrate } from '../state/pg-store.js';
@@ -75,7 +76,24 @@ export const AGENT_MIGRATIONS: readonly Migration[] = [
         ADD COLUMN plan jsonb;
     `,
   },
+  {
+    version: 6,
+    sql: `
+      -- which source the agent reads (a digest of source.url and source.ref): a rollout's waves and the
+      -- fleet mass drift count the agents of the revision's source only; null: an agent from before this
+      ALTER TABLE agents ADD COLUMN source text;
+    `,
+  },
 ];
+
+/**
+ * The source an agent reads, as the fleet compares it: a digest of `source.url` and `source.ref` (a URL
+ * may carry a token; the digest never shows it). Agents of other sources share the database but not the
+ * revision: they are neither in its waves nor in its mass drift.
+ */
+export function sourceKey(source: { url: string; ref: string }): string {
+  return createHash('sha256').update(`${source.url}\n${source.ref}`).digest('hex').slice(0, 16);
+}
 
 /** What an agent reports after each cycle. */
 export interface Heartbeat {
@@ -121,7 +139,7 @@ interface AgentRow {
 export class PgFleetRegistry implements FleetSource {
   constructor(
     private readonly pool: pg.Pool,
-    private readonly self: { id: string; labels: Readonly<Record<string, string>> },
+    private readonly self: { id: string; labels: Readonly<Record<string, string>>; source?: string | null },
     /** A heartbeat older than this marks the agent not alive (a few reconcile intervals). */
     private readonly aliveMs: number,
     /** fleet.rollout: the view shows the latest rollout's waves. */
@@ -132,9 +150,9 @@ export class PgFleetRegistry implements FleetSource {
   async register(): Promise<void> {
     await migrate(this.pool, 'agents', AGENT_MIGRATIONS);
     await this.pool.query(
-      `INSERT INTO agents (id, labels) VALUES ($1, $2)
-       ON CONFLICT (id) DO UPDATE SET labels = EXCLUDED.labels, last_seen = now()`,
-      [this.self.id, JSON.stringify(this.self.labels)],
+      `INSERT INTO agents (id, labels, source) VALUES ($1, $2, $3)
+       ON CONFLICT (id) DO UPDATE SET labels = EXCLUDED.labels, source = EXCLUDED.source, last_seen = now()`,
+      [this.self.id, JSON.stringify(this.self.labels), this.self.source ?? null],
     );
   }
 
@@ -198,7 +216,7 @@ export class PgFleetRegistry implements FleetSource {
     );
     const sha = latest.rows[0]?.revision;
     if (!sha) return null;
-    const a = await assessRollout(this.pool, sha, this.rollout, this.aliveMs);
+    const a = await assessRollout(this.pool, sha, this.rollout, this.aliveMs, undefined, this.self.source);
     if (!a) return null;
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     return {

@@ -112,6 +112,11 @@ export interface RolloutAssessment {
   pinned: boolean;
 }
 
+/** The agents of source $3 (null: every agent; an agent registered before sources were recorded counts for any). */
+const sameSource = (n: number) => `($${n}::text IS NULL OR source IS NULL OR source = $${n}::text)`;
+const SAME_SOURCE = sameSource(3);
+const SAME_SOURCE_5 = sameSource(5);
+
 export interface RolloutConfig {
   waves: readonly WaveSize[];
   bakeMs: number;
@@ -128,6 +133,8 @@ export async function assessRollout(
   rollout: RolloutConfig,
   aliveMs: number,
   self?: string,
+  /** The revision's source (registry.ts sourceKey): agents of other sources are not counted. */
+  source?: string | null,
 ): Promise<RolloutAssessment | null> {
   const r = await pool.query<{
     completed: boolean;
@@ -154,9 +161,10 @@ export async function assessRollout(
                           WHERE (c->>'ok')::boolean IS FALSE), '{}')
               ELSE '{}' END AS failing,
               (extract(epoch FROM good_since) * 1000)::float8 AS good_since_ms,
-              (SELECT max(last_seen) FROM agents) - last_seen < make_interval(secs => $1) OR id = $2 AS reporting
-       FROM agents`,
-      [aliveMs / 1000, self ?? null],
+              (SELECT max(last_seen) FROM agents WHERE ${SAME_SOURCE}) - last_seen < make_interval(secs => $1)
+                OR id = $2 AS reporting
+       FROM agents WHERE ${SAME_SOURCE}`,
+      [aliveMs / 1000, self ?? null, source ?? null],
     )
   ).rows;
   const waves = currentWaves(
@@ -213,11 +221,12 @@ export function pgRolloutGate(
   self: string,
   rollout: RolloutConfig,
   aliveMs: number,
+  source: string | null = null,
 ): RolloutGateFn {
   const { pool } = store;
   return async (sha, ctx) => {
     await pool.query('INSERT INTO rollouts (revision) VALUES ($1) ON CONFLICT DO NOTHING', [sha]);
-    let a = await assessRollout(pool, sha, rollout, aliveMs, self);
+    let a = await assessRollout(pool, sha, rollout, aliveMs, self, source);
     if (a && !a.completed && !a.pinned) {
       // The first to ask pins the plan: joins and deaths do not re-plan. One that lost the race decides
       // on the plan that won, not on its own.
@@ -225,7 +234,7 @@ export function pgRolloutGate(
         sha,
         JSON.stringify(a.waves),
       ]);
-      if (won.rowCount === 0) a = await assessRollout(pool, sha, rollout, aliveMs, self);
+      if (won.rowCount === 0) a = await assessRollout(pool, sha, rollout, aliveMs, self, source);
     }
     if (!a || a.completed) return { act: true, wave: null, halt: null };
     const { waves, decision: d } = a;
@@ -260,8 +269,8 @@ export function pgRolloutGate(
 }
 
 /**
- * fleet.massDrift: the share of the fleet's alive agents that acted on drift of one revision within
- * `windowMs`. The agent about to act counts itself; if that takes the share past `maxDriftedPercent`
+ * fleet.massDrift: the share of the fleet's reporting agents of the revision's source (heartbeat within
+ * `aliveMs` of the newest one) that acted on drift of one revision within `windowMs`. The agent about to act counts itself; if that takes the share past `maxDriftedPercent`
  * the fleet freezes (`fleet_mass_drift`) before it acts, so a bad push stops after that share of the
  * fleet took it even when each agent alone saw too little drift to halt. Serialised per revision (a
  * transaction-level advisory lock) so agents acting at once cannot all slip under the limit.
@@ -272,6 +281,7 @@ export function pgFleetMassDrift(
   maxDriftedPercent: number,
   aliveMs: number,
   windowMs: number,
+  source: string | null = null,
 ): RolloutGateFn {
   const { pool } = store;
   return async (sha, ctx) => {
@@ -283,8 +293,11 @@ export function pgFleetMassDrift(
         `SELECT
            coalesce((SELECT array_agg(agent_id ORDER BY agent_id) FROM revision_drift
                      WHERE revision = $1 AND agent_id <> $2 AND now() - at < make_interval(secs => $3)), '{}') AS drifted,
-           (SELECT count(*)::int FROM agents WHERE now() - last_seen < make_interval(secs => $4) OR id = $2) AS alive`,
-        [sha, self, windowMs / 1000, aliveMs / 1000],
+           (SELECT count(*)::int FROM agents
+             WHERE ${SAME_SOURCE_5}
+               AND ((SELECT max(last_seen) FROM agents WHERE ${SAME_SOURCE_5}) - last_seen < make_interval(secs => $4)
+                    OR id = $2)) AS alive`,
+        [sha, self, windowMs / 1000, aliveMs / 1000, source],
       );
       const { drifted, alive } = r.rows[0]!;
       const n = drifted.length + 1;

@@ -36,6 +36,7 @@ const IDS = ['a-1', 'a-2', 'a-3', 'a-4'];
 const ROLLOUT = { waves: [1, '50%', '100%'], bakeMs: 0 };
 const ALIVE = 60_000;
 const SHA = 'b'.repeat(40);
+const SOURCE = 'source-a';
 const [W0, W1] = planWaves(IDS, ROLLOUT.waves) as [string[], string[], string[]];
 
 const health = (ok: boolean, startedAt = Date.now()): HealthReport => ({
@@ -76,13 +77,13 @@ async function fleet(bakeMs = ROLLOUT.bakeMs) {
     pools.push(pool);
     const store = new PgStateStore({ pool, agentId: id, ownsPool: false });
     await store.load();
-    const registry = new PgFleetRegistry(pool, { id, labels: {} }, ALIVE, rollout);
+    const registry = new PgFleetRegistry(pool, { id, labels: {}, source: SOURCE }, ALIVE, rollout);
     await registry.register();
     agents.set(id, { store, registry });
   }
   const at = (id: string) => agents.get(id)!;
   const gate = (id: string, store = at(id).store) =>
-    pgRolloutGate(store, id, rollout, ALIVE)(SHA, { approved: false, now: Date.now() });
+    pgRolloutGate(store, id, rollout, ALIVE, SOURCE)(SHA, { approved: false, now: Date.now() });
   const q = (sql: string, params: unknown[] = []) => at(IDS[0]!).store.pool.query(sql, params);
   const frozen = async () =>
     (
@@ -91,6 +92,22 @@ async function fleet(bakeMs = ROLLOUT.bakeMs) {
       )
     ).rows[0]!.f;
   return { at, gate, frozen, q };
+}
+
+/** fleet.massDrift at 50 %: the first two agents act on drift of `sha`; the third's answer. */
+async function massDriftOfThree(f: Awaited<ReturnType<typeof fleet>>, sha: string) {
+  const drift = (id: string) =>
+    pgFleetMassDrift(
+      f.at(id).store,
+      id,
+      50,
+      ALIVE,
+      10 * ALIVE,
+      SOURCE,
+    )(sha, { approved: false, now: Date.now() });
+  assert.equal((await drift(IDS[0]!)).act, true);
+  assert.equal((await drift(IDS[1]!)).act, true);
+  return drift(IDS[2]!);
 }
 
 /** Every agent's heartbeat on the old revision (acting on nothing yet). */
@@ -284,12 +301,28 @@ test('two first askers race to pin the plan: the loser decides on the plan that 
 test('the fleet-wide mass drift freezes the fleet in its own transaction', async () => {
   const f = await fleet();
   for (const id of IDS) await f.at(id).registry.heartbeat(beat({ revision: 'a'.repeat(40) }));
-  const drift = (id: string) =>
-    pgFleetMassDrift(f.at(id).store, id, 50, ALIVE, 10 * ALIVE)(SHA, { approved: false, now: Date.now() });
-  assert.equal((await drift(IDS[0]!)).act, true);
-  assert.equal((await drift(IDS[1]!)).act, true);
-  const third = await drift(IDS[2]!);
+  const third = await massDriftOfThree(f, SHA);
   assert.equal(third.act, false);
   assert.equal(third.halt?.kind, 'fleet_mass_drift');
   assert.match((await f.frozen())?.reason ?? '', /^fleet_mass_drift: 3 of 4 agents/);
+});
+
+test("agents of another source (same database) are neither in a revision's waves nor in its mass drift", async () => {
+  const f = await fleet(0);
+  const pool = f.at(IDS[0]!).store.pool;
+  // Six agents of another repository, first in the rollout order: they never take this revision.
+  const others = Array.from({ length: 6 }, (_, i) => `db-${i}`);
+  for (const id of others) {
+    const r = new PgFleetRegistry(pool, { id, labels: {}, source: 'source-b' }, ALIVE, ROLLOUT);
+    await r.register();
+    await r.heartbeat(beat({ revision: 'c'.repeat(40) }));
+  }
+  await onOldRevision(f);
+  await f.gate(W0[0]!);
+  const [row] = (await f.q('SELECT plan FROM rollouts')).rows as Array<{ plan: string[][] }>;
+  assert.deepEqual(row?.plan, planWaves(IDS, ROLLOUT.waves), 'planned over the agents of this source');
+  await f.at(W0[0]!).registry.heartbeat(beat({}));
+  assert.equal((await f.gate(W1[0]!)).act, true, 'wave 1 opens: nobody of the other source holds it');
+  // Mass drift, 50 % of this source's 4 agents: the third freezes (diluted by 6 others it would not).
+  assert.equal((await massDriftOfThree(f, 'd'.repeat(40))).act, false);
 });
