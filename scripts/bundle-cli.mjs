@@ -7,7 +7,7 @@
 //
 // esbuild is a devDependency (npm ci installs it). Without it this script says so and exits 0: bin/steward.js then
 // runs dist/agent/cli.js unbundled, which behaves the same, only slower to start.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,6 +32,9 @@ try {
   process.stderr.write('bundle-cli: esbuild is not installed; steward runs from dist/agent unbundled\n');
   process.exit(0);
 }
+
+// A fresh directory: chunk names are content hashes, so an earlier build's would stay beside this one's.
+rmSync(outdir, { recursive: true, force: true });
 
 // ajv's standalone code for the config schema, so no command compiles it at run time (agent/config.ts:
 // usePrecompiled). Self-contained (the formats are passed in), so the bundle gets a copy beside its chunks.
