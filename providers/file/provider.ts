@@ -34,9 +34,11 @@ import {
   type HeldDir,
   type OpenFile,
   openParent,
+  openParentSync,
   openRegular,
   openRegularSync,
   openRoot,
+  openRootSync,
   PROC_FD,
   unlinkIn,
   writeIn,
@@ -167,10 +169,10 @@ export class FileProvider implements Provider {
   }
 
   /** The root, held open and checked to be the managed one; an unreadable root is an error for every File, never "missing". */
-  private async openRoot(adopt: boolean): Promise<HeldDir> {
+  private async openRoot(adopt: boolean, sync = false): Promise<HeldDir> {
     let root: HeldDir;
     try {
-      root = await openRoot(this.root, this.procFd);
+      root = sync ? openRootSync(this.root, this.procFd) : await openRoot(this.root, this.procFd);
     } catch (e) {
       throw new StewardError(
         'OBSERVE_FAILED',
@@ -190,7 +192,7 @@ export class FileProvider implements Provider {
     const out = new Map<string, ObserveResult>();
     let root: HeldDir;
     try {
-      root = await this.openRoot(resources.length > 0);
+      root = await this.openRoot(resources.length > 0, true); // observe: no thread-pool round trip per directory
     } catch (e) {
       for (const r of resources)
         out.set(r.key, {
@@ -259,7 +261,7 @@ export class FileProvider implements Provider {
       const rels = group.map((i) => resources[i]!.spec['path'] as string);
       let parent: HeldDir | null;
       try {
-        parent = await openParent(root, rels[0]!, false);
+        parent = openParentSync(root, rels[0]!);
       } catch (e) {
         for (const [j, i] of group.entries()) results[i] = observeError(rels[j]!, e);
         continue;
@@ -273,7 +275,7 @@ export class FileProvider implements Provider {
           }
         }
       } finally {
-        if (parent && parent !== root) await parent.close();
+        if (parent && parent !== root) parent.closeSync();
       }
     }
     return results;
