@@ -86,16 +86,18 @@ const fsyncFd = promisify(fsync);
  */
 export class HeldDir {
   readonly fd: number;
+  private readonly prefix: string;
   constructor(
     private readonly held: FileHandle | number,
     readonly procFd: string,
   ) {
     this.fd = typeof held === 'number' ? held : held.fd;
+    this.prefix = `${procFd}/${this.fd}/`;
   }
 
   /** The path of `name` inside this very directory. */
   at(name: string): string {
-    return `${this.procFd}/${this.fd}/${name}`;
+    return this.prefix + name;
   }
 
   /** `dev:ino` of the held directory. */

@@ -92,9 +92,11 @@ function readBoundedSync(fd: number, stat: Stats, rel: string): string {
       buf.copy(bigger, 0, 0, total);
       buf = bigger;
     }
-    const n = readSync(fd, buf, total, buf.length - total, total);
-    if (n === 0) break;
+    const want = buf.length - total;
+    const n = readSync(fd, buf, total, want, total);
     total += n;
+    // Fewer bytes than asked for from a regular file is its end: no second read() to be told so.
+    if (n < want) break;
   }
   return buf.toString('utf8', 0, total);
 }
@@ -121,14 +123,22 @@ const observeError = (rel: string, e: unknown): ObserveResult => ({
   code: errCode(e),
 });
 
+const MODES = new Map<number, string>();
+/** `0644` for 0o644: the few modes a fleet has, formatted once. */
+function modeString(bits: number): string {
+  let s = MODES.get(bits);
+  if (s === undefined) MODES.set(bits, (s = bits.toString(8).padStart(4, '0')));
+  return s;
+}
+
 /** One file in its held parent: absent, present (content and mode) or an error for this file alone. */
 function observeSync(parent: HeldDir, rel: string): ObserveResult {
   try {
-    const f = openRegularSync(parent, posix.basename(rel), rel);
+    const f = openRegularSync(parent, rel.slice(rel.lastIndexOf('/') + 1), rel);
     if (!f) return absent(rel);
     try {
       const content = readBoundedSync(f.fd, f.stat, rel);
-      const mode = (f.stat.mode & 0o7777).toString(8).padStart(4, '0');
+      const mode = modeString(f.stat.mode & 0o7777);
       return { status: 'present', id: rel, doc: { spec: { ensure: 'present', content, mode } } };
     } finally {
       closeSync(f.fd);
@@ -251,7 +261,8 @@ export class FileProvider implements Provider {
     const byFolder = new Map<string, number[]>();
     for (const [i, r] of resources.entries()) {
       const rel = r.spec['path'] as string;
-      const folder = rel.split('/').slice(0, -1).join('/');
+      const slash = rel.lastIndexOf('/');
+      const folder = slash < 0 ? '' : rel.slice(0, slash);
       const group = byFolder.get(folder);
       if (group) group.push(i);
       else byFolder.set(folder, [i]);
