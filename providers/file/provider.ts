@@ -126,8 +126,10 @@ const observeError = (rel: string, e: unknown): ObserveResult => ({
 const MODES = new Map<number, string>();
 /** `0644` for 0o644: the few modes a fleet has, formatted once. */
 function modeString(bits: number): string {
-  let s = MODES.get(bits);
-  if (s === undefined) MODES.set(bits, (s = bits.toString(8).padStart(4, '0')));
+  const known = MODES.get(bits);
+  if (known !== undefined) return known;
+  const s = bits.toString(8).padStart(4, '0');
+  MODES.set(bits, s);
   return s;
 }
 
