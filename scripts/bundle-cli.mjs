@@ -56,6 +56,9 @@ const result = await esbuild.build({
   platform: 'node',
   target: 'node20',
   keepNames: true,
+  // Less for V8 to parse at every start (1.5 → 1.2 MB; ≈ 6 % of plan's start-up CPU, measured): names are kept.
+  minifyWhitespace: true,
+  minifySyntax: true,
   outdir,
   metafile: true,
   logLevel: 'warning',
