@@ -1,5 +1,4 @@
 /** Wires an agent (or a one-shot detector) from a validated config. */
-import { join } from 'node:path';
 import { buildProviders, KINDS, type ProviderHooks } from '../providers/registry.js';
 import type { Provider } from '../providers/types.js';
 import { Agent } from './agent.js';
@@ -7,8 +6,8 @@ import { aliveLimitMs, sourceKey } from './fleet/registry.js';
 import { combineGates, pgFleetMassDrift, pgRolloutGate, type RolloutGateFn } from './fleet/rollout-gate.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { createGitEngine, type EngineKind } from './source/engine.js';
-import { DesiredStateSource } from './source/source.js';
+import type { EngineKind } from './source/engine.js';
+import { buildSource } from './source/from-config.js';
 import { FileStateStore } from './state/file-store.js';
 import { createPgPool, PgStateStore } from './state/pg-store.js';
 import type { StateStore } from './state/types.js';
@@ -29,28 +28,7 @@ export function buildStore(config: Config, log: Logger): StateStore {
   return new PgStateStore({ pool, agentId: config.agent.id });
 }
 
-export function buildSource(
-  config: Config,
-  cacheDir = join(config.state.dir, 'git'),
-  clock: () => number = Date.now,
-  /** Which Git engine reads the source: `source.engine` unless a caller (a test) says otherwise. */
-  engine: EngineKind = config.source.engine,
-): DesiredStateSource {
-  const repo = createGitEngine(
-    {
-      url: config.source.url,
-      kind: config.source.kind,
-      ref: config.source.ref,
-      path: config.source.path,
-      auth: config.source.auth
-        ? { username: config.source.auth.username, password: config.source.auth.password }
-        : null,
-      cacheDir,
-    },
-    engine,
-  );
-  return new DesiredStateSource(repo, KINDS, clock, config.source.verify);
-}
+export { buildSource };
 
 export interface BuildOverrides extends ProviderHooks {
   clock?: () => number;

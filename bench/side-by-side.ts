@@ -74,7 +74,7 @@ async function time(fn: () => Promise<unknown> | unknown): Promise<number> {
   return performance.now() - t0;
 }
 
-async function steadyCycle(progress: (m: string) => void): Promise<Row[]> {
+export async function steadyCycle(progress: (m: string) => void): Promise<Row[]> {
   const f = planFloorSetup(STEADY_N);
   try {
     const source = new DesiredStateSource(

@@ -7,7 +7,7 @@
 //
 // esbuild is a devDependency (npm ci installs it). Without it this script says so and exits 0: bin/steward.js then
 // runs dist/agent/cli.js unbundled, which behaves the same, only slower to start.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,6 +33,9 @@ try {
   process.exit(0);
 }
 
+// A fresh directory: chunk names are content hashes, so an earlier build's would stay beside this one's.
+rmSync(outdir, { recursive: true, force: true });
+
 // ajv's standalone code for the config schema, so no command compiles it at run time (agent/config.ts:
 // usePrecompiled). Self-contained (the formats are passed in), so the bundle gets a copy beside its chunks.
 {
@@ -53,6 +56,9 @@ const result = await esbuild.build({
   platform: 'node',
   target: 'node20',
   keepNames: true,
+  // Less for V8 to parse at every start (1.5 → 1.2 MB; ≈ 6 % of plan's start-up CPU, measured): names are kept.
+  minifyWhitespace: true,
+  minifySyntax: true,
   outdir,
   metafile: true,
   logLevel: 'warning',

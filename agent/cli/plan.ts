@@ -17,7 +17,6 @@ import {
 import { escapeControls } from '../../core/text.js';
 import { buildProviders, KINDS } from '../../providers/registry.js';
 import type { DesiredResource, OwnedDoc } from '../../providers/types.js';
-import { buildSource } from '../build.js';
 import { type Config, loadConfig } from '../config.js';
 import { detect } from '../detect.js';
 import { parseRevision } from '../manifest.js';
@@ -33,6 +32,7 @@ import {
 import { windowAt } from '../../policies/windows.js';
 import { planReport } from '../plan/report.js';
 import { lapsed } from '../reconciler.js';
+import { buildSource } from '../source/from-config.js';
 import { FULL_COMMIT, pinnedEngine } from '../source/pinned.js';
 import { DesiredStateSource } from '../source/source.js';
 import { FileStateStore } from '../state/file-store.js';

@@ -77,7 +77,7 @@ import {
   sourceUnreachable,
   tooLargeMessage,
 } from './git.js';
-import { refCandidates } from './refs.js';
+import { looseCommit, refCandidates } from './refs.js';
 import {
   DEFAULT_HTTP_LIMITS,
   displayUrl,
@@ -557,6 +557,9 @@ export class NativeGitEngine implements GitEngine {
     if (this.opts.kind === 'local') {
       const gitdir = await this.gitdirFor();
       for (const ref of candidates) {
+        // A loose commit is read directly: one git process less per plan (the answer is rev-parse's).
+        const loose = looseCommit(gitdir, ref);
+        if (loose) return { sha: loose, fullRef: ref };
         const r = await this.local([
           '--git-dir',
           gitdir,

@@ -30,8 +30,20 @@
  * start there ({@link assertProcFd}) instead of silently writing by path.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, type Stats, statSync } from 'node:fs';
+import {
+  type BigIntStats,
+  closeSync,
+  constants,
+  fstat,
+  fstatSync,
+  fsync,
+  lstatSync,
+  openSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { TEMP_PREFIX } from '../../core/atomic-file.js';
 import { StewardError } from '../../core/errors.js';
 
@@ -62,32 +74,69 @@ export function assertProcFd(procFd = PROC_FD): void {
     );
 }
 
-/** A directory held open: names in it are resolved against the handle, never by path from `/`. */
+const fstatBig = promisify((fd: number, cb: (e: NodeJS.ErrnoException | null, st: BigIntStats) => void) =>
+  fstat(fd, { bigint: true }, cb),
+);
+const fsyncFd = promisify(fsync);
+
+/**
+ * A directory held open: names in it are resolved against the descriptor, never by path from `/`. Held
+ * through a FileHandle (the async openers: writes) or a bare descriptor (the synchronous ones: observe, which
+ * then costs no thread-pool round trip per directory).
+ */
 export class HeldDir {
+  readonly fd: number;
+  private readonly prefix: string;
   constructor(
-    readonly handle: FileHandle,
+    private readonly held: FileHandle | number,
     readonly procFd: string,
-  ) {}
+  ) {
+    this.fd = typeof held === 'number' ? held : held.fd;
+    this.prefix = `${procFd}/${this.fd}/`;
+  }
 
   /** The path of `name` inside this very directory. */
   at(name: string): string {
-    return `${this.procFd}/${this.handle.fd}/${name}`;
+    return this.prefix + name;
   }
 
   /** `dev:ino` of the held directory. */
   async identity(): Promise<string> {
-    const st = await this.handle.stat({ bigint: true });
+    const st = await fstatBig(this.fd);
     return `${st.dev}:${st.ino}`;
   }
 
+  /** The held directory's fstat, with 64-bit device and inode numbers. */
+  statSync(): BigIntStats {
+    return fstatSync(this.fd, { bigint: true });
+  }
+
+  /** fsync of the directory (a rename or unlink in it made durable). */
+  sync(): Promise<void> {
+    return typeof this.held === 'number' ? fsyncFd(this.held) : this.held.sync();
+  }
+
   close(): Promise<void> {
-    return this.handle.close();
+    if (typeof this.held !== 'number') return this.held.close();
+    closeSync(this.held);
+    return Promise.resolve();
+  }
+
+  /** Closes a descriptor held by a synchronous opener at once (a FileHandle is closed in the background). */
+  closeSync(): void {
+    if (typeof this.held === 'number') closeSync(this.held);
+    else void this.held.close().catch(() => undefined);
   }
 }
 
 /** Opens the configured root (the config names it, so symlinks in that path are the operator's). */
 export async function openRoot(path: string, procFd = PROC_FD): Promise<HeldDir> {
   return new HeldDir(await open(path, O_RDONLY | O_DIRECTORY), procFd);
+}
+
+/** {@link openRoot} without the thread pool (observe). */
+export function openRootSync(path: string, procFd = PROC_FD): HeldDir {
+  return new HeldDir(openSync(path, O_RDONLY | O_DIRECTORY), procFd);
 }
 
 /**
@@ -133,25 +182,66 @@ async function openComponent(
       }
       if (c === 'ENOENT') return null;
       if (c !== 'ENOTDIR' && c !== 'ELOOP') throw e;
-      const st = await lstat(dir.at(part)).catch(() => null);
-      if (st?.isSymbolicLink())
-        throw new StewardError(
-          'PATH_ESCAPE',
-          `path "${rel}" could lead outside providers.file.root through a symlink ("${sub}"); steward never follows symlinks under the root: replace it with a real directory`,
-          { path: rel },
-        );
-      if (!st || st.isDirectory())
-        throw new StewardError(
-          'PATH_ESCAPE',
-          `"${sub}" on the way to "${rel}" changed while steward opened it (a symlink swapped in and out?); steward did not follow it, the next cycle looks again`,
-          { path: rel },
-        );
-      if (!create) return null;
-      throw new StewardError('FILE_NOT_REGULAR', `cannot create "${rel}": "${sub}" is not a directory`, {
-        path: rel,
-      });
+      return componentNotDir(await lstat(dir.at(part)).catch(() => null), rel, sub, create);
     }
   }
+}
+
+/**
+ * {@link openParent} without creating and without the thread pool (observe): the same walk, flags and
+ * verdicts, each directory opened with `O_DIRECTORY|O_NOFOLLOW` through the one held before it.
+ */
+export function openParentSync(root: HeldDir, rel: string): HeldDir | null {
+  const parts = rel.split('/').slice(0, -1);
+  let cur = root;
+  for (const [i, part] of parts.entries()) {
+    let next: HeldDir | null;
+    try {
+      next = openComponentSync(cur, part, rel, parts.slice(0, i + 1).join('/'));
+    } finally {
+      if (cur !== root) cur.closeSync();
+    }
+    if (!next) return null;
+    cur = next;
+  }
+  return cur;
+}
+
+function openComponentSync(dir: HeldDir, part: string, rel: string, sub: string): HeldDir | null {
+  try {
+    return new HeldDir(openSync(dir.at(part), DIR_FLAGS), dir.procFd);
+  } catch (e) {
+    const c = errno(e);
+    if (c === 'ENOENT') return null;
+    if (c !== 'ENOTDIR' && c !== 'ELOOP') throw e;
+    let st: Stats | null = null;
+    try {
+      st = lstatSync(dir.at(part));
+    } catch {
+      st = null;
+    }
+    return componentNotDir(st, rel, sub, false);
+  }
+}
+
+/** What a component that could not be opened as a directory (ENOTDIR, ELOOP) means, from its lstat. */
+function componentNotDir(st: Stats | null, rel: string, sub: string, create: boolean): null {
+  if (st?.isSymbolicLink())
+    throw new StewardError(
+      'PATH_ESCAPE',
+      `path "${rel}" could lead outside providers.file.root through a symlink ("${sub}"); steward never follows symlinks under the root: replace it with a real directory`,
+      { path: rel },
+    );
+  if (!st || st.isDirectory())
+    throw new StewardError(
+      'PATH_ESCAPE',
+      `"${sub}" on the way to "${rel}" changed while steward opened it (a symlink swapped in and out?); steward did not follow it, the next cycle looks again`,
+      { path: rel },
+    );
+  if (!create) return null;
+  throw new StewardError('FILE_NOT_REGULAR', `cannot create "${rel}": "${sub}" is not a directory`, {
+    path: rel,
+  });
 }
 
 /** An open regular file and what its handle's fstat said. */
@@ -247,7 +337,7 @@ export async function writeIn(
     await unlink(dir.at(tmp)).catch(() => {});
     throw e;
   }
-  await dir.handle.sync();
+  await dir.sync();
 }
 
 /** Removes `name` from `dir` (the caller checked it is a regular file) and makes that durable. */
@@ -258,5 +348,5 @@ export async function unlinkIn(dir: HeldDir, name: string): Promise<void> {
     if (errno(e) !== 'ENOENT') throw e;
     return;
   }
-  await dir.handle.sync();
+  await dir.sync();
 }

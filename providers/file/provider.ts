@@ -34,9 +34,11 @@ import {
   type HeldDir,
   type OpenFile,
   openParent,
+  openParentSync,
   openRegular,
   openRegularSync,
   openRoot,
+  openRootSync,
   PROC_FD,
   unlinkIn,
   writeIn,
@@ -90,9 +92,11 @@ function readBoundedSync(fd: number, stat: Stats, rel: string): string {
       buf.copy(bigger, 0, 0, total);
       buf = bigger;
     }
-    const n = readSync(fd, buf, total, buf.length - total, total);
-    if (n === 0) break;
+    const want = buf.length - total;
+    const n = readSync(fd, buf, total, want, total);
     total += n;
+    // Fewer bytes than asked for from a regular file is its end: no second read() to be told so.
+    if (n < want) break;
   }
   return buf.toString('utf8', 0, total);
 }
@@ -119,14 +123,24 @@ const observeError = (rel: string, e: unknown): ObserveResult => ({
   code: errCode(e),
 });
 
+const MODES = new Map<number, string>();
+/** `0644` for 0o644: the few modes a fleet has, formatted once. */
+function modeString(bits: number): string {
+  const known = MODES.get(bits);
+  if (known !== undefined) return known;
+  const s = bits.toString(8).padStart(4, '0');
+  MODES.set(bits, s);
+  return s;
+}
+
 /** One file in its held parent: absent, present (content and mode) or an error for this file alone. */
 function observeSync(parent: HeldDir, rel: string): ObserveResult {
   try {
-    const f = openRegularSync(parent, posix.basename(rel), rel);
+    const f = openRegularSync(parent, rel.slice(rel.lastIndexOf('/') + 1), rel);
     if (!f) return absent(rel);
     try {
       const content = readBoundedSync(f.fd, f.stat, rel);
-      const mode = (f.stat.mode & 0o7777).toString(8).padStart(4, '0');
+      const mode = modeString(f.stat.mode & 0o7777);
       return { status: 'present', id: rel, doc: { spec: { ensure: 'present', content, mode } } };
     } finally {
       closeSync(f.fd);
@@ -167,10 +181,10 @@ export class FileProvider implements Provider {
   }
 
   /** The root, held open and checked to be the managed one; an unreadable root is an error for every File, never "missing". */
-  private async openRoot(adopt: boolean): Promise<HeldDir> {
+  private async openRoot(adopt: boolean, sync = false): Promise<HeldDir> {
     let root: HeldDir;
     try {
-      root = await openRoot(this.root, this.procFd);
+      root = sync ? openRootSync(this.root, this.procFd) : await openRoot(this.root, this.procFd);
     } catch (e) {
       throw new StewardError(
         'OBSERVE_FAILED',
@@ -190,7 +204,7 @@ export class FileProvider implements Provider {
     const out = new Map<string, ObserveResult>();
     let root: HeldDir;
     try {
-      root = await this.openRoot(resources.length > 0);
+      root = await this.openRoot(resources.length > 0, true); // observe: no thread-pool round trip per directory
     } catch (e) {
       for (const r of resources)
         out.set(r.key, {
@@ -249,7 +263,8 @@ export class FileProvider implements Provider {
     const byFolder = new Map<string, number[]>();
     for (const [i, r] of resources.entries()) {
       const rel = r.spec['path'] as string;
-      const folder = rel.split('/').slice(0, -1).join('/');
+      const slash = rel.lastIndexOf('/');
+      const folder = slash < 0 ? '' : rel.slice(0, slash);
       const group = byFolder.get(folder);
       if (group) group.push(i);
       else byFolder.set(folder, [i]);
@@ -259,7 +274,7 @@ export class FileProvider implements Provider {
       const rels = group.map((i) => resources[i]!.spec['path'] as string);
       let parent: HeldDir | null;
       try {
-        parent = await openParent(root, rels[0]!, false);
+        parent = openParentSync(root, rels[0]!);
       } catch (e) {
         for (const [j, i] of group.entries()) results[i] = observeError(rels[j]!, e);
         continue;
@@ -273,7 +288,7 @@ export class FileProvider implements Provider {
           }
         }
       } finally {
-        if (parent && parent !== root) await parent.close();
+        if (parent && parent !== root) parent.closeSync();
       }
     }
     return results;

@@ -28,11 +28,12 @@
  * identity is kept and the provider behaves as before.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { closeSync, readFileSync, readSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { StewardError } from '../../core/errors.js';
-import { type HeldDir, openRegular, writeIn } from './held-dir.js';
+import { type HeldDir, openRegularSync, writeIn } from './held-dir.js';
 
 export const ROOT_MARKER = '.steward-root';
 const IDENTITY_FILE = 'file-root.json';
@@ -68,11 +69,12 @@ export class RootIdentity {
    * nothing recorded yet, `adopt` records this one (else it passes as is).
    */
   async check(root: HeldDir, adopt: boolean): Promise<void> {
-    const st = await root.handle.stat({ bigint: true });
+    // Read synchronously (three small reads every cycle: no thread-pool round trips); only adopting writes.
+    const st = root.statSync();
     const dev = String(st.dev);
     const ino = String(st.ino);
-    const recorded = await this.read();
-    const marker = await readMarker(root);
+    const recorded = this.read();
+    const marker = readMarker(root);
     if (!recorded) {
       if (!adopt) return;
       // A marker without a record: this root was managed by a steward whose state is gone — most likely an
@@ -111,10 +113,10 @@ export class RootIdentity {
   }
 
   /** The recorded identity of this root; null when none (or one for another configured root). */
-  private async read(): Promise<Identity | null> {
+  private read(): Identity | null {
     let text: string;
     try {
-      text = await readFile(this.file, 'utf8');
+      text = readFileSync(this.file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
@@ -135,14 +137,16 @@ export class RootIdentity {
 }
 
 /** The marker's id, or null when the root has none. */
-async function readMarker(root: HeldDir): Promise<string | null> {
-  const f = await openRegular(root, ROOT_MARKER, ROOT_MARKER);
+function readMarker(root: HeldDir): string | null {
+  const f = openRegularSync(root, ROOT_MARKER, ROOT_MARKER);
   if (!f) return null;
   try {
     const buf = Buffer.alloc(128);
-    const { bytesRead } = await f.handle.read(buf, 0, buf.length, 0);
-    return buf.subarray(0, bytesRead).toString('utf8').trim();
+    return buf
+      .subarray(0, readSync(f.fd, buf, 0, buf.length, 0))
+      .toString('utf8')
+      .trim();
   } finally {
-    await f.handle.close();
+    closeSync(f.fd);
   }
 }
