@@ -56,7 +56,11 @@ function groupByProvider(
   return groups;
 }
 
-/** Observes one provider's resources; `each` is called per resource, in order, with its result. */
+/**
+ * Observes one provider's resources; `each` is called per resource, in order, with its result. A provider
+ * that sets `observeBatch` is asked for that many at a time, each batch handed to `each` before the next is
+ * read: only one batch of observed documents is alive at once (what `each` keeps aside, the drift, stays).
+ */
 async function observeGroup(
   p: Provider | string,
   rs: readonly DesiredResource[],
@@ -66,6 +70,18 @@ async function observeGroup(
     for (const r of rs) each(r, { status: 'error', id: null, error: p, code: 'PROVIDER_NOT_CONFIGURED' });
     return;
   }
+  const size = p.observeBatch !== undefined && p.observeBatch >= 1 ? Math.floor(p.observeBatch) : rs.length;
+  if (size >= rs.length) return observeBatch(p, rs, each);
+  for (let start = 0; start < rs.length; start += size)
+    await observeBatch(p, rs.slice(start, start + size), each);
+}
+
+/** One `observe` call: a throw is an observe error for each of its resources, never "missing". */
+async function observeBatch(
+  p: Provider,
+  rs: readonly DesiredResource[],
+  each: (resource: DesiredResource, result: ObserveResult) => void,
+): Promise<void> {
   let results: ReadonlyMap<string, ObserveResult>;
   try {
     results = await p.observe(rs);

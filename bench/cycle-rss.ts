@@ -40,7 +40,9 @@ import { FileStateStore } from '../agent/state/file-store.js';
 import type { PersistedState, StateStore } from '../agent/state/types.js';
 import { seededRandom } from '../policies/backoff.js';
 import { KINDS } from '../providers/registry.js';
-import { memoryProvider, noopStore } from './in-memory.js';
+import { fileKind } from '../providers/file/kind.js';
+import type { DesiredResource, ObserveResult, Provider } from '../providers/types.js';
+import { noopStore } from './in-memory.js';
 import {
   collectGarbage,
   isMain,
@@ -52,7 +54,7 @@ import {
   runInChild,
   settle,
 } from './harness.js';
-import { benchGuardrails, buildFleet, type Fleet, NOW } from './synthetic.js';
+import { benchGuardrails, buildFleet, type Fleet, isDrifted, NOW } from './synthetic.js';
 import type { Benchmark, Row } from './types.js';
 
 const NAME = 'cycle-rss';
@@ -63,6 +65,8 @@ const TARGET = { max: TARGET_MIB, label: `≤ ${TARGET_MIB.toFixed(0)} MiB (300 
 const SPACED_RUNS = 5;
 const BACK_TO_BACK_RUNS = 5;
 const STORE_RUNS = 4;
+/** Resources per `observe` call of the provider stand-in (it sets `observeBatch`, as the file provider can). */
+const OBSERVE_BATCH = 1000;
 /** The reconcile interval the clock advances by between cycles. */
 const INTERVAL_MS = 30_000;
 
@@ -111,10 +115,48 @@ async function measureInput(runtimeHeap: number): Promise<ChildResult['input']> 
   };
 }
 
-function reconciler(fleet: Fleet, store: StateStore, clock: () => number): Reconciler {
+/**
+ * The provider stand-in: like a real one, it reads every observation fresh when asked (a content string of
+ * its own, as a file read gives; the same drift as `buildFleet`'s observations) and keeps none of them, so
+ * what is alive during a cycle is what the agent holds, not a prepared map of the whole fleet. Applies
+ * instantly, as `memoryProvider` does (the drift stays: every cycle has the same work).
+ */
+function freshProvider(): Provider {
+  const observeOne = (r: DesiredResource): ObserveResult => {
+    const spec = r.desired.spec;
+    const mode = typeof spec['mode'] === 'string' ? spec['mode'] : '0644';
+    const text = String(spec['content']);
+    const content = isDrifted(Number(r.name.slice(2)))
+      ? `${text}# edited by hand\n`
+      : Buffer.from(text, 'utf8').toString('utf8');
+    return {
+      status: 'present',
+      id: r.spec['path'] as string,
+      doc: { spec: { ensure: 'present', content, mode } },
+    };
+  };
+  return {
+    name: 'file',
+    kinds: [fileKind],
+    observeBatch: OBSERVE_BATCH,
+    observe: async (rs) => {
+      const out = new Map<string, ObserveResult>();
+      for (const r of rs) out.set(r.key, observeOne(r));
+      return out;
+    },
+    apply: async (actions) =>
+      actions.map((a) => ({
+        key: a.resource.key,
+        id: a.resource.spec['path'] as string,
+        outcome: 'applied' as const,
+      })),
+  };
+}
+
+function reconciler(store: StateStore, clock: () => number): Reconciler {
   return new Reconciler({
     kinds: KINDS,
-    providers: new Map([['file', memoryProvider(fleet)]]),
+    providers: new Map([['file', freshProvider()]]),
     store,
     guardrails: benchGuardrails(N),
     initialMode: 'enforce',
@@ -133,6 +175,8 @@ async function runChild(): Promise<ChildResult> {
   const input = await measureInput(runtimeHeap);
 
   const fleet = buildFleet(N);
+  // Observations are read fresh every cycle (freshProvider): the prepared ones are not held.
+  fleet.observed.clear();
   let now = NOW;
   const clock = () => now;
   let state: PersistedState = fleet.state;
@@ -148,12 +192,15 @@ async function runChild(): Promise<ChildResult> {
     const t0 = performance.now();
     const out = await r.cycle(fleet.revision, state, () => false);
     phase.ms.push(performance.now() - t0);
+    // A benchmark of the wrong work is worse than none: every cycle sees the fleet's drift.
+    if (out.report.drifted !== fleet.drifted || out.report.observeErrors !== 0)
+      throw new Error(`cycle saw ${out.report.drifted} drifted, ${out.report.observeErrors} errors`);
     if (spaced) phase.peak.push(peakSinceResetMiB());
     state = out.state;
     now += INTERVAL_MS;
   };
 
-  const inMemory = reconciler(fleet, noopStore, clock);
+  const inMemory = reconciler(noopStore, clock);
   const first = emptyPhase();
   const hwmReset = resetPeakRss();
   await cycleWith(inMemory, first, true);
@@ -171,7 +218,7 @@ async function runChild(): Promise<ChildResult> {
   let storeBytesPerCycle = 0;
   try {
     const fileStore = new FileStateStore(dir);
-    const withStore = reconciler(fleet, fileStore, clock);
+    const withStore = reconciler(fileStore, clock);
     let afterFirst = 0;
     for (let i = 0; i < STORE_RUNS; i++) {
       await cycleWith(withStore, store, true);
