@@ -173,3 +173,23 @@ test('detect: a provider without observeBatch is asked once for all its resource
     ['c'],
   );
 });
+
+test('detect: a three-way base equal to the desired document but not shared (loaded after a restart) is compared, not diffed', async () => {
+  const rs = ['a', 'b', 'c'].map((n) => resource(n, { spec: { v: n, nested: { k: [1, 2] } } }));
+  // Counts lookups of the kind: one per resource to find its provider, one more for each owned-field diff.
+  let lookups = 0;
+  const counted = new Map(kinds);
+  const get = counted.get.bind(counted);
+  counted.get = (k) => {
+    lookups++;
+    return get(k);
+  };
+  const docs = Object.fromEntries(rs.map((r) => [r.name, structuredClone(r.desired)]));
+  const copies = new Map(rs.map((r) => [r.key, structuredClone(r.desired)]));
+  const d = await detect(rs, counted, new Map([['p', provider(docs)]]), (k) => copies.get(k));
+  assert.deepEqual(
+    d.converged.map((r) => r.name),
+    ['a', 'b', 'c'],
+  );
+  assert.equal(lookups, 3, 'no owned-field diff (projection and patch) for a base equal to Git');
+});

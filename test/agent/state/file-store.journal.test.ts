@@ -156,12 +156,57 @@ test('compaction folds the journal into state.json; lines of the old snapshot ar
   assert.deepEqual(plain(await new FileStateStore(d).load()), plain(s));
 });
 
-test('a saved record is frozen: changing it in place throws instead of going unsaved', async (t) => {
+test('a saved record and the records object are frozen (kept as saved, not copied): changing either in place throws instead of going unsaved', async (t) => {
   const d = await dir(t);
   const store = new FileStateStore(d);
-  const s = fleet(2);
+  const s = fleet(3);
   await store.save(s);
   assert.throws(() => {
     (s.resources['File/r0'] as { attempts: number }).attempts = 5;
   }, TypeError);
+  assert.throws(() => {
+    s.resources['File/late'] = record(1);
+  }, TypeError);
+  const next = withRecord(s, 'File/r1', record(2));
+  await store.save(next);
+  assert.throws(() => {
+    delete next.resources['File/r0'];
+  }, TypeError);
+  const loaded = await new FileStateStore(d).load();
+  assert.deepEqual(plain(loaded), plain(next));
+  assert.throws(
+    () => {
+      loaded.resources['File/late'] = record(1);
+    },
+    TypeError,
+    'as loaded, too',
+  );
+});
+
+test('the first save after a restart compares the rebuilt records without a string of each, and writes nothing', async (t) => {
+  const d = await dir(t);
+  const doc = (i: number) => ({ spec: { ensure: 'present', content: `line ${i}\n` } });
+  const s = freshState();
+  for (let i = 0; i < 1_000; i++) s.resources[`File/r${i}`] = { ...record(), lastApplied: doc(i) };
+  await new FileStateStore(d).save(s);
+  const store = new FileStateStore(d);
+  const loaded = await store.load();
+  // The first cycle points every record's lastApplied at the revision's document: new objects, same content.
+  const resources: PersistedState['resources'] = {};
+  for (const k in loaded.resources)
+    resources[k] = { ...loaded.resources[k]!, lastApplied: doc(Number(k.slice(6))) };
+  const before = store.bytesWritten;
+  const stringify = JSON.stringify;
+  let calls = 0;
+  JSON.stringify = ((...args: Parameters<typeof stringify>) => {
+    calls++;
+    return stringify(...args);
+  }) as typeof stringify;
+  try {
+    await store.save({ ...loaded, resources });
+  } finally {
+    JSON.stringify = stringify;
+  }
+  assert.equal(store.bytesWritten, before, 'nothing new to write');
+  assert.ok(calls < 10, `${calls} JSON.stringify calls for 1,000 records`);
 });
