@@ -388,6 +388,23 @@ export class FileStateStore implements StateStore {
       });
   }
 
+  adopt(state: PersistedState): boolean {
+    const saved = this.saved;
+    if (!saved || saved.compact || operatorOf(state) !== saved.operator) return false;
+    if (JSON.stringify(headOf(state)) !== saved.head) return false;
+    let count = 0;
+    for (const k in state.resources) {
+      count++;
+      const before = Object.hasOwn(saved.resources, k) ? saved.resources[k] : undefined;
+      if (before === undefined || (before !== state.resources[k] && !sameJson(before, state.resources[k])))
+        return false;
+    }
+    if (count !== saved.count) return false;
+    freezeRecords(state.resources);
+    saved.resources = state.resources;
+    return true;
+  }
+
   /** Appends one line and fsyncs it; on failure the journal is cut back to what it was. */
   private async appendJournal(line: string, saved: Saved): Promise<void> {
     const h = await open(this.journalPath, 'a', 0o600);
