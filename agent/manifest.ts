@@ -61,20 +61,23 @@ export class ManifestCache {
 
 /**
  * A document that keeps no position index: `locate` parses its file's text again, the first time it is asked
- * (only when a later revision reports a cross-file problem in an unchanged file).
+ * (only when a later revision reports a cross-file problem in an unchanged file). @internal exported for its test.
  */
-function relocatable(text: string, file: string, doc: YamlDocument): YamlDocument {
+export function relocatable(text: string, file: string, doc: YamlDocument): YamlDocument {
+  // Only the index and the start: `doc` itself (its locate) holds the file's parser events, which the cache
+  // must not keep alive (≈ 3 KB per resource).
+  const { index, start } = doc;
   let real: YamlDocument | undefined;
   return {
     value: null,
-    index: doc.index,
-    start: doc.start,
+    index,
+    start,
     locate(path, opts) {
       if (!real) {
         const again = parseYaml(text, file);
-        real = again.ok ? again.docs[doc.index] : undefined;
+        real = again.ok ? again.docs[index] : undefined;
       }
-      return real ? real.locate(path, opts) : doc.start;
+      return real ? real.locate(path, opts) : start;
     },
   };
 }
@@ -154,6 +157,32 @@ function checkEnvelope(
   return problems;
 }
 
+/**
+ * A string of its own, not a slice of the file's text nor a rope of its lines (the parser's strings are;
+ * shorter than 13 characters V8 copies anyway). Round-tripped through JSON, which keeps every code unit.
+ */
+const own = (s: string): string => (s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string));
+
+/**
+ * Gives every string in a parsed value (in place: the parser's fresh objects and arrays) a string of its own,
+ * so a resource held while its revision is in force does not keep its manifest's whole text and the parser's
+ * pieces alive: ≈ 2.6 KB per File resource at 100k instead of ≈ 0.7 KB.
+ */
+function ownStrings(v: unknown): void {
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (typeof x === 'string') v[i] = own(x);
+      else ownStrings(x);
+    }
+  } else if (isPlainObject(v))
+    for (const k of Object.keys(v)) {
+      const x = v[k];
+      if (typeof x === 'string') v[k] = own(x);
+      else ownStrings(x);
+    }
+}
+
 /** Parses one file into validated resources and problems. */
 function parseFile(
   f: ManifestFile,
@@ -183,15 +212,16 @@ function parseFile(
     for (const p of [...envelope, ...specProblems])
       problems.push(at(f.file, doc, p.path, p.message, p.atKey));
     if (envelope.length > 0 || specProblems.length > 0 || !kind) continue;
-    const name = (value['metadata'] as Record<string, unknown>)['name'] as string;
+    const name = own((value['metadata'] as Record<string, unknown>)['name'] as string);
     const spec = value['spec'] as Record<string, unknown>;
+    ownStrings(spec);
     const onDrift = (value['policy'] as Record<string, unknown> | undefined)?.['onDrift'] as
       | 'revert'
       | 'report'
       | undefined;
-    const origin = `${f.file}:${doc.start.line}:${doc.start.col}`;
+    const origin = own(`${f.file}:${doc.start.line}:${doc.start.col}`);
     const resource: DesiredResource = {
-      key: `${kind.kind}/${name}`,
+      key: own(`${kind.kind}/${name}`),
       kind: kind.kind,
       name,
       spec,
