@@ -3,6 +3,7 @@
  * A revision is valid only as a whole; every problem is reported as
  * `file:line:col: message`.
  */
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { SourceProblem } from '../core/errors.js';
 import { describeType, isPlainObject } from '../core/object.js';
 import { unknownKeys } from '../providers/spec-check.js';
@@ -30,14 +31,21 @@ interface FileParse {
 const cacheKey = (file: string, oid: string): string => `${oid}\u0000${file}`;
 
 /**
+ * A manifest's text as the cache keeps it: compressed (YAML text shrinks several times; ≈ 48 MB of text at
+ * 100k Files), read back only to place a cross-file problem in an unchanged file.
+ */
+const pack = (text: string): Buffer => deflateRawSync(Buffer.from(text, 'utf8'), { level: 1 });
+const unpack = (packed: Buffer): string => inflateRawSync(packed).toString('utf8');
+
+/**
  * Parsed manifests of the last revision, by path and blob id: a revision that changes one file parses that file
  * only (the source does not even read the others: GitEngine.readManifests' `known`). It holds what the revision
- * in force holds anyway (its resources), and per file the text to find positions in should a later revision
+ * in force holds anyway (its resources), and per file the text (compressed) to find positions in should a later revision
  * report a cross-file problem (a duplicate) there. Entries of files that the last revision no longer has are
  * dropped with it.
  */
 export class ManifestCache {
-  private entries = new Map<string, FileParse & { text: string }>();
+  private entries = new Map<string, FileParse>();
   /** Files parsed so far (cache misses): a counter for tests and benchmarks. */
   parsed = 0;
 
@@ -49,12 +57,12 @@ export class ManifestCache {
   }
 
   /** @internal parseRevision's: the entry, or undefined. */
-  get(file: string, oid: string): (FileParse & { text: string }) | undefined {
+  get(file: string, oid: string): FileParse | undefined {
     return this.entries.get(cacheKey(file, oid));
   }
 
   /** @internal parseRevision's: the entries of the revision just parsed replace the previous ones. */
-  replace(next: Map<string, FileParse & { text: string }>): void {
+  replace(next: Map<string, FileParse>): void {
     this.entries = next;
   }
 }
@@ -63,7 +71,7 @@ export class ManifestCache {
  * A document that keeps no position index: `locate` parses its file's text again, the first time it is asked
  * (only when a later revision reports a cross-file problem in an unchanged file). @internal exported for its test.
  */
-export function relocatable(text: string, file: string, doc: YamlDocument): YamlDocument {
+export function relocatable(text: () => string, file: string, doc: YamlDocument): YamlDocument {
   // Only the index and the start: `doc` itself (its locate) holds the file's parser events, which the cache
   // must not keep alive (≈ 3 KB per resource).
   const { index, start } = doc;
@@ -74,7 +82,7 @@ export function relocatable(text: string, file: string, doc: YamlDocument): Yaml
     start,
     locate(path, opts) {
       if (!real) {
-        const again = parseYaml(text, file);
+        const again = parseYaml(text(), file);
         real = again.ok ? again.docs[index] : undefined;
       }
       return real ? real.locate(path, opts) : start;
@@ -247,7 +255,7 @@ export function parseRevision(
 ): RevisionParse {
   const problems: SourceProblem[] = [];
   const located: Located[] = [];
-  const next = new Map<string, FileParse & { text: string }>();
+  const next = new Map<string, FileParse>();
   const all: Array<{ file: string; oid?: string; text?: string }> = [...files, ...unchanged];
   for (const f of all.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))) {
     const held = cache && f.oid !== undefined ? cache.get(f.file, f.oid) : undefined;
@@ -267,12 +275,15 @@ export function parseRevision(
       parseFile({ file: f.file, text: f.text }, kinds, parse.problems, parse.located);
       if (cache) {
         cache.parsed++;
-        const { text, file } = f;
-        parse.located = parse.located.map((l) => ({ ...l, doc: relocatable(text, file, l.doc) }));
+        const packed = pack(f.text);
+        const { file } = f;
+        parse.located = parse.located.map((l) => ({
+          ...l,
+          doc: relocatable(() => unpack(packed), file, l.doc),
+        }));
       }
     }
-    if (cache && f.oid !== undefined)
-      next.set(cacheKey(f.file, f.oid), { ...parse, text: held?.text ?? f.text ?? '' });
+    if (cache && f.oid !== undefined) next.set(cacheKey(f.file, f.oid), parse);
     problems.push(...parse.problems);
     located.push(...parse.located);
   }

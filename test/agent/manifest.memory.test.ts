@@ -39,6 +39,27 @@ test('a parsed resource keeps strings of its own, not its manifest’s whole tex
   );
 });
 
+test('the manifest cache keeps a file’s text compressed, not the text itself', async () => {
+  const big = (): string =>
+    `${`# ${'x'.repeat(1022)}\n`.repeat(16 * 1024)}apiVersion: steward/v1\nkind: File\nmetadata: { name: one }\nspec: { path: etc/one, content: "1\\n" }\n`;
+  const used = () => {
+    const m = process.memoryUsage();
+    return m.heapUsed + m.external;
+  };
+  await collect();
+  const before = used();
+  const cache = new ManifestCache();
+  let text: string | null = big();
+  const parsed = parseRevision([{ file: 'fleet/big.yaml', text, oid: '3'.repeat(40) }], KINDS, cache);
+  text = null;
+  /x/.exec('x');
+  await collect();
+  const held = used() - before;
+  assert.equal(parsed.ok, true);
+  assert.equal(cache.size, 1);
+  assert.ok(held < 4 * MIB, `the cache holds ${(held / MIB).toFixed(1)} MiB for a 16 MiB manifest`);
+});
+
 test('a cached document keeps its index and start, not the parsed document (its parser events)', async () => {
   let doc: YamlDocument | null = {
     value: { big: 'x'.repeat(1000) },
@@ -47,7 +68,7 @@ test('a cached document keeps its index and start, not the parsed document (its 
     locate: () => ({ line: 7, col: 1 }),
   };
   const weak = new WeakRef(doc);
-  const kept = relocatable('a: 1\n---\nb: 2\n---\nc: 3\n', 'f.yaml', doc);
+  const kept = relocatable(() => 'a: 1\n---\nb: 2\n---\nc: 3\n', 'f.yaml', doc);
   doc = null;
   await collect();
   assert.equal(weak.deref(), undefined, 'the original document was freed');
