@@ -13,6 +13,7 @@ import type {
 } from '../providers/types.js';
 import { diffOwned } from './diff.js';
 import { errorMessage, isStewardError } from '../core/errors.js';
+import { sameJson } from '../core/object.js';
 
 export interface Observed {
   resource: DesiredResource;
@@ -56,7 +57,11 @@ function groupByProvider(
   return groups;
 }
 
-/** Observes one provider's resources; `each` is called per resource, in order, with its result. */
+/**
+ * Observes one provider's resources; `each` is called per resource, in order, with its result. A provider
+ * that sets `observeBatch` is asked for that many at a time, each batch handed to `each` before the next is
+ * read: only one batch of observed documents is alive at once (what `each` keeps aside, the drift, stays).
+ */
 async function observeGroup(
   p: Provider | string,
   rs: readonly DesiredResource[],
@@ -66,6 +71,18 @@ async function observeGroup(
     for (const r of rs) each(r, { status: 'error', id: null, error: p, code: 'PROVIDER_NOT_CONFIGURED' });
     return;
   }
+  const size = p.observeBatch !== undefined && p.observeBatch >= 1 ? Math.floor(p.observeBatch) : rs.length;
+  if (size >= rs.length) return observeBatch(p, rs, each);
+  for (let start = 0; start < rs.length; start += size)
+    await observeBatch(p, rs.slice(start, start + size), each);
+}
+
+/** One `observe` call: a throw is an observe error for each of its resources, never "missing". */
+async function observeBatch(
+  p: Provider,
+  rs: readonly DesiredResource[],
+  each: (resource: DesiredResource, result: ObserveResult) => void,
+): Promise<void> {
   let results: ReadonlyMap<string, ObserveResult>;
   try {
     results = await p.observe(rs);
@@ -89,26 +106,6 @@ async function observeGroup(
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Deep equality of JSON values (same keys, same order-insensitive object members); false on anything else. */
-function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) {
-    const bs = b as unknown[];
-    if (a.length !== bs.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], bs[i])) return false;
-    return true;
-  }
-  const ao = a as Obj;
-  const bo = b as Obj;
-  if (typeof ao['toJSON'] === 'function' || typeof bo['toJSON'] === 'function') return false;
-  const keys = Object.keys(ao);
-  if (keys.length !== Object.keys(bo).length) return false;
-  for (const k of keys) if (!Object.hasOwn(bo, k) || !sameJson(ao[k], bo[k])) return false;
-  return true;
-}
 
 /**
  * Whether `observed` matches `desired` on every leaf Git sets: the common case, answered without
@@ -155,9 +152,11 @@ export async function detect(
         }
         const last = lastApplied(resource.key);
         // Three-way removals need a base that differs from the desired document; without one, a match
-        // on Git's leaves is convergence.
+        // on Git's leaves is convergence. A base equal to it but not shared (as loaded from disk after a
+        // restart) is no different: compared, not diffed (no projection and patch per resource).
         const patch =
-          (last === undefined || last === resource.desired) && ownedFieldsMatch(resource.desired, result.doc)
+          (last === undefined || last === resource.desired || sameJson(last, resource.desired)) &&
+          ownedFieldsMatch(resource.desired, result.doc)
             ? NO_PATCH
             : diffOwned(kinds.get(resource.kind)!, resource.desired, result.doc, last);
         if (patch.length === 0) part.converged.push(resource);

@@ -9,6 +9,7 @@
  * records and transitions out (in place only when the caller hands its map
  * over); the caller emits the transitions.
  */
+import { sameJson } from '../core/object.js';
 import { type ConvergenceConfig, emptyRecord, markDrifted, trackConvergence } from './non-convergence.js';
 import type { ResourceRecord } from './types.js';
 
@@ -79,6 +80,35 @@ export function foldObservation(input: FoldInput): FoldOutput {
       records.set(d.key, { ...step.record, verifyPending: false });
       if (step.transition === 'stuck') out.stuck.push({ key: d.key, attempts: step.record.attempts });
     } else records.set(d.key, markDrifted(rec, now));
+  }
+  return out;
+}
+
+/**
+ * After a restart each record holds its own copy of the document applied last (as parsed from disk). Where
+ * that copy equals the restored revision's desired document, the record is pointed at the revision's
+ * instead: one copy of each document in memory, not two, and the first cycle finds every converged record
+ * already on its desired document (no record rebuilt). Pure: returns the new records object, or null when
+ * there is nothing to share. A base that differs (a removal to come) is kept as it is.
+ */
+export function shareBases(
+  records: Readonly<Record<string, ResourceRecord>>,
+  resources: ReadonlyArray<{ key: string; desired: unknown }>,
+): Record<string, ResourceRecord> | null {
+  let out: Record<string, ResourceRecord> | null = null;
+  for (const r of resources) {
+    const rec = Object.hasOwn(records, r.key) ? records[r.key] : undefined;
+    if (
+      rec?.lastApplied === undefined ||
+      rec.lastApplied === r.desired ||
+      !sameJson(rec.lastApplied, r.desired)
+    )
+      continue;
+    if (out === null) {
+      out = {};
+      for (const k in records) out[k] = records[k]!;
+    }
+    out[r.key] = { ...rec, lastApplied: r.desired };
   }
   return out;
 }

@@ -105,6 +105,13 @@ export interface Provider {
   /** Reads observed state fresh for every resource; never throws for one resource's failure. */
   observe(resources: readonly DesiredResource[]): Promise<Map<string, ObserveResult>>;
   /**
+   * Set by a provider whose resources are observed independently of each other (no cross-resource check,
+   * no call count that grows with the number of calls): detection then calls `observe` with at most this
+   * many resources at a time and diffs each batch before the next, so the observed documents of the
+   * whole fleet never coexist. Unset: one call with all of the provider's resources.
+   */
+  observeBatch?: number;
+  /**
    * Applies actions; returns one outcome per action started. Must check
    * `ctl.shouldStop()` before each action (or batch) and start no new one
    * once it returns true, and should await `ctl.onOutcome` as soon as each

@@ -28,6 +28,7 @@ import { type FileHandle, mkdir, open, readFile, rename, stat } from 'node:fs/pr
 import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../../core/atomic-file.js';
 import { StewardError } from '../../core/errors.js';
+import { sameJson } from '../../core/object.js';
 import { compileSchema } from '../../core/schema.js';
 import {
   type AuditRead,
@@ -82,7 +83,13 @@ interface Saved {
   seq: number;
   operator: string;
   head: string;
-  resources: Map<string, ResourceRecord>;
+  /**
+   * The records object of the state last loaded or saved, frozen (container and records): the very object the
+   * agent holds as its state, not a copy of it (one structure of every record, not two).
+   */
+  resources: Readonly<Record<string, ResourceRecord>>;
+  /** How many records `resources` has. */
+  count: number;
   snapshotBytes: number;
   journalBytes: number;
   /** The journal must be rewritten before it is appended to (a torn line, a failed write or truncate). */
@@ -136,6 +143,21 @@ interface Envelope {
 }
 
 const digest = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/**
+ * Freezes the records and the object that holds them (what the store keeps as saved): a mutation in place
+ * throws instead of going unsaved. Returns how many records there are.
+ */
+function freezeRecords(resources: Record<string, ResourceRecord>): number {
+  let n = 0;
+  for (const k in resources) {
+    n++;
+    const r = resources[k]!;
+    if (!Object.isFrozen(r)) Object.freeze(r);
+  }
+  Object.freeze(resources);
+  return n;
+}
 
 /**
  * Version 1 kept approvals as a list of shas that never expired. They become
@@ -234,13 +256,14 @@ export class FileStateStore implements StateStore {
           .join('; ')}`,
       );
     const loaded = checked.value;
-    for (const r of Object.values(loaded.resources)) Object.freeze(r);
+    const count = freezeRecords(loaded.resources);
     this.saved = {
       base: env.sha256,
       seq: journal.seq,
       operator: operatorOf(loaded),
       head: JSON.stringify(headOf(loaded)),
-      resources: new Map(Object.entries(loaded.resources)),
+      resources: loaded.resources,
+      count,
       snapshotBytes: Buffer.byteLength(text),
       journalBytes: journal.bytes,
       compact: journal.torn || journal.foreign,
@@ -311,34 +334,49 @@ export class FileStateStore implements StateStore {
     const saved = this.saved;
     if (!saved || saved.compact || operatorOf(state) !== saved.operator) return this.compact(state);
     const set: Record<string, ResourceRecord> = {};
+    let written = 0;
     const del: string[] = [];
-    let changed = 0;
+    let kept = 0;
     let count = 0;
     // for…in, not Object.entries: no [key, record] pair per resource (100k at scale) on every save.
     for (const k in state.resources) {
       count++;
       const r = state.resources[k]!;
-      const before = saved.resources.get(k);
-      if (before === r) continue;
-      changed++;
-      // A record rebuilt with the same content (a drifted resource's record, every cycle) is not written again.
-      if (before !== undefined && JSON.stringify(before) === JSON.stringify(r))
-        saved.resources.set(k, Object.freeze(r));
-      else set[k] = r;
+      const before = Object.hasOwn(saved.resources, k) ? saved.resources[k] : undefined;
+      if (before === undefined) continue;
+      kept++;
+      // The same record, or one rebuilt with the same content (a drifted resource's record every cycle, every
+      // record in the first cycle after a restart): not written again. Compared without a string of either.
+      if (before !== r && !sameJson(before, r)) {
+        set[k] = r;
+        written++;
+      }
     }
-    if (count - changed !== saved.resources.size)
-      for (const k of saved.resources.keys()) if (!Object.hasOwn(state.resources, k)) del.push(k);
+    // Records the saved state did not have are new; records it had that are gone are removed.
+    if (kept < count)
+      for (const k in state.resources)
+        if (!Object.hasOwn(saved.resources, k)) {
+          set[k] = state.resources[k]!;
+          written++;
+        }
+    if (kept < saved.count)
+      for (const k in saved.resources) if (!Object.hasOwn(state.resources, k)) del.push(k);
     const head = headOf(state);
     const headJson = JSON.stringify(head);
-    if (Object.keys(set).length === 0 && del.length === 0 && headJson === saved.head) return; // nothing new to make durable
+    if (written === 0 && del.length === 0 && headJson === saved.head) {
+      // Nothing new to make durable: what is on disk is this state, which is kept as saved from now on.
+      saved.count = freezeRecords(state.resources);
+      saved.resources = state.resources;
+      return;
+    }
     const entry: JournalEntry = { base: saved.base, seq: saved.seq + 1, head, set, del };
     const json = JSON.stringify(entry);
     const line = `${digest(json)} ${json}\n`;
     await this.appendJournal(line, saved);
     saved.seq = entry.seq;
     saved.head = headJson;
-    for (const [k, r] of Object.entries(set)) saved.resources.set(k, Object.freeze(r));
-    for (const k of del) saved.resources.delete(k);
+    saved.count = freezeRecords(state.resources);
+    saved.resources = state.resources;
     saved.journalBytes += Buffer.byteLength(line);
     if (saved.journalBytes > Math.max(this.compactMinBytes, saved.snapshotBytes))
       await this.compact(state).catch((e: unknown) => {
@@ -348,6 +386,23 @@ export class FileStateStore implements StateStore {
           `compacting ${this.journalPath} failed (${(e as Error).message}); retried at the next save`,
         );
       });
+  }
+
+  adopt(state: PersistedState): boolean {
+    const saved = this.saved;
+    if (!saved || saved.compact || operatorOf(state) !== saved.operator) return false;
+    if (JSON.stringify(headOf(state)) !== saved.head) return false;
+    let count = 0;
+    for (const k in state.resources) {
+      count++;
+      const before = Object.hasOwn(saved.resources, k) ? saved.resources[k] : undefined;
+      if (before === undefined || (before !== state.resources[k] && !sameJson(before, state.resources[k])))
+        return false;
+    }
+    if (count !== saved.count) return false;
+    freezeRecords(state.resources);
+    saved.resources = state.resources;
+    return true;
   }
 
   /** Appends one line and fsyncs it; on failure the journal is cut back to what it was. */
@@ -388,13 +443,14 @@ export class FileStateStore implements StateStore {
     } catch (e) {
       compact = (e as NodeJS.ErrnoException).code !== 'ENOENT'; // lines of the old snapshot are ignored on load
     }
-    for (const r of Object.values(state.resources)) Object.freeze(r);
+    const count = freezeRecords(state.resources);
     this.saved = {
       base: sha256,
       seq: 0,
       operator: operatorOf(state),
       head: JSON.stringify(headOf(state)),
-      resources: new Map(Object.entries(state.resources)),
+      resources: state.resources,
+      count,
       snapshotBytes: bytes,
       journalBytes: 0,
       compact,

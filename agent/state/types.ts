@@ -164,6 +164,12 @@ export interface StateStore {
   endFreeze?(seen: Freeze): Promise<boolean>;
   /** Releases connections (shared backends). */
   close?(): Promise<void>;
+  /**
+   * Stores that keep what they saved in memory: takes `state` as the saved one when it is, by content, what
+   * was last loaded or saved (e.g. its records pointed at the revision's documents after a restart), so the
+   * copies it replaces can be freed. Writes nothing; false, changing nothing, when anything differs.
+   */
+  adopt?(state: PersistedState): boolean;
 }
 
 /** A write-ahead through {@link StateStore.writeAhead}. */

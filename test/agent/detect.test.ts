@@ -113,3 +113,83 @@ test('detect: converged, drifted and unobservable resources, in revision order',
     [['c', 'OBSERVE_FAILED']],
   );
 });
+
+test('detect: a provider with observeBatch is asked that many at a time, each batch diffed before the next is read', async () => {
+  const names = ['a', 'b', 'c', 'd', 'e'];
+  const rs = names.map((n, i) => resource(n, { spec: { v: i } }));
+  const log: string[] = [];
+  const observed = (n: string, i: number): OwnedDoc => ({ spec: { v: n === 'd' ? 99 : i } });
+  const p: Provider = {
+    ...provider({}),
+    observeBatch: 2,
+    observe: async (batch) => {
+      log.push(`observe ${batch.map((r) => r.name).join(',')}`);
+      if (batch.some((r) => r.name === 'c')) throw new Error('throttled');
+      return new Map(
+        batch.map((r): [string, ObserveResult] => [
+          r.key,
+          { status: 'present', id: r.name, doc: observed(r.name, names.indexOf(r.name)) },
+        ]),
+      );
+    },
+  };
+  const d = await detect(rs, kinds, new Map([['p', p]]), (key) => {
+    log.push(`diff ${key.slice(2)}`);
+    return undefined;
+  });
+  // The observed documents of one batch are all that is alive at once: the next is read after they were diffed.
+  assert.deepEqual(log, ['observe a,b', 'diff a', 'diff b', 'observe c,d', 'observe e', 'diff e']);
+  assert.equal(d.managed, 5);
+  assert.deepEqual(
+    d.converged.map((r) => r.name),
+    ['a', 'b', 'e'],
+  );
+  // A batch that fails is an observe error for its own resources only, never "missing".
+  assert.deepEqual(
+    d.errors.map((e) => [e.resource.name, e.code]),
+    [
+      ['c', 'OBSERVE_FAILED'],
+      ['d', 'OBSERVE_FAILED'],
+    ],
+  );
+  assert.deepEqual(d.drift, []);
+});
+
+test('detect: a provider without observeBatch is asked once for all its resources (API call counts as before)', async () => {
+  const rs = ['a', 'b', 'c'].map((n) => resource(n, { spec: { v: 1 } }));
+  const calls: number[] = [];
+  const p: Provider = {
+    ...provider({ a: { spec: { v: 1 } }, b: { spec: { v: 1 } }, c: { spec: { v: 2 } } }),
+  };
+  const observe = p.observe;
+  p.observe = (batch) => {
+    calls.push(batch.length);
+    return observe(batch);
+  };
+  const d = await detect(rs, kinds, new Map([['p', p]]), () => undefined);
+  assert.deepEqual(calls, [3]);
+  assert.deepEqual(
+    d.drift.map((x) => x.resource.name),
+    ['c'],
+  );
+});
+
+test('detect: a three-way base equal to the desired document but not shared (loaded after a restart) is compared, not diffed', async () => {
+  const rs = ['a', 'b', 'c'].map((n) => resource(n, { spec: { v: n, nested: { k: [1, 2] } } }));
+  // Counts lookups of the kind: one per resource to find its provider, one more for each owned-field diff.
+  let lookups = 0;
+  const counted = new Map(kinds);
+  const get = counted.get.bind(counted);
+  counted.get = (k) => {
+    lookups++;
+    return get(k);
+  };
+  const docs = Object.fromEntries(rs.map((r) => [r.name, structuredClone(r.desired)]));
+  const copies = new Map(rs.map((r) => [r.key, structuredClone(r.desired)]));
+  const d = await detect(rs, counted, new Map([['p', provider(docs)]]), (k) => copies.get(k));
+  assert.deepEqual(
+    d.converged.map((r) => r.name),
+    ['a', 'b', 'c'],
+  );
+  assert.equal(lookups, 3, 'no owned-field diff (projection and patch) for a base equal to Git');
+});

@@ -37,6 +37,22 @@ async function dir(t: test.TestContext): Promise<string> {
 
 const plain = (s: PersistedState): unknown => JSON.parse(JSON.stringify(s));
 
+/** How many times `JSON.stringify` runs during `fn` (a save that strings every record shows as thousands). */
+async function stringifyCalls(fn: () => Promise<void>): Promise<number> {
+  const stringify = JSON.stringify;
+  let calls = 0;
+  JSON.stringify = ((...args: Parameters<typeof stringify>) => {
+    calls++;
+    return stringify(...args);
+  }) as typeof stringify;
+  try {
+    await fn();
+  } finally {
+    JSON.stringify = stringify;
+  }
+  return calls;
+}
+
 test('a save writes what changed: one changed record costs the same bytes at 100 and 5,000 records', async (t) => {
   const perChange: number[] = [];
   for (const n of [100, 5_000]) {
@@ -156,12 +172,84 @@ test('compaction folds the journal into state.json; lines of the old snapshot ar
   assert.deepEqual(plain(await new FileStateStore(d).load()), plain(s));
 });
 
-test('a saved record is frozen: changing it in place throws instead of going unsaved', async (t) => {
+test('a saved record and the records object are frozen (kept as saved, not copied): changing either in place throws instead of going unsaved', async (t) => {
   const d = await dir(t);
   const store = new FileStateStore(d);
-  const s = fleet(2);
+  const s = fleet(3);
   await store.save(s);
   assert.throws(() => {
     (s.resources['File/r0'] as { attempts: number }).attempts = 5;
+  }, TypeError);
+  assert.throws(() => {
+    s.resources['File/late'] = record(1);
+  }, TypeError);
+  const next = withRecord(s, 'File/r1', record(2));
+  await store.save(next);
+  assert.throws(() => {
+    delete next.resources['File/r0'];
+  }, TypeError);
+  const loaded = await new FileStateStore(d).load();
+  assert.deepEqual(plain(loaded), plain(next));
+  assert.throws(
+    () => {
+      loaded.resources['File/late'] = record(1);
+    },
+    TypeError,
+    'as loaded, too',
+  );
+});
+
+const doc = (i: number) => ({ spec: { ensure: 'present', content: `line ${i}\n` } });
+
+/** The state with every record's lastApplied a new object of the same content (as the first cycle or shareBases makes it). */
+function repointed(state: PersistedState): PersistedState {
+  const resources: PersistedState['resources'] = {};
+  for (const k in state.resources)
+    resources[k] = { ...state.resources[k]!, lastApplied: doc(Number(k.slice(6))) };
+  return { ...state, resources };
+}
+
+/** `n` records saved by one store, then loaded by a new one: a restart. */
+async function restart(t: test.TestContext, n: number) {
+  const d = await dir(t);
+  const s = freshState();
+  for (let i = 0; i < n; i++) s.resources[`File/r${i}`] = { ...record(), lastApplied: doc(i) };
+  await new FileStateStore(d).save(s);
+  const store = new FileStateStore(d);
+  return { d, store, loaded: await store.load() };
+}
+
+test('the first save after a restart compares the rebuilt records without a string of each, and writes nothing', async (t) => {
+  const { store, loaded } = await restart(t, 1_000);
+  const before = store.bytesWritten;
+  const calls = await stringifyCalls(() => store.save(repointed(loaded)));
+  assert.equal(store.bytesWritten, before, 'nothing new to write');
+  assert.ok(calls < 10, `${calls} JSON.stringify calls for 1,000 records`);
+});
+
+test('adopt: a state equal by content to the one loaded is kept as saved (nothing written); one that differs is refused and saved later', async (t) => {
+  const { d, store, loaded } = await restart(t, 100);
+  const different = repointed(loaded);
+  different.resources['File/r5'] = { ...different.resources['File/r5']!, attempts: 3 };
+  assert.equal(store.adopt(different), false, 'a record that differs is never taken as saved');
+  assert.equal(store.adopt({ ...repointed(loaded), mode: 'observe' }), false, 'nor an operator decision');
+  await store.save(different);
+  assert.equal(
+    (await new FileStateStore(d).load()).resources['File/r5']!.attempts,
+    3,
+    'and is written by the next save',
+  );
+
+  const again = new FileStateStore(d);
+  const adopted = repointed(await again.load());
+  const before = again.bytesWritten;
+  assert.equal(again.adopt(adopted), true);
+  assert.equal(again.bytesWritten, before, 'adopting writes nothing');
+  // Kept as saved: the next save of it compares nothing (the same record objects) and writes nothing.
+  const calls = await stringifyCalls(() => again.save(adopted));
+  assert.equal(again.bytesWritten, before);
+  assert.ok(calls < 5, `${calls} JSON.stringify calls`);
+  assert.throws(() => {
+    adopted.resources['File/late'] = record();
   }, TypeError);
 });
