@@ -163,14 +163,23 @@ export interface FileProviderOptions {
   procFd?: string;
 }
 
+/** Files per observe call (FileProvider.observeBatch). */
+const OBSERVE_BATCH = 1000;
+
 export class FileProvider implements Provider {
   readonly name = 'file';
   readonly kinds = [fileKind];
+  /**
+   * Files are observed independently of each other: detection asks for this many at a time and diffs each
+   * batch before the next, so the contents read of a whole fleet never coexist (issue 12, peak RSS).
+   */
+  readonly observeBatch = OBSERVE_BATCH;
   private readonly root: string;
   private readonly procFd: string;
   private readonly identity: RootIdentity | null;
   private readonly recordIdentity: boolean;
-  private swept = false;
+  /** The folders whose crash leftovers were swept already (once per process each: observe comes in batches). */
+  private readonly swept = new Set<string>();
 
   constructor(opts: FileProviderOptions) {
     this.procFd = opts.procFd ?? PROC_FD;
@@ -216,10 +225,7 @@ export class FileProvider implements Provider {
       return out;
     }
     try {
-      if (!this.swept && this.recordIdentity) {
-        this.swept = true;
-        await this.sweepTemps(root, resources);
-      }
+      if (this.recordIdentity) await this.sweepTemps(root, resources);
       const results = await this.observeInBulk(root, resources);
       for (const [i, r] of resources.entries()) out.set(r.key, results[i]!);
     } finally {
@@ -234,8 +240,13 @@ export class FileProvider implements Provider {
    * held directories like every other write; a folder that cannot be read is left alone.
    */
   private async sweepTemps(root: HeldDir, resources: readonly DesiredResource[]): Promise<void> {
-    const dirs = new Set(resources.map((r) => posix.dirname(r.spec['path'] as string)));
+    const dirs = new Set<string>();
+    for (const r of resources) {
+      const dir = posix.dirname(r.spec['path'] as string);
+      if (!this.swept.has(dir)) dirs.add(dir);
+    }
     for (const dir of dirs) {
+      this.swept.add(dir);
       const parent = dir === '.' ? root : await openParent(root, `${dir}/x`, false).catch(() => null);
       if (!parent) continue;
       try {

@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { TEMP_PREFIX } from '../../../core/atomic-file.js';
 import { fileKind } from '../../../providers/file/kind.js';
 import { FileProvider } from '../../../providers/file/provider.js';
 import type { DesiredResource, ObserveResult } from '../../../providers/types.js';
@@ -146,4 +147,18 @@ test('observe of converged files makes no thread-pool file system request', asyn
   }
   assert.equal([...seen.values()].filter((o) => o.status === 'present').length, resources.length);
   assert.deepEqual(requests, [], 'file system requests through the thread pool in one observe');
+});
+
+test('crash leftovers are swept in every folder, whichever observe batch its files come in', async (t) => {
+  const { root, provider } = await fixture(t);
+  const batch = provider.observeBatch ?? 1000;
+  await mkdir(join(root, 'late'));
+  const leftover = join(root, 'late', `${TEMP_PREFIX}torn`);
+  await writeFile(leftover, 'half a write');
+  const rs = [
+    ...Array.from({ length: batch }, (_, i) => fileResource(`etc/f${i}.conf`, 'x\n')),
+    fileResource('late/a.conf', 'x\n'), // in the second batch
+  ];
+  for (let i = 0; i < rs.length; i += batch) await provider.observe(rs.slice(i, i + batch));
+  await assert.rejects(stat(leftover), { code: 'ENOENT' });
 });
