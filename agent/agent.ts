@@ -306,12 +306,13 @@ export class Agent {
     const late = new Promise<null>((r) => {
       timer = setTimeout(() => r(null), STATUS_PEEK_MS);
     });
+    const own = this.currentState;
     const shared = peek
-      ? await Promise.race([peek.call(this.opts.store).catch(() => null), late]).finally(() =>
+      ? await Promise.race([peek.call(this.opts.store, own).catch(() => null), late]).finally(() =>
           clearTimeout(timer),
         )
       : null;
-    const state = shared ? { ...this.currentState, ...shared } : this.currentState;
+    const state = shared ? { ...own, ...shared } : own;
     return { state, mode: state.mode ?? this.opts.initialMode };
   }
 

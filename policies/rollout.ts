@@ -51,9 +51,9 @@ export function planWaves(ids: readonly string[], sizes: readonly WaveSize[]): s
 
 /**
  * The waves of a rollout in progress: the plan pinned when it started (`plan`; null: not pinned yet,
- * planned now over `reporting`), and after it one more wave of the agents that started reporting since
- * (in rollout order): a join never moves anyone to an earlier wave, and a joiner never lands in a wave
- * that is open already. A planned agent stays in its wave whether or not it still reports (the gate
+ * planned now over `reporting`), and after it the agents that started reporting since, in waves of their
+ * own (the same sizes, in rollout order): a join never moves anyone to an earlier wave, and a joiner never
+ * lands in a wave that is open already. A planned agent stays in its wave whether or not it still reports (the gate
  * decides what its silence means).
  */
 export function currentWaves(
@@ -63,9 +63,10 @@ export function currentWaves(
 ): string[][] {
   if (plan === null || plan.length === 0) return planWaves(reporting, sizes);
   const planned = new Set(plan.flat());
-  const joined = rolloutOrder(reporting.filter((id) => !planned.has(id)));
-  const waves = plan.map((w) => [...w]);
-  return joined.length > 0 ? [...waves, joined] : waves;
+  // The joiners roll out in waves of their own, cut by the same sizes (a fleet restarted as a push lands
+  // can leave its first agent planned alone: the rest must not then take the change all at once).
+  const joined = reporting.filter((id) => !planned.has(id));
+  return [...plan.map((w) => [...w]), ...planWaves(joined, sizes)];
 }
 
 /** What the gate needs to know of one agent (from its heartbeat). */

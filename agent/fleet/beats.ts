@@ -23,6 +23,7 @@ export function serialBeats(send: () => Promise<void>): BeatScheduler {
       again = false;
       await send().catch(() => undefined); // `send` reports its own failures
     } while (again && !closed);
+    inFlight = null; // in the same turn as the last check of `again`: an ask after it starts a new run
   };
   return {
     beat() {
@@ -31,9 +32,7 @@ export function serialBeats(send: () => Promise<void>): BeatScheduler {
         again = true;
         return;
       }
-      inFlight = run().finally(() => {
-        inFlight = null;
-      });
+      inFlight = run();
     },
     async close() {
       closed = true;

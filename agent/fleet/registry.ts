@@ -84,6 +84,17 @@ export const AGENT_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE agents ADD COLUMN source text;
     `,
   },
+  {
+    version: 7,
+    sql: `
+      -- a rollout and a mass-drift count are a revision's on one source: two refs reaching one commit
+      -- (staging, then prod) are two rollouts ('' : the source was not known, before version 6)
+      ALTER TABLE rollouts ADD COLUMN source text NOT NULL DEFAULT '';
+      ALTER TABLE rollouts DROP CONSTRAINT rollouts_pkey, ADD PRIMARY KEY (source, revision);
+      ALTER TABLE revision_drift ADD COLUMN source text NOT NULL DEFAULT '';
+      ALTER TABLE revision_drift DROP CONSTRAINT revision_drift_pkey, ADD PRIMARY KEY (source, revision, agent_id);
+    `,
+  },
 ];
 
 /**
@@ -212,7 +223,9 @@ export class PgFleetRegistry implements FleetSource {
   private async rolloutView(): Promise<FleetView['rollout']> {
     if (!this.rollout) return null;
     const latest = await this.pool.query<{ revision: string }>(
-      'SELECT revision FROM rollouts ORDER BY completed_at IS NULL DESC, started_at DESC LIMIT 1',
+      `SELECT revision FROM rollouts WHERE source = $1
+       ORDER BY completed_at IS NULL DESC, started_at DESC LIMIT 1`,
+      [this.self.source ?? ''],
     );
     const sha = latest.rows[0]?.revision;
     if (!sha) return null;

@@ -148,8 +148,8 @@ export async function assessRollout(
     `SELECT completed_at IS NOT NULL AS completed, halted, opened, plan,
             (SELECT freeze_json IS NOT NULL FROM fleet_control WHERE id = 1) IS NOT FALSE AS frozen,
             (extract(epoch FROM now()) * 1000)::float8 AS now_ms
-     FROM rollouts WHERE revision = $1`,
-    [sha],
+     FROM rollouts WHERE source = $2 AND revision = $1`,
+    [sha, source ?? ''],
   );
   const ro = r.rows[0];
   if (!ro) return null;
@@ -225,15 +225,20 @@ export function pgRolloutGate(
 ): RolloutGateFn {
   const { pool } = store;
   return async (sha, ctx) => {
-    await pool.query('INSERT INTO rollouts (revision) VALUES ($1) ON CONFLICT DO NOTHING', [sha]);
+    // A rollout is the revision's on one source: two sources (refs) reaching one commit roll out apart.
+    const src = source ?? '';
+    await pool.query('INSERT INTO rollouts (source, revision) VALUES ($2, $1) ON CONFLICT DO NOTHING', [
+      sha,
+      src,
+    ]);
     let a = await assessRollout(pool, sha, rollout, aliveMs, self, source);
     if (a && !a.completed && !a.pinned) {
       // The first to ask pins the plan: joins and deaths do not re-plan. One that lost the race decides
       // on the plan that won, not on its own.
-      const won = await pool.query('UPDATE rollouts SET plan = $2 WHERE revision = $1 AND plan IS NULL', [
-        sha,
-        JSON.stringify(a.waves),
-      ]);
+      const won = await pool.query(
+        'UPDATE rollouts SET plan = $2 WHERE source = $3 AND revision = $1 AND plan IS NULL',
+        [sha, JSON.stringify(a.waves), src],
+      );
       if (won.rowCount === 0) a = await assessRollout(pool, sha, rollout, aliveMs, self, source);
     }
     if (!a || a.completed) return { act: true, wave: null, halt: null };
@@ -249,8 +254,8 @@ export function pgRolloutGate(
         await c.query(
           `UPDATE rollouts SET halted = jsonb_build_object('at', now(), 'agents', $2::jsonb, 'checks', $3::jsonb,
                                                          'reason', $4::text)
-           WHERE revision = $1`,
-          [sha, JSON.stringify(agents), JSON.stringify(halt.checks), haltReason(halt)],
+           WHERE source = $5 AND revision = $1`,
+          [sha, JSON.stringify(agents), JSON.stringify(halt.checks), haltReason(halt), src],
         );
       });
       return { ...answer, wave: wave < 0 ? null : wave };
@@ -259,11 +264,14 @@ export function pgRolloutGate(
       // Waves 0 … open-1 are open: stamp those not stamped yet (the earlier stamps are kept).
       await pool.query(
         `UPDATE rollouts SET opened = (SELECT jsonb_object_agg(k::text, now()) FROM generate_series(0, $2::int - 1) k) || opened
-         WHERE revision = $1`,
-        [sha, d.open],
+         WHERE source = $3 AND revision = $1`,
+        [sha, d.open, src],
       );
     if (d.waves.every((w) => w.state === 'done'))
-      await pool.query('UPDATE rollouts SET completed_at = now() WHERE revision = $1', [sha]);
+      await pool.query('UPDATE rollouts SET completed_at = now() WHERE source = $2 AND revision = $1', [
+        sha,
+        src,
+      ]);
     return { act: mayAct(self, waves, d), wave: wave < 0 ? null : wave, halt: null };
   };
 }
@@ -288,16 +296,21 @@ export function pgFleetMassDrift(
     const open: GateAnswer = { act: true, wave: null, halt: null };
     if (ctx.approved) return open;
     const halt = await inTransaction(pool, async (c): Promise<Halt | null> => {
-      await c.query("SELECT pg_advisory_xact_lock(hashtext('steward-drift:' || $1))", [sha]);
+      const src = source ?? '';
+      await c.query("SELECT pg_advisory_xact_lock(hashtext('steward-drift:' || $2 || ':' || $1))", [
+        sha,
+        src,
+      ]);
       const r = await c.query<{ drifted: string[]; alive: number }>(
         `SELECT
            coalesce((SELECT array_agg(agent_id ORDER BY agent_id) FROM revision_drift
-                     WHERE revision = $1 AND agent_id <> $2 AND now() - at < make_interval(secs => $3)), '{}') AS drifted,
+                     WHERE source = $6 AND revision = $1 AND agent_id <> $2
+                       AND now() - at < make_interval(secs => $3)), '{}') AS drifted,
            (SELECT count(*)::int FROM agents
              WHERE ${SAME_SOURCE_5}
                AND ((SELECT max(last_seen) FROM agents WHERE ${SAME_SOURCE_5}) - last_seen < make_interval(secs => $4)
                     OR id = $2)) AS alive`,
-        [sha, self, windowMs / 1000, aliveMs / 1000, source],
+        [sha, self, windowMs / 1000, aliveMs / 1000, source, src],
       );
       const { drifted, alive } = r.rows[0]!;
       const n = drifted.length + 1;
@@ -309,9 +322,9 @@ export function pgFleetMassDrift(
           checks: [],
         };
       await c.query(
-        `INSERT INTO revision_drift (revision, agent_id) VALUES ($1, $2)
-         ON CONFLICT (revision, agent_id) DO UPDATE SET at = now()`,
-        [sha, self],
+        `INSERT INTO revision_drift (source, revision, agent_id) VALUES ($3, $1, $2)
+         ON CONFLICT (source, revision, agent_id) DO UPDATE SET at = now()`,
+        [sha, self, src],
       );
       return null;
     });

@@ -315,9 +315,13 @@ export class PgStateStore implements StateStore {
     return true;
   }
 
-  async peekShared(): Promise<Pick<PersistedState, 'freeze' | 'mode'>> {
+  async peekShared(local: PersistedState): Promise<Pick<PersistedState, 'freeze' | 'mode'>> {
+    const base = this.ready();
     const { freeze, mode } = await this.readControl(this.pool, false);
-    return { freeze, mode };
+    // Unwritten here (memory differs from what this agent last read or wrote) and more cautious: shown.
+    const heldFreeze = local.freeze !== null && json(local.freeze) !== base.freeze;
+    const heldObserve = local.mode === 'observe' && base.mode !== 'observe';
+    return { freeze: heldFreeze ? local.freeze : freeze, mode: heldObserve ? 'observe' : mode };
   }
 
   async refresh(state: PersistedState, revision?: string): Promise<PersistedState> {
@@ -504,15 +508,28 @@ export class PgStateStore implements StateStore {
   private async writeChanges(c: Client, state: PersistedState, base: Baseline): Promise<void> {
     const done: Array<() => void> = [];
     if (json(state.freeze) !== base.freeze) {
-      if (state.freeze !== null)
-        await c.query('UPDATE fleet_control SET freeze_json = $1, updated_at = now() WHERE id = 1', [
-          json(state.freeze),
-        ]);
-      else await this.conditional(c, 'freeze', base.freeze, 'the freeze');
+      // A freeze replaces the one in the row only if the row holds none, holds what this agent saw, or
+      // ends sooner (no end beats any end; the later end wins): a save never shortens or replaces a freeze
+      // set meanwhile by another agent (a rollout halt, an operator). Not written: the stronger freeze stays,
+      // and this agent adopts it at its next refresh.
+      let wrote = true;
+      if (state.freeze === null) await this.conditional(c, 'freeze', base.freeze, 'the freeze');
+      else {
+        const r = await c.query(
+          `UPDATE fleet_control SET freeze_json = $1::jsonb, updated_at = now()
+           WHERE id = 1 AND (freeze_json IS NULL OR freeze_json = $2::jsonb
+             OR (jsonb_typeof(freeze_json->'until') = 'number'
+                 AND (jsonb_typeof($1::jsonb->'until') IS DISTINCT FROM 'number'
+                      OR ($1::jsonb->>'until')::float8 > (freeze_json->>'until')::float8)))`,
+          [json(state.freeze), base.freeze],
+        );
+        wrote = (r.rowCount ?? 0) > 0;
+      }
       const v = json(state.freeze);
-      done.push(() => {
-        base.freeze = v;
-      });
+      if (wrote)
+        done.push(() => {
+          base.freeze = v;
+        });
     }
     if (state.mode !== base.mode) {
       if (state.mode === 'observe')

@@ -153,9 +153,11 @@ export interface StateStore {
   actingHalted?(): Promise<boolean>;
   /**
    * Shared backends: the freeze and the mode as they are now, read only (nothing written, no cycle
-   * waited for) — what `GET /v1/status` shows, since another agent may have changed them.
+   * waited for) — what `GET /v1/status` shows, since another agent may have changed them. What `local`
+   * changed and the backend does not hold yet (a freeze or observe taken while it was down) is kept: the
+   * more cautious view.
    */
-  peekShared?(): Promise<Pick<PersistedState, 'freeze' | 'mode'>>;
+  peekShared?(local: PersistedState): Promise<Pick<PersistedState, 'freeze' | 'mode'>>;
   /**
    * Shared backends: lifts `seen` (a freeze with an `until`) if it is still the freeze in force AND its
    * end has passed by the BACKEND's clock; false: not ended there (yet), nothing written. A freeze's end

@@ -146,6 +146,18 @@ describe('currentWaves (the plan pinned when the rollout started)', () => {
     assert.deepEqual(currentWaves(plan, IDS, SIZES), plan, 'no joiner: the plan as it is');
   });
 
+  it('many joiners roll out in waves of their own, cut by the same sizes', () => {
+    // A fleet restarted as a push lands: the first agent up planned itself alone.
+    const first = IDS[0]!;
+    const waves = currentWaves([[first]], IDS, SIZES);
+    assert.deepEqual(waves, [[first], ...planWaves(IDS.slice(1), SIZES)]);
+    assert.deepEqual(
+      waves.map((w) => w.length),
+      [1, 1, 2, 6],
+      'not the other nine at once',
+    );
+  });
+
   it('an agent that stopped reporting stays in its wave and, once its wave is open, halts the rollout', () => {
     const silent = plan[1]![0]!;
     const waves = currentWaves(

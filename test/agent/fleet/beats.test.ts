@@ -58,3 +58,22 @@ test('a failing send does not stop later beats; nothing is sent after close', as
   await c.close();
   assert.equal(sent, 2);
 });
+
+test('a beat asked for right as the one in flight ends is sent, not lost (whatever the microtask it lands on)', async () => {
+  for (let depth = 0; depth < 8; depth++) {
+    let sent = 0;
+    let b: ReturnType<typeof serialBeats> | undefined;
+    b = serialBeats(async () => {
+      sent++;
+      if (sent !== 1) return;
+      // Asked `depth` microtasks after this send returns: around the loop's last look at "again".
+      let p: Promise<void> = Promise.resolve();
+      for (let i = 0; i < depth; i++) p = p.then(() => undefined);
+      void p.then(() => b!.beat());
+    });
+    b.beat();
+    for (let i = 0; i < 50 && sent < 2; i++) await new Promise((r) => setImmediate(r));
+    await b.close();
+    assert.equal(sent, 2, `the beat asked ${depth} microtasks after the first send ended`);
+  }
+});

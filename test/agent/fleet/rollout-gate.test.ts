@@ -110,6 +110,23 @@ async function massDriftOfThree(f: Awaited<ReturnType<typeof fleet>>, sha: strin
   return drift(IDS[2]!);
 }
 
+/** `n` more agents (`prefix-0` …) registered with `source`, each with heartbeat `hb`; their ids. */
+async function agentsOf(
+  f: Awaited<ReturnType<typeof fleet>>,
+  source: string,
+  prefix: string,
+  n: number,
+  hb: Heartbeat,
+): Promise<string[]> {
+  const ids = Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+  for (const id of ids) {
+    const r = new PgFleetRegistry(f.at(IDS[0]!).store.pool, { id, labels: {}, source }, ALIVE, ROLLOUT);
+    await r.register();
+    await r.heartbeat(hb);
+  }
+  return ids;
+}
+
 /** Every agent's heartbeat on the old revision (acting on nothing yet). */
 async function onOldRevision(f: Awaited<ReturnType<typeof fleet>>): Promise<void> {
   for (const id of IDS)
@@ -203,7 +220,7 @@ test('the plan is pinned when the rollout starts: an agent that joins later goes
     (id) => rolloutOrder([...IDS, id])[0] === id,
   )!;
   const pool = f.at(IDS[0]!).store.pool;
-  const late = new PgFleetRegistry(pool, { id: newcomer, labels: {} }, ALIVE, ROLLOUT);
+  const late = new PgFleetRegistry(pool, { id: newcomer, labels: {}, source: SOURCE }, ALIVE, ROLLOUT);
   await late.register();
   await late.heartbeat(beat({ revision: 'a'.repeat(40) }));
   const g = await pgRolloutGate(
@@ -211,6 +228,7 @@ test('the plan is pinned when the rollout starts: an agent that joins later goes
     newcomer,
     ROLLOUT,
     ALIVE,
+    SOURCE,
   )(SHA, { approved: false, now: Date.now() });
   assert.equal(g.act, false, 'the newcomer does not become wave 0');
   assert.equal(g.wave, 3, 'a wave of its own after the plan');
@@ -309,14 +327,8 @@ test('the fleet-wide mass drift freezes the fleet in its own transaction', async
 
 test("agents of another source (same database) are neither in a revision's waves nor in its mass drift", async () => {
   const f = await fleet(0);
-  const pool = f.at(IDS[0]!).store.pool;
-  // Six agents of another repository, first in the rollout order: they never take this revision.
-  const others = Array.from({ length: 6 }, (_, i) => `db-${i}`);
-  for (const id of others) {
-    const r = new PgFleetRegistry(pool, { id, labels: {}, source: 'source-b' }, ALIVE, ROLLOUT);
-    await r.register();
-    await r.heartbeat(beat({ revision: 'c'.repeat(40) }));
-  }
+  // Six agents of another repository: they never take this revision.
+  await agentsOf(f, 'source-b', 'db', 6, beat({ revision: 'c'.repeat(40) }));
   await onOldRevision(f);
   await f.gate(W0[0]!);
   const [row] = (await f.q('SELECT plan FROM rollouts')).rows as Array<{ plan: string[][] }>;
@@ -325,4 +337,35 @@ test("agents of another source (same database) are neither in a revision's waves
   assert.equal((await f.gate(W1[0]!)).act, true, 'wave 1 opens: nobody of the other source holds it');
   // Mass drift, 50 % of this source's 4 agents: the third freezes (diluted by 6 others it would not).
   assert.equal((await massDriftOfThree(f, 'd'.repeat(40))).act, false);
+});
+
+test('two sources reaching one commit roll it out apart: one finished rollout opens nothing for the other', async () => {
+  const f = await fleet(3_600_000);
+  const prod = await agentsOf(
+    f,
+    'source-prod',
+    'prod',
+    4,
+    beat({ revision: 'a'.repeat(40), converged: false }),
+  );
+  await onOldRevision(f);
+  // Staging (this fleet's source) has completed SHA's rollout.
+  await f.q(
+    `INSERT INTO rollouts (source, revision, completed_at) VALUES ($1, $2, now())
+     ON CONFLICT (source, revision) DO UPDATE SET completed_at = now()`,
+    [SOURCE, SHA],
+  );
+  assert.equal((await f.gate(IDS[3]!)).act, true, "staging's rollout is complete");
+  // Prod's ref reaches the same commit: its own rollout, wave by wave.
+  const prodGate = (id: string) =>
+    pgRolloutGate(
+      f.at(IDS[0]!).store,
+      id,
+      ROLLOUT,
+      ALIVE,
+      'source-prod',
+    )(SHA, { approved: false, now: Date.now() });
+  const answers = [];
+  for (const id of prod) answers.push((await prodGate(id)).act);
+  assert.equal(answers.filter(Boolean).length, 1, `only prod's first wave acts: ${JSON.stringify(answers)}`);
 });

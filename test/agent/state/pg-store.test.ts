@@ -145,6 +145,48 @@ describe('PgStateStore: shared fields', () => {
     assert.deepEqual((await control(url))['freeze'], FREEZE);
   });
 
+  it('a save never replaces a freeze set meanwhile with a weaker one (no end beats any end, the later end wins)', async () => {
+    const { url, a, b } = await loadedPair();
+    const sa = await a.load();
+    const halt = { reason: 'rollout_halted: …', by: 'steward (rollout halted)', since: 2_000, until: null };
+    await b.save({ ...(await b.load()), freeze: halt }); // b halts; a has not read it
+    await a.save({ ...sa, freeze: { ...FREEZE, until: Date.now() + 60_000 } }); // a's operator: freeze for 1 min
+    assert.deepEqual((await control(url)).freeze, halt, 'the halt stays');
+    assert.deepEqual((await a.refresh(sa)).freeze, halt, 'and a adopts it at its refresh');
+
+    const { url: u2, a: c, b: d } = await loadedPair();
+    const sc = await c.load();
+    const sd = await d.load();
+    const end = (ms: number) => ({ ...FREEZE, until: ms });
+    const mine = { ...sc, freeze: end(5_000_000_000_000) };
+    await c.save(mine);
+    await d.save({ ...sd, freeze: end(4_000_000_000_000) }); // sooner than the one in force: kept
+    assert.deepEqual((await control(u2)).freeze, end(5_000_000_000_000));
+    await d.save({ ...sd, freeze: end(6_000_000_000_000) }); // later: replaces it
+    assert.deepEqual((await control(u2)).freeze, end(6_000_000_000_000));
+    const seen = await c.refresh(mine);
+    assert.deepEqual(seen.freeze, end(6_000_000_000_000));
+    await c.save({ ...seen, freeze: end(5_500_000_000_000) }); // the one it saw: its own change, written
+    assert.deepEqual((await control(u2)).freeze, end(5_500_000_000_000));
+  });
+
+  it("peeks the fleet's freeze for the status, keeping a freeze only this agent's memory holds", async () => {
+    const { a, b } = await loadedPair();
+    const sa = await a.load();
+    await b.save({ ...(await b.load()), freeze: FREEZE });
+    assert.deepEqual(
+      (await a.peekShared(sa)).freeze,
+      FREEZE,
+      "another agent's freeze, before a's next cycle",
+    );
+    const sa2 = await a.refresh(sa);
+    await b.save({ ...(await b.refresh(await b.load())), freeze: null }); // b unfreezes
+    assert.equal((await a.peekShared(sa2)).freeze, null, 'lifted elsewhere: a no longer shows it');
+    const mine = { ...sa2, freeze: { ...FREEZE, reason: 'taken while the database was down' } };
+    assert.deepEqual((await a.peekShared(mine)).freeze, mine.freeze, 'not written yet: still shown');
+    assert.equal((await a.peekShared({ ...sa2, mode: 'observe' })).mode, 'observe');
+  });
+
   it("ends a freeze by the database's clock, not the asking agent's", async () => {
     const { url, a, b } = await loadedPair();
     const [{ ms }] = (await query(url, 'SELECT (extract(epoch FROM now()) * 1000)::float8 AS ms')) as [
