@@ -415,17 +415,20 @@ export class Agent {
       return this.running;
     }
     this.opts.log.debug({ reason }, 'cycle triggered');
-    this.running = this.runCycles().finally(() => {
-      this.running = null;
-    });
+    this.running = this.runCycles();
     return this.running;
   }
 
   private async runCycles(): Promise<void> {
-    do {
-      this.pending = false;
-      await this.runOneCycle();
-    } while (this.pending && !this.stopRequested);
+    try {
+      do {
+        this.pending = false;
+        await this.runOneCycle();
+      } while (this.pending && !this.stopRequested);
+    } finally {
+      // In the same turn as the last look at `pending`: a trigger after it starts a new run, never lost.
+      this.running = null;
+    }
   }
 
   /** Runs `fn` after every earlier state change or cycle has finished. */
