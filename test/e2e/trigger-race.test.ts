@@ -33,10 +33,6 @@ test('a trigger a few microtasks after the last cycle of a run ends starts anoth
     while (asked === null) await new Promise((r) => setImmediate(r));
     await asked;
     await h.agent.idle();
-    assert.equal(
-      h.agent.cycles - before,
-      2,
-      `the trigger ${depth} microtasks after the cycle ran a cycle`,
-    );
+    assert.equal(h.agent.cycles - before, 2, `the trigger ${depth} microtasks after the cycle ran a cycle`);
   }
 });
