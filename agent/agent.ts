@@ -361,6 +361,9 @@ export class Agent {
    */
   refresh(force: boolean): Promise<void> {
     const p = (async () => {
+      // Forced (a push webhook, POST /v1/reconcile): a poll already in flight may have read the ref before
+      // the push it announces; wait for it and poll again (pollers arriving together share that one).
+      if (force && this.polling) await this.polling.catch(() => undefined);
       const o = await this.poll();
       if (force || o.kind === 'accepted') await this.trigger(force ? 'requested' : 'revision');
     })();

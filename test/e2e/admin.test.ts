@@ -288,6 +288,53 @@ test('the push webhook: a valid signature makes a new commit take effect at once
   }
 });
 
+test('a push webhook that arrives while a poll from before the push is in flight still brings the push in', async (t) => {
+  const { d, repo } = await setup(t, { manual: false });
+  await d.daemon.agent.idle();
+  const source = d.daemon.agent.source;
+  const original = source.poll.bind(source);
+  // The next poll reads the ref (before the push), then is held until the webhook has been answered.
+  let release!: () => void;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  let read!: () => void;
+  const refRead = new Promise<void>((r) => {
+    read = r;
+  });
+  let first = true;
+  source.poll = async () => {
+    if (!first) return original();
+    first = false;
+    const outcome = await original();
+    read();
+    await held;
+    return outcome;
+  };
+  const inFlight = d.daemon.agent.poll();
+  await refRead;
+  await repo.write('fleet/f0.yaml', file('f0', 'v2 0\n'));
+  await repo.commit('v2');
+  const body = JSON.stringify({ ref: 'refs/heads/main', after: await repo.head() });
+  const sig = `sha256=${createHmac('sha256', d.webhookSecret).update(body).digest('hex')}`;
+  const ok = await d.req('POST', '/v1/hooks/git', {
+    raw: body,
+    auth: false,
+    headers: { 'x-github-event': 'push', 'x-hub-signature-256': sig },
+  });
+  assert.equal(ok.status, 202);
+  release();
+  await inFlight;
+  const started = performance.now();
+  while ((await readFile(join(d.root, 'f0.conf'), 'utf8')) !== 'v2 0\n') {
+    assert.ok(
+      performance.now() - started < 10_000,
+      'the push never arrived (the webhook joined the older poll)',
+    );
+    await new Promise((r) => setImmediate(r));
+  }
+});
+
 test('a burst of pushes coalesces into few cycles', async (t) => {
   const { d } = await setup(t, { manual: false });
   await d.daemon.agent.idle();
