@@ -115,13 +115,26 @@ interface Candidate<D extends DecideDrift> {
   ops: Operation[];
 }
 
+/**
+ * A bucket that was full and is full again: the one it was (its time is old, but a refill from it gives
+ * the same answer), so a cycle that takes nothing has nothing of the bucket to persist.
+ */
+function keepFull(before: TokenBucket | null, refilled: TokenBucket, burst: number): TokenBucket {
+  const full = Math.max(0, burst);
+  return before !== null && before.tokens === full && refilled.tokens === full ? before : refilled;
+}
+
 /** Decides one cycle. Pure: inputs are not modified; each drift comes back in `act` or `hold` as it was passed. */
 export function decide<D extends DecideDrift>(input: DecideInput<D>): DecideOutput<D> {
   const hold: HoldDecision<D>[] = [];
   const holdAll = (items: readonly Candidate<D>[], reason: HoldReason): void => {
     for (const c of items) hold.push({ drift: c.drift, reason });
   };
-  const refilled = refill(input.bucket, input.now, input.config.rateLimit);
+  const refilled = keepFull(
+    input.bucket,
+    refill(input.bucket, input.now, input.config.rateLimit),
+    input.config.rateLimit.burst,
+  );
 
   // a. field policy
   const all = input.drift.map((d) => toCandidate(d, input));
@@ -168,6 +181,9 @@ export function decide<D extends DecideDrift>(input: DecideInput<D>): DecideOutp
 
   // g. rate limit
   const taken = take(refilled, selected.length);
+  if (taken.granted > 0 && refilled === input.bucket)
+    // The kept full bucket's time is old: what remains after the take is counted from now.
+    taken.bucket = { tokens: taken.bucket.tokens, updatedAt: Math.max(input.now, refilled.updatedAt) };
   holdAll(selected.slice(taken.granted), 'rate-limit');
   const act = selected.slice(0, taken.granted).map((c) => ({ drift: c.drift, ops: c.ops }));
   return { act, hold, freeze: null, bucket: taken.bucket };

@@ -39,5 +39,6 @@ export function take(bucket: TokenBucket, n: number): { granted: number; bucket:
   const wanted = Math.max(0, Math.floor(n));
   const available = Math.max(0, Math.floor(bucket.tokens + EPSILON));
   const granted = Math.min(wanted, available);
+  if (granted === 0) return { granted, bucket }; // nothing taken: the same bucket
   return { granted, bucket: { tokens: Math.max(0, bucket.tokens - granted), updatedAt: bucket.updatedAt } };
 }

@@ -26,9 +26,12 @@ export interface SoakStep {
  * (including a return to an older one) starts again at 0. The cycle may act
  * only when at least `observeCycles` cycles were observed on this sha before
  * it: `observeCycles` 0 acts at once, 1 keeps the first cycle observe-only.
- * Pure: the input state is not modified.
+ * Once the soak is over the count stops (the same state is returned): a
+ * steady cycle has nothing of it to persist. Pure: the input state is not
+ * modified.
  */
 export function soakStep(state: SoakState | null, sha: string, observeCycles: number): SoakStep {
   const before = state !== null && state.sha === sha ? state.cyclesObserved : 0;
+  if (state !== null && state.sha === sha && before > observeCycles) return { state, soaking: false };
   return { state: { sha, cyclesObserved: before + 1 }, soaking: before < observeCycles };
 }

@@ -469,3 +469,18 @@ test('decide: invariants hold over many random inputs', () => {
     'soak',
   ]);
 });
+
+test('decide: a full bucket that stays full comes back as it was (nothing to persist); a take counts from now', () => {
+  const config = guardrails({ rateLimit: { actionsPerMinute: 60, burst: 10 } });
+  const full = deepFreeze({ tokens: 10, updatedAt: NOW - 90_000 });
+  const idle = decide(baseInput({ drift: [], bucket: full, config }));
+  assert.equal(idle.bucket, full, 'no drift: the very same bucket');
+  const acting = decide(baseInput({ bucket: full, config }));
+  assert.equal(acting.act.length, 5);
+  assert.deepEqual(acting.bucket, { tokens: 5, updatedAt: NOW }, 'five taken at now, not at the old time');
+  // The rate holds across cycles: 30 s later only 30 more tokens' worth can be credited, capped at the burst.
+  assert.deepEqual(refill(acting.bucket, NOW + 1_000, config.rateLimit), {
+    tokens: 6,
+    updatedAt: NOW + 1_000,
+  });
+});

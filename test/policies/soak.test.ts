@@ -60,3 +60,17 @@ test('soakStep: counts cycles per sha and does not mutate its input', () => {
   assert.deepEqual(state, { sha: 'a', cyclesObserved: 1 });
   assert.deepEqual(soakStep(null, 'a', 1), { state: { sha: 'a', cyclesObserved: 1 }, soaking: true });
 });
+
+test('soakStep: once the soak is over the count stops: the same state comes back (a steady cycle persists nothing)', () => {
+  let state: SoakState | null = null;
+  const seen: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const step = soakStep(state, 'a', 2);
+    seen.push(step.state.cyclesObserved);
+    if (i >= 4) assert.equal(step.state, state, 'the very same object');
+    state = step.state;
+  }
+  assert.deepEqual(seen, [1, 2, 3, 3, 3, 3]);
+  assert.equal(soakStep(state, 'a', 2).soaking, false);
+  assert.equal(soakStep(state, 'a', 5).soaking, true, 'a longer soak configured later still soaks');
+});
