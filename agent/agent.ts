@@ -301,19 +301,25 @@ export class Agent {
    * over a second (a wedged database), this agent's own view (its cycles report the backend's failure).
    */
   async statusState(): Promise<{ state: PersistedState; mode: Mode }> {
-    const peek = this.opts.store.peekShared;
+    const own = this.currentState;
+    const shared = await this.peekShared(own);
+    const state = shared ? { ...own, ...shared } : own;
+    return { state, mode: state.mode ?? this.opts.initialMode };
+  }
+
+  /** The shared backend's freeze and mode (null: no shared backend, or no answer within STATUS_PEEK_MS). */
+  private async peekShared(own: PersistedState): Promise<Pick<PersistedState, 'freeze' | 'mode'> | null> {
+    const { store } = this.opts;
+    if (!store.peekShared) return null;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<null>((r) => {
       timer = setTimeout(() => r(null), STATUS_PEEK_MS);
     });
-    const own = this.currentState;
-    const shared = peek
-      ? await Promise.race([peek.call(this.opts.store, own).catch(() => null), late]).finally(() =>
-          clearTimeout(timer),
-        )
-      : null;
-    const state = shared ? { ...own, ...shared } : own;
-    return { state, mode: state.mode ?? this.opts.initialMode };
+    try {
+      return await Promise.race([store.peekShared(own).catch(() => null), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Loads the state (a corrupt one throws) and restores the last accepted revision. */
