@@ -40,6 +40,7 @@ import type { Revision } from './source/source.js';
 import { errorMessage } from '../core/errors.js';
 import type { Approval, AuditRecord, PersistedState, StateStore, WriteAheadResult } from './state/types.js';
 import type { ActionFence } from './fleet/fence.js';
+import { CycleRecords, recordsObject } from './records.js';
 
 export type DriftState = 'drifted' | 'backoff' | 'report-only' | 'stuck';
 
@@ -153,22 +154,24 @@ export function toDecideDrift(d: DetectedDrift, kinds: ReadonlyMap<string, KindD
   };
 }
 
-/** The records as a map, built without an intermediate [key, record] pair per resource (100k at scale). */
-function recordsMap(resources: PersistedState['resources']): Map<string, ResourceRecord> {
-  const m = new Map<string, ResourceRecord>();
-  for (const k in resources) m.set(k, resources[k]!);
-  return m;
-}
-
-/** The map as the persisted object, likewise without a pair per resource. */
-function recordsObject(records: ReadonlyMap<string, ResourceRecord>): PersistedState['resources'] {
-  const o: PersistedState['resources'] = {};
-  for (const [k, r] of records) o[k] = r;
-  return o;
-}
-
 export class Reconciler {
+  /**
+   * The last cycle's records, with the object it returned them as: the next cycle starts from this map
+   * when it is handed that very object back (the steady state), instead of building one. Taken at the
+   * start of a cycle, so a cycle that throws midway leaves none behind.
+   */
+  private carried: { object: PersistedState['resources']; records: CycleRecords } | null = null;
+
   constructor(private readonly deps: ReconcilerDeps) {}
+
+  /** The records of `resources` for this cycle: the carried map when it is theirs, else built. */
+  private recordsFor(resources: PersistedState['resources']): CycleRecords {
+    const carried = this.carried;
+    this.carried = null;
+    return carried !== null && carried.object === resources
+      ? carried.records.unchanged()
+      : CycleRecords.of(resources);
+  }
 
   /** Runs one cycle on `revision`, given the state loaded before; returns the new state and a report. */
   async cycle(
@@ -180,7 +183,7 @@ export class Reconciler {
     const started = deps.clock();
     const shared = await this.refreshShared(loaded, revision.sha);
     const mode = shared.state.mode ?? deps.initialMode;
-    const before = recordsMap(shared.state.resources);
+    const before = this.recordsFor(shared.state.resources);
 
     const detection = await this.detect(revision, before);
     const now = deps.clock();
@@ -261,9 +264,10 @@ export class Reconciler {
         sha: revision.sha,
         acceptedAt: state.revision?.sha === revision.sha ? state.revision.acceptedAt : revision.fetchedAt,
       },
-      resources: recordsObject(records),
+      resources: records.toObject(shared.state.resources),
     };
     stateError ??= await this.tryWrite(() => deps.store.save(next));
+    this.carried = { object: next.resources, records };
 
     const report = this.report({
       started,
@@ -348,9 +352,9 @@ export class Reconciler {
    */
   private fold(
     detection: Awaited<ReturnType<typeof detect>>,
-    records: Map<string, ResourceRecord>,
+    records: CycleRecords,
     now: number,
-  ): { records: Map<string, ResourceRecord>; convergedAfterSeconds: number[] } {
+  ): { records: CycleRecords; convergedAfterSeconds: number[] } {
     const { deps } = this;
     const folded = foldObservation({
       converged: detection.converged,
@@ -371,7 +375,10 @@ export class Reconciler {
       for (const { key, attempts } of folded.stuck)
         deps.emit({ type: 'resource_stuck', key, id: ids.get(key) ?? null, attempts });
     }
-    return { records: folded.records, convergedAfterSeconds: folded.convergedAfterSeconds };
+    // Handed over, so updated in place: the cycle's records are still `records` (and know what changed).
+    if (folded.records !== records)
+      throw new Error('internal: the fold did not update the cycle records in place');
+    return { records, convergedAfterSeconds: folded.convergedAfterSeconds };
   }
 
   /**
@@ -836,7 +843,7 @@ export class Reconciler {
       }),
       outcomes: c.outcomes.map((o) => ({ kind: o.action.resource.kind, outcome: o.outcome.outcome })),
       convergedAfterSeconds: c.convergedAfterSeconds,
-      stuck: [...c.records.values()].filter((r) => r.stuck).length,
+      stuck: countStuck(c.records),
       errors: c.detection.errors.map((e) => ({
         kind: e.resource.kind,
         name: e.resource.name,
@@ -921,6 +928,13 @@ interface WriteAhead {
   pessimistic: Map<string, ReturnType<typeof trackConvergence>>;
   granted: number;
   blocked: Extract<WriteAheadResult, { kind: 'blocked' }> | null;
+}
+
+/** How many records are stuck, without an array of every record. */
+function countStuck(records: ReadonlyMap<string, ResourceRecord>): number {
+  let n = 0;
+  for (const r of records.values()) if (r.stuck) n++;
+  return n;
 }
 
 const noWriteAhead = (): WriteAhead => ({

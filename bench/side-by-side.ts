@@ -38,7 +38,7 @@ const run = promisify(execFile);
 const NAME = 'side-by-side';
 const STEADY_N = 3_000;
 const ACCEPT_N = 10_000;
-const RUNS = 7;
+const RUNS = Number(process.env['STEWARD_BENCH_RUNS'] ?? 7);
 const ACCEPT_RUNS = 5;
 
 function row(c: string, n: number, mine: number[], floor: number[], max: number, note: string): Row[] {

@@ -330,9 +330,23 @@ export class FileStateStore implements StateStore {
   }
 
   async save(state: PersistedState): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const saved = this.saved;
-    if (!saved || saved.compact || operatorOf(state) !== saved.operator) return this.compact(state);
+    if (!saved || saved.compact || operatorOf(state) !== saved.operator) {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      return this.compact(state);
+    }
+    // The very records saved last (a cycle that changed none hands them back): nothing to compare.
+    if (state.resources === saved.resources) {
+      const head = headOf(state);
+      const headJson = JSON.stringify(head);
+      if (headJson === saved.head) return;
+      return this.append(
+        { base: saved.base, seq: saved.seq + 1, head, set: {}, del: [] },
+        headJson,
+        state,
+        saved,
+      );
+    }
     const set: Record<string, ResourceRecord> = {};
     let written = 0;
     const del: string[] = [];
@@ -369,7 +383,17 @@ export class FileStateStore implements StateStore {
       saved.resources = state.resources;
       return;
     }
-    const entry: JournalEntry = { base: saved.base, seq: saved.seq + 1, head, set, del };
+    return this.append({ base: saved.base, seq: saved.seq + 1, head, set, del }, headJson, state, saved);
+  }
+
+  /** Appends `entry` (what changed since `saved`) to the journal; `state` is what is saved from then on. */
+  private async append(
+    entry: JournalEntry,
+    headJson: string,
+    state: PersistedState,
+    saved: Saved,
+  ): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const json = JSON.stringify(entry);
     const line = `${digest(json)} ${json}\n`;
     await this.appendJournal(line, saved);

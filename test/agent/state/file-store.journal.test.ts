@@ -76,6 +76,27 @@ test('a save writes what changed: one changed record costs the same bytes at 100
   assert.ok(perChange[0]! < 1_000, `one record changed wrote ${perChange[0]} bytes`);
 });
 
+test('a save of the very records saved last writes only a changed head, and a restart reads it back', async (t) => {
+  const d = await dir(t);
+  const store = new FileStateStore(d);
+  const s = fleet(50);
+  await store.save(s);
+  const before = store.bytesWritten;
+  await store.save({ ...s }); // the same records object (a cycle that changed no record), the same head
+  assert.equal(store.bytesWritten, before, 'nothing new, nothing written');
+  const next = { ...s, bucket: { tokens: 2, updatedAt: 7 } }; // the same records object, a new head
+  await store.save(next);
+  assert.ok(store.bytesWritten > before && store.bytesWritten - before < 500, 'one small journal line');
+  assert.deepEqual(plain(await new FileStateStore(d).load()), plain(next));
+  assert.throws(
+    () => {
+      (s.resources as Record<string, unknown>)['File/r1'] = record(3);
+    },
+    TypeError,
+    'what is kept as saved cannot change in place unseen',
+  );
+});
+
 test('removed records are journalled too; a restart picks up where the journal ends', async (t) => {
   const d = await dir(t);
   const store = new FileStateStore(d);
