@@ -8,8 +8,8 @@
  * deadline. Bodies are never logged; a failure is described by its errno
  * code, never by a URL (URLs may carry tokens).
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
+import { nodeHttp, nodeHttps } from '../../core/node-http.js';
 import { formatDuration } from '../../core/duration.js';
 
 /** A check's deadline: aborted when its timeout passes or the runner stops. */
@@ -74,7 +74,7 @@ export function get(
   opts: { maxBody: number; read: boolean; accept?: string },
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const client = url.protocol === 'https:' ? https : http;
+    const client = url.protocol === 'https:' ? nodeHttps() : nodeHttp();
     const req = client.request(url, {
       method: 'GET',
       agent: false,

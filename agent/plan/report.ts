@@ -107,8 +107,9 @@ export function planReport(input: PlanInput): PlanReport {
   const { detection, state, guardrails, kinds, now } = input;
   const mode = state.mode ?? input.initialMode;
   const before = new Map<string, ResourceRecord>(Object.entries(state.resources));
+  // Only the drift's records: decide reads no other (what converged would only be recorded as converged).
   const { records } = foldObservation({
-    converged: detection.converged,
+    converged: [],
     drifted: detection.drift.map((d) => ({
       key: d.resource.key,
       desired: d.resource.desired,

@@ -33,8 +33,8 @@
  * advertisements; it only feeds isomorphic-git's guess of the remote's default
  * branch, which we never use.
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
+import { nodeHttp, nodeHttps } from '../../core/node-http.js';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { StewardError } from '../../core/errors.js';
 
@@ -214,7 +214,7 @@ export function gitHttpClient(opts: GitHttpOptions): HttpClient {
       for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() !== 'authorization') h[k] = v;
       if (authorization && url.origin === origin) h['authorization'] = authorization;
       if (body) h['content-length'] = String(body.length);
-      const r = (url.protocol === 'https:' ? https : http).request({
+      const r = (url.protocol === 'https:' ? nodeHttps() : nodeHttp()).request({
         protocol: url.protocol,
         hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
         port: url.port || undefined,

@@ -54,7 +54,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
+import type * as http from 'node:http';
+import { nodeHttp } from '../../core/node-http.js';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -263,7 +264,7 @@ export async function withRelay<T>(
   const want = Buffer.from(token);
   const log: RelayLog = {};
   const base = upstream.replace(/\/+$/, '');
-  const server = http.createServer((req, res) => {
+  const server = nodeHttp().createServer((req, res) => {
     void relay(req, res).catch((e) => {
       log.error ??= e;
       res.destroy();

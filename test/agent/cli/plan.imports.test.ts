@@ -30,3 +30,19 @@ test('importing the plan command loads neither pg nor fastify', () => {
   const heavy = loaded.filter((p) => /[/\\]node_modules[/\\](pg|pg-pool|fastify|pino)[/\\]/.test(p));
   assert.deepEqual(heavy, []);
 });
+
+test('importing the plan command loads neither node:http nor node:https (only a request does)', () => {
+  // An ESM import of node:http builds its facade, reading every export: on Node 24 that loads undici
+  // (≈ 30 ms at every start). The modules plan imports hold HTTP clients; they load node:http on first use.
+  const probe = `
+    await import(${JSON.stringify(join(ROOT, 'agent', 'cli', 'plan.ts'))});
+    const builtins = process.moduleLoadList.filter((m) => /^NativeModule (http|https|undici)$/.test(m));
+    process.stdout.write(JSON.stringify(builtins));
+  `;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', probe], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), []);
+});
