@@ -8,7 +8,6 @@
  * deadline. Bodies are never logged; a failure is described by its errno
  * code, never by a URL (URLs may carry tokens).
  */
-import type * as http from 'node:http';
 import { nodeHttp, nodeHttps } from '../../core/node-http.js';
 import { formatDuration } from '../../core/duration.js';
 
