@@ -155,23 +155,7 @@ export function toDecideDrift(d: DetectedDrift, kinds: ReadonlyMap<string, KindD
 }
 
 export class Reconciler {
-  /**
-   * The last cycle's records, with the object it returned them as: the next cycle starts from this map
-   * when it is handed that very object back (the steady state), instead of building one. Taken at the
-   * start of a cycle, so a cycle that throws midway leaves none behind.
-   */
-  private carried: { object: PersistedState['resources']; records: CycleRecords } | null = null;
-
   constructor(private readonly deps: ReconcilerDeps) {}
-
-  /** The records of `resources` for this cycle: the carried map when it is theirs, else built. */
-  private recordsFor(resources: PersistedState['resources']): CycleRecords {
-    const carried = this.carried;
-    this.carried = null;
-    return carried !== null && carried.object === resources
-      ? carried.records.unchanged()
-      : CycleRecords.of(resources);
-  }
 
   /** Runs one cycle on `revision`, given the state loaded before; returns the new state and a report. */
   async cycle(
@@ -183,7 +167,7 @@ export class Reconciler {
     const started = deps.clock();
     const shared = await this.refreshShared(loaded, revision.sha);
     const mode = shared.state.mode ?? deps.initialMode;
-    const before = this.recordsFor(shared.state.resources);
+    const before = CycleRecords.of(shared.state.resources);
 
     const detection = await this.detect(revision, before);
     const now = deps.clock();
@@ -267,7 +251,6 @@ export class Reconciler {
       resources: records.toObject(shared.state.resources),
     };
     stateError ??= await this.tryWrite(() => deps.store.save(next));
-    this.carried = { object: next.resources, records };
 
     const report = this.report({
       started,

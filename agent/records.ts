@@ -2,7 +2,8 @@
  * The per-resource records during one cycle: a map the cycle updates in place (fold, record, release) that
  * knows whether anything was set or deleted. A cycle that changes no record — the steady state — hands the
  * very records object it was given back to the store, which then has nothing to compare (issue 12: a
- * converged fleet of 3,000 costs no copy and no walk of every record per cycle).
+ * converged fleet costs no copy and no walk of every record per cycle). The map itself is built anew each
+ * cycle and not kept between cycles: at 100k records, keeping it would cost its table's memory for good.
  */
 import type { ResourceRecord } from '../policies/types.js';
 import type { PersistedState } from './state/types.js';
@@ -19,15 +20,9 @@ export class CycleRecords extends Map<string, ResourceRecord> {
     return m;
   }
 
-  /** Whether a record was set or deleted since it was built (or since {@link unchanged}). */
+  /** Whether a record was set or deleted since it was built. */
   get changed(): boolean {
     return this.#changed;
-  }
-
-  /** The same records, counted as unchanged from here (a map carried into the next cycle). */
-  unchanged(): this {
-    this.#changed = false;
-    return this;
   }
 
   override set(key: string, value: ResourceRecord): this {
