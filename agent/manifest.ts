@@ -48,6 +48,17 @@ export class ManifestCache {
   private entries = new Map<string, FileParse>();
   /** Files parsed so far (cache misses): a counter for tests and benchmarks. */
   parsed = 0;
+  /** Of those, files kept for a later revision, their text compressed: a counter for tests. */
+  packed = 0;
+  /**
+   * One revision only (`steward plan`): nothing is kept for a later one — no entry, no compressed text — so
+   * the parsed documents go as soon as the revision is built, as without a cache.
+   */
+  readonly oneShot: boolean;
+
+  constructor(opts: { oneShot?: boolean } = {}) {
+    this.oneShot = opts.oneShot === true;
+  }
 
   /** Whether the manifest at `file` with blob id `oid` is held parsed (GitEngine.readManifests' `known`). */
   readonly has = (file: string, oid: string): boolean => this.entries.has(cacheKey(file, oid));
@@ -256,6 +267,7 @@ export function parseRevision(
   const problems: SourceProblem[] = [];
   const located: Located[] = [];
   const next = new Map<string, FileParse>();
+  const keep = cache !== undefined && !cache.oneShot;
   const all: Array<{ file: string; oid?: string; text?: string }> = [...files, ...unchanged];
   for (const f of all.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))) {
     const held = cache && f.oid !== undefined ? cache.get(f.file, f.oid) : undefined;
@@ -273,8 +285,9 @@ export function parseRevision(
     } else {
       parse = { problems: [], located: [] };
       parseFile({ file: f.file, text: f.text }, kinds, parse.problems, parse.located);
-      if (cache) {
-        cache.parsed++;
+      if (cache) cache.parsed++;
+      if (keep) {
+        cache.packed++;
         const packed = pack(f.text);
         const { file } = f;
         parse.located = parse.located.map((l) => ({
@@ -283,7 +296,7 @@ export function parseRevision(
         }));
       }
     }
-    if (cache && f.oid !== undefined) next.set(cacheKey(f.file, f.oid), parse);
+    if (keep && f.oid !== undefined) next.set(cacheKey(f.file, f.oid), parse);
     problems.push(...parse.problems);
     located.push(...parse.located);
   }

@@ -68,6 +68,9 @@ const rejected = (problems: readonly SourceProblem[], what: string, io: Io): Ste
 };
 
 /** The configured source at source.ref, or at `ref` (a branch, a tag, else a full commit id). */
+/** plan reads one revision: its manifests are parsed for it alone (nothing compressed for a later poll). */
+const ONE_SHOT = { oneShot: true } as const;
+
 async function fromSource(
   config: Config,
   ref: string | undefined,
@@ -75,7 +78,7 @@ async function fromSource(
   io: Io,
 ): Promise<Target> {
   const named = ref === undefined ? config : { ...config, source: { ...config.source, ref } };
-  let source = buildSource(named, cache);
+  let source = buildSource(named, cache, Date.now, named.source.engine, ONE_SHOT);
   let poll = await source.poll();
   if (ref !== undefined && poll.kind === 'error' && isStewardError(poll.error, 'SOURCE_REF_NOT_FOUND')) {
     if (!FULL_COMMIT.test(ref))
@@ -83,8 +86,14 @@ async function fromSource(
         'SOURCE_REF_NOT_FOUND',
         `--ref ${ref}: no branch or tag of that name in the source, and not a full commit id (40 hex digits)`,
       );
-    const base = buildSource(config, cache);
-    source = new DesiredStateSource(pinnedEngine(base.repo, ref), KINDS, Date.now, config.source.verify);
+    const base = buildSource(config, cache, Date.now, config.source.engine, ONE_SHOT);
+    source = new DesiredStateSource(
+      pinnedEngine(base.repo, ref),
+      KINDS,
+      Date.now,
+      config.source.verify,
+      ONE_SHOT,
+    );
     poll = await source.poll();
   }
   if (poll.kind === 'error') throw poll.error;

@@ -15,6 +15,8 @@ export function buildSource(
   clock: () => number = Date.now,
   /** Which Git engine reads the source: `source.engine` unless a caller (a test) says otherwise. */
   engine: EngineKind = config.source.engine,
+  /** One revision only (`steward plan`): nothing kept for a later poll. */
+  opts: { oneShot?: boolean } = {},
 ): DesiredStateSource {
   const repo = createGitEngine(
     {
@@ -29,5 +31,5 @@ export function buildSource(
     },
     engine,
   );
-  return new DesiredStateSource(repo, KINDS, clock, config.source.verify);
+  return new DesiredStateSource(repo, KINDS, clock, config.source.verify, opts);
 }

@@ -37,7 +37,7 @@ export class DesiredStateSource {
 
   private verification: Promise<Verification> | null = null;
   /** The last revision's parsed manifests by path and blob id: a push re-reads and re-parses what it changed. */
-  readonly manifests = new ManifestCache();
+  readonly manifests: ManifestCache;
 
   constructor(
     readonly repo: GitEngine,
@@ -45,7 +45,11 @@ export class DesiredStateSource {
     private readonly clock: () => number,
     /** Signed desired state (SPEC §10); null: every revision is applied unverified. */
     readonly verify: VerifyConfig | null = null,
-  ) {}
+    /** One revision only (`steward plan`): the manifest cache keeps nothing for a later one. */
+    opts: { oneShot?: boolean } = {},
+  ) {
+    this.manifests = new ManifestCache(opts);
+  }
 
   /**
    * Reads the trust policy (source.verify's keys) now, so a key file that

@@ -22,14 +22,16 @@ const file = (i: number): string => `fleet/f${String(i).padStart(2, '0')}.yaml`;
 
 for (const engine of ENGINES)
   describe(engine, () => {
-    async function setup(t: test.TestContext): Promise<{ repo: TestRepo; source: () => DesiredStateSource }> {
+    async function setup(
+      t: test.TestContext,
+    ): Promise<{ repo: TestRepo; source: (opts?: { oneShot?: boolean }) => DesiredStateSource }> {
       const dir = await mkdtemp(join(tmpdir(), 'steward-cache-'));
       t.after(() => rm(dir, { recursive: true, force: true }));
       const repo = await createTestRepo({ projectRoot: dir, name: 'desired' });
       for (let i = 0; i < FILES; i++) await repo.write(file(i), manifest(`r${i}`));
       await repo.commit('initial');
       let n = 0;
-      const source = () =>
+      const source = (opts: { oneShot?: boolean } = {}) =>
         new DesiredStateSource(
           createGitEngine(
             {
@@ -44,6 +46,8 @@ for (const engine of ENGINES)
           ),
           KINDS,
           () => 0,
+          null,
+          opts,
         );
       return { repo, source };
     }
@@ -88,6 +92,17 @@ for (const engine of ENGINES)
       assert.equal(third.length, FILES - 1);
       assert.deepEqual(third, resources(await source().poll()));
       assert.equal(s.manifests.size, FILES - 1, 'the removed file left the cache');
+    });
+
+    test('a one-shot source (steward plan) parses every file and keeps no compressed text for a later poll', async (t) => {
+      const { source } = await setup(t);
+      const daemon = source();
+      const once = source({ oneShot: true });
+      assert.deepEqual(resources(await once.poll()), resources(await daemon.poll()));
+      assert.equal(once.manifests.parsed, FILES);
+      assert.equal(once.manifests.packed, 0, 'nothing compressed');
+      assert.equal(once.manifests.size, 0, 'nothing kept: the parsed documents go with the revision built');
+      assert.equal(daemon.manifests.packed, FILES, 'the daemon keeps each text, compressed');
     });
 
     test('a problem in an unchanged file is reported where a fresh source reports it', async (t) => {
