@@ -45,7 +45,8 @@ const NAME = 'push-to-converge';
 const PUSHES = 20;
 const SIZES = [100, 1_000, 10_000] as const;
 const DOCS_PER_FILE = 10;
-const TARGET_MS = 1_000;
+/** Issue 4: push → converged within 1 s; issue 12: within 500 ms at 10k Files. */
+const targetMs = (n: number): number => (n >= 10_000 ? 500 : 1_000);
 /** A push that has not converged after this long fails the benchmark. */
 const GIVE_UP_MS = 30_000;
 const GUARDRAILS = ['soak: { observeCycles: 0 }', 'rateLimit: { actionsPerMinute: 6000, burst: 100 }'].join(
@@ -204,7 +205,7 @@ export const pushConverge: Benchmark = {
         rate: null,
         peakRssMiB: null,
         figure: `p90 ${quantile(total, 0.9).toFixed(0)} · push ${part('pushMs')} + accepted ${part('acceptedMs')} + on disk ${part('onDiskMs')}`,
-        target: { maxMs: TARGET_MS },
+        target: { maxMs: targetMs(n) },
         note:
           `N = managed Files (${DOCS_PER_FILE} per manifest); medians of the parts: git push ${part('pushMs')} ms, ` +
           `push done → revision accepted (webhook, ref request, fetch, read, parse) ${part('acceptedMs')} ms, ` +
