@@ -4,7 +4,9 @@
  * - The program runs in a process group of its own (a new session), so a
  *   timeout or a stop kills the whole group: a shell script's children too.
  *   Once the program has exited, whatever it left behind in its group is
- *   killed as well: a check leaves nothing running.
+ *   killed as well, and so is every process that left the group but still
+ *   carries the run's random token in its environment (`setsid`, a
+ *   daemonising fork: ./sweep.ts): a check leaves nothing running.
  * - Its output goes nowhere (stdin, stdout and stderr are /dev/null): a check
  *   script that prints a token cannot leak it into a log, a detail or an
  *   alert. The detail is the exit code or signal only; run the command by
@@ -15,6 +17,7 @@
  */
 import { spawn } from 'node:child_process';
 import { deadline, STOPPED } from './request.js';
+import { killMarked, RUN_MARKER, runToken } from './sweep.js';
 import type { HealthCheckSpec, HealthProbeResult } from './types.js';
 
 export type CommandCheckSpec = Extract<HealthCheckSpec, { kind: 'command' }>;
@@ -37,10 +40,11 @@ const SPAWN_ERRORS: Record<string, string> = {
   ENOEXEC: 'not an executable format',
 };
 
-function checkEnv(from: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+function checkEnv(from: NodeJS.ProcessEnv, token: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const k of PASSED_ENV) if (from[k] !== undefined) env[k] = from[k];
   env['PATH'] ??= '/usr/local/bin:/usr/bin:/bin';
+  env[RUN_MARKER] = token; // what finds the run's processes that left its group (./sweep.ts)
   return env;
 }
 
@@ -60,12 +64,13 @@ export function runCommandCheck(
 ): Promise<HealthProbeResult> {
   const d = deadline(spec.timeoutMs, stop);
   const [program = '', ...args] = spec.argv;
+  const token = runToken();
   return new Promise((resolve) => {
     let child: ReturnType<typeof spawn>;
     try {
       child = spawn(program, args, {
         cwd: spec.cwd,
-        env: checkEnv(env),
+        env: checkEnv(env, token.value),
         stdio: 'ignore',
         detached: true,
         shell: false,
@@ -93,8 +98,9 @@ export function runCommandCheck(
         detail: `cannot run: ${code}${SPAWN_ERRORS[code] ? ` (${SPAWN_ERRORS[code]})` : ''}`,
       });
     });
-    child.once('exit', (code, signal) => {
+    child.once('exit', async (code, signal) => {
       if (child.pid !== undefined) killGroup(child.pid); // what it left behind in its group
+      await killMarked(token.entry); // and what left the group (setsid, a daemonising fork)
       if (d.timedOut())
         settle({ ok: false, detail: `did not exit within ${d.shown}: its process group was killed` });
       else if (d.signal.aborted) settle({ ok: false, detail: STOPPED });

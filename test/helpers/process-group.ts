@@ -27,3 +27,20 @@ export async function membersAfterKill(pgid: number, timeoutMs = 5_000): Promise
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** Whether `pid` runs (a zombie, killed but not yet reaped by its new parent, does not). */
+export async function running(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (stat === '') return false;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
+}
+
+/** Whether `pid` still runs once a SIGKILL sent to it has had its effect (polled, bounded like {@link membersAfterKill}). */
+export async function runningAfterKill(pid: number, timeoutMs = 5_000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (!(await running(pid))) return false;
+    if (Date.now() > end) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

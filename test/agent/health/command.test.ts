@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCommandCheck } from '../../../agent/health/command.js';
-import { membersAfterKill } from '../../helpers/process-group.js';
+import { spawn } from 'node:child_process';
+import { membersAfterKill, running, runningAfterKill } from '../../helpers/process-group.js';
 
 let dir = '';
 before(async () => {
@@ -94,21 +95,55 @@ describe('command check', () => {
     assert.deepEqual(await membersAfterKill(Number((await readFile(pidFile, 'utf8')).trim())), []);
   });
 
-  it('leaves nothing running even when a child moves to a session of its own (setsid)', {
-    todo: "a process that calls setsid leaves the check's process group: killing the group misses it. Fix: run checks under a cgroup or a subreaper (PR_SET_CHILD_SUBREAPER), or document that a check must not daemonise",
-  }, async () => {
-    const pidFile = join(dir, 'escaped');
-    // setsid in a background job is not a group leader, so it execs sleep in place: $! is sleep's pid.
-    const r = await runCommandCheck(spec(['sh', '-c', `setsid sleep 300 & echo $! > ${pidFile}; exit 0`]));
+  /** Runs `script` as a check; it writes the pid of a process that left its group to `pidFile` first. */
+  async function escapee(script: string, pidFile: string): Promise<number> {
+    const r = await runCommandCheck(spec(['sh', '-c', script]));
     assert.deepEqual(r, { ok: true, detail: 'exit 0' });
     const pid = Number((await readFile(pidFile, 'utf8')).trim());
-    let alive = true;
+    assert.ok(pid > 1);
+    return pid;
+  }
+
+  const kill = (pid: number) => {
     try {
-      process.kill(pid, 0);
-    } catch {
-      alive = false;
-    }
-    if (alive) process.kill(pid, 'SIGKILL'); // leave nothing running, whatever the verdict
+      process.kill(pid, 'SIGKILL'); // leave nothing running, whatever the verdict
+    } catch {}
+  };
+
+  it('leaves nothing running even when a child moves to a session of its own (setsid)', async () => {
+    const pidFile = join(dir, 'escaped');
+    // The escapee writes its pid once in its own session; the check exits only after that.
+    const pid = await escapee(
+      `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 300' & while [ ! -s ${pidFile} ]; do :; done; exit 0`,
+      pidFile,
+    );
+    const alive = await runningAfterKill(pid);
+    kill(pid);
     assert.equal(alive, false, `pid ${pid} outlived its check`);
+  });
+
+  it('leaves nothing running after a daemonising double fork', async () => {
+    const pidFile = join(dir, 'daemon');
+    const pid = await escapee(
+      `(setsid sh -c 'sh -c "echo \\$\\$ > ${pidFile}; exec sleep 300" &' &) ; while [ ! -s ${pidFile} ]; do :; done; exit 0`,
+      pidFile,
+    );
+    const alive = await runningAfterKill(pid);
+    kill(pid);
+    assert.equal(alive, false, `pid ${pid} outlived its check`);
+  });
+
+  it("kills only the run's own processes: one with another run's marker survives", async () => {
+    const other = spawn('sleep', ['300'], {
+      env: { PATH: process.env['PATH'], STEWARD_CHECK_RUN: 'not-this-run' },
+      stdio: 'ignore',
+      detached: true,
+    });
+    try {
+      assert.deepEqual(await runCommandCheck(spec(['true'])), { ok: true, detail: 'exit 0' });
+      assert.equal(await running(other.pid!), true, 'an unrelated process was killed');
+    } finally {
+      kill(other.pid!);
+    }
   });
 });
