@@ -887,11 +887,28 @@ export class Reconciler {
         await audit(action, o, o.durationMs ?? fallbackMs);
       };
       const fence = this.deps.fence;
-      const outcomes = await provider.apply(actions, {
-        shouldStop,
-        onOutcome: (o) => record(o, this.deps.clock() - t0),
-        ...(fence ? { signal: (key: string) => fence.signalFor(key) } : {}),
-      });
+      const reported: ApplyOutcome[] = [];
+      let outcomes: ApplyOutcome[];
+      let threw = false;
+      try {
+        outcomes = await provider.apply(actions, {
+          shouldStop,
+          onOutcome: (o) => {
+            reported.push(o);
+            return record(o, this.deps.clock() - t0);
+          },
+          ...(fence ? { signal: (key: string) => fence.signalFor(key) } : {}),
+        });
+      } catch (e) {
+        // A provider bug: it threw instead of reporting. Its unreported actions are failed (their write-ahead,
+        // the attempt and its backoff, stands), audited as such, and nothing else starts this cycle.
+        threw = true;
+        outcomes = [...reported, ...thrownOutcomes(provider.name, actions, reported, e)];
+        this.deps.log.error(
+          { provider: provider.name, err: errorMessage(e) },
+          'a provider threw mid-apply: its unreported actions are recorded as failed, nothing more starts this cycle',
+        );
+      }
       const per = outcomes.length > 0 ? Math.round((this.deps.clock() - t0) / outcomes.length) : 0;
       for (const o of outcomes) {
         const action = byResource.get(o.key);
@@ -899,6 +916,7 @@ export class Reconciler {
         await record(o, per); // providers that did not report as they went
         out.push({ action, outcome: o });
       }
+      if (threw) break;
     }
     return out;
   }
@@ -911,6 +929,20 @@ interface WriteAhead {
   pessimistic: Map<string, ReturnType<typeof trackConvergence>>;
   granted: number;
   blocked: Extract<WriteAheadResult, { kind: 'blocked' }> | null;
+}
+
+/** The outcomes of the actions a provider that threw never reported: failed, with why. */
+function thrownOutcomes(
+  provider: string,
+  actions: readonly ApplyAction[],
+  reported: readonly ApplyOutcome[],
+  e: unknown,
+): ApplyOutcome[] {
+  const seen = new Set(reported.map((o) => o.key));
+  const error = `the ${provider} provider failed mid-apply (${errorMessage(e)}); whether this action took effect is unknown: the next cycle observes it afresh`;
+  return actions
+    .filter((a) => !seen.has(a.resource.key))
+    .map((a) => ({ key: a.resource.key, id: null, outcome: 'failed', code: 'APPLY_THREW', error }));
 }
 
 /** How many records are stuck, without an array of every record. */

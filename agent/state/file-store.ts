@@ -145,8 +145,10 @@ interface Envelope {
 const digest = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 /**
- * Freezes the records and the object that holds them (what the store keeps as saved): a mutation in place
- * throws instead of going unsaved. Returns how many records there are.
+ * Freezes the records and the object that holds them (what the store keeps as saved): a record set or changed
+ * in place throws instead of going unsaved. One level deep: what a record holds (`lastApplied`, a desired
+ * document shared with the revision) is never changed in place by any code, and is not frozen. Returns how
+ * many records there are.
  */
 function freezeRecords(resources: Record<string, ResourceRecord>): number {
   let n = 0;
@@ -399,7 +401,8 @@ export class FileStateStore implements StateStore {
     await this.appendJournal(line, saved);
     saved.seq = entry.seq;
     saved.head = headJson;
-    saved.count = freezeRecords(state.resources);
+    // The very records saved last are frozen already (a head-only save walks no record).
+    if (state.resources !== saved.resources) saved.count = freezeRecords(state.resources);
     saved.resources = state.resources;
     saved.journalBytes += Buffer.byteLength(line);
     if (saved.journalBytes > Math.max(this.compactMinBytes, saved.snapshotBytes))

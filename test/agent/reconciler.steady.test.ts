@@ -8,15 +8,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { silentLogger } from '../../agent/log.js';
-import { Reconciler } from '../../agent/reconciler.js';
 import type { Revision } from '../../agent/source/source.js';
 import { FileStateStore } from '../../agent/state/file-store.js';
 import { freshState, type PersistedState } from '../../agent/state/types.js';
 import type { AgentEvent } from '../../agent/events.js';
-import { seededRandom } from '../../policies/backoff.js';
-import { guardrails } from '../policies/fixtures.js';
-import { MemoryProvider, thing, thingKind } from '../helpers/memory.js';
+import { MemoryProvider, thing, thingReconciler } from '../helpers/memory.js';
 
 function setup(dir: string, emit: (e: AgentEvent) => void = () => {}) {
   const names = ['a', 'b', 'c', 'd', 'e', 'f'];
@@ -24,17 +20,13 @@ function setup(dir: string, emit: (e: AgentEvent) => void = () => {}) {
   for (const n of names) provider.world.set(n, { value: `${n} new` });
   const store = new FileStateStore(dir);
   const clock = { now: Date.UTC(2026, 0, 1) };
-  const reconciler = new Reconciler({
-    kinds: new Map([[thingKind.kind, thingKind]]),
-    providers: new Map([['memory', provider]]),
+  const reconciler = thingReconciler(
+    provider,
     store,
-    guardrails: guardrails({ soak: { observeCycles: 2 }, rateLimit: { actionsPerMinute: 60, burst: 5 } }),
-    initialMode: 'enforce',
-    clock: () => clock.now,
-    random: seededRandom(1),
-    log: silentLogger,
+    clock,
+    { soak: { observeCycles: 2 }, rateLimit: { actionsPerMinute: 60, burst: 5 } },
     emit,
-  });
+  );
   const revision: Revision = {
     sha: 'a'.repeat(40),
     fetchedAt: clock.now,

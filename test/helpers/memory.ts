@@ -4,7 +4,12 @@
  * keeps everything in memory and records the order of writes. Pure logic
  * only: every end-to-end test uses real files, real Git, real sockets.
  */
+import type { AgentEvent } from '../../agent/events.js';
+import { silentLogger } from '../../agent/log.js';
+import { Reconciler } from '../../agent/reconciler.js';
 import type { AuditRecord, PersistedState, StateStore } from '../../agent/state/types.js';
+import { seededRandom } from '../../policies/backoff.js';
+import { guardrails } from '../policies/fixtures.js';
 import type { Freeze } from '../../policies/types.js';
 import type {
   ApplyAction,
@@ -107,4 +112,28 @@ export class MemoryStore implements StateStore {
   async readAudit(): Promise<{ records: AuditRecord[]; skipped: [] }> {
     return { records: [...this.audit].reverse(), skipped: [] };
   }
+}
+
+/**
+ * A reconciler over `provider` (kind Thing only) and `store`, on `clock`, in enforce mode, with the fixtures'
+ * guardrails plus `overrides`: the wiring the reconciler's unit tests share.
+ */
+export function thingReconciler(
+  provider: Provider,
+  store: StateStore,
+  clock: { now: number },
+  overrides: Parameters<typeof guardrails>[0] = {},
+  emit: (e: AgentEvent) => void = () => {},
+): Reconciler {
+  return new Reconciler({
+    kinds: new Map([[thingKind.kind, thingKind]]),
+    providers: new Map([['memory', provider]]),
+    store,
+    guardrails: guardrails(overrides),
+    initialMode: 'enforce',
+    clock: () => clock.now,
+    random: seededRandom(1),
+    log: silentLogger,
+    emit,
+  });
 }
