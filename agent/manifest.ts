@@ -8,7 +8,7 @@ import type { SourceProblem } from '../core/errors.js';
 import { describeType, isPlainObject } from '../core/object.js';
 import { unknownKeys } from '../providers/spec-check.js';
 import type { DesiredResource, KindDefinition } from '../providers/types.js';
-import { type PathSegment, parseYaml, type YamlDocument } from '../core/yaml.js';
+import { type PathSegment, type Position, parseYaml, type YamlDocument } from '../core/yaml.js';
 
 const API_VERSION = 'steward/v1';
 const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec', 'policy', 'sensitive'] as const;
@@ -28,13 +28,32 @@ interface FileParse {
   located: Located[];
 }
 
+/**
+ * One file as the cache holds it: its problems, its resources, and what finds their documents again should a
+ * later revision report a cross-file problem (a duplicate) there — the text, compressed, and per resource its
+ * document's index and start, in one typed array. No object per resource beyond the resource itself: the
+ * parsed documents (and their parser events) are not kept, nor a document stand-in per resource (≈ 300 bytes
+ * each, ≈ 30 MiB of heap at 100k).
+ */
+interface CachedFile {
+  problems: SourceProblem[];
+  resources: DesiredResource[];
+  /** Per resource, three numbers: its document's index within the file, then the line and column it starts at. */
+  starts: Int32Array;
+  packed: Buffer;
+}
+
 const cacheKey = (file: string, oid: string): string => `${oid}\u0000${file}`;
 
 /**
  * A manifest's text as the cache keeps it: compressed (YAML text shrinks several times; ≈ 48 MB of text at
  * 100k Files), read back only to place a cross-file problem in an unchanged file.
  */
-const pack = (text: string): Buffer => deflateRawSync(Buffer.from(text, 'utf8'), { level: 1 });
+const pack = (text: string): Buffer => {
+  const out = deflateRawSync(Buffer.from(text, 'utf8'), { level: 1 });
+  // zlib's output is a view of its 16 KiB chunk: copied, the cache holds the bytes, not the chunk (≈ 30 % less).
+  return out.length < out.buffer.byteLength ? Buffer.copyBytesFrom(out) : out;
+};
 const unpack = (packed: Buffer): string => inflateRawSync(packed).toString('utf8');
 
 /**
@@ -45,7 +64,7 @@ const unpack = (packed: Buffer): string => inflateRawSync(packed).toString('utf8
  * dropped with it.
  */
 export class ManifestCache {
-  private entries = new Map<string, FileParse>();
+  private entries = new Map<string, CachedFile>();
   /** Files parsed so far (cache misses): a counter for tests and benchmarks. */
   parsed = 0;
   /** Of those, files kept for a later revision, their text compressed: a counter for tests. */
@@ -68,58 +87,75 @@ export class ManifestCache {
   }
 
   /** @internal parseRevision's: the entry, or undefined. */
-  get(file: string, oid: string): FileParse | undefined {
+  get(file: string, oid: string): CachedFile | undefined {
     return this.entries.get(cacheKey(file, oid));
   }
 
   /** @internal parseRevision's: the entries of the revision just parsed replace the previous ones. */
-  replace(next: Map<string, FileParse>): void {
+  replace(next: Map<string, CachedFile>): void {
     this.entries = next;
   }
-}
-
-/**
- * A document that keeps no position index: `locate` parses its file's text again, the first time it is asked
- * (only when a later revision reports a cross-file problem in an unchanged file). @internal exported for its test.
- */
-export function relocatable(text: () => string, file: string, doc: YamlDocument): YamlDocument {
-  // Only the index and the start: `doc` itself (its locate) holds the file's parser events, which the cache
-  // must not keep alive (≈ 3 KB per resource).
-  const { index, start } = doc;
-  let real: YamlDocument | undefined;
-  return {
-    value: null,
-    index,
-    start,
-    locate(path, opts) {
-      if (!real) {
-        const again = parseYaml(text(), file);
-        real = again.ok ? again.docs[index] : undefined;
-      }
-      return real ? real.locate(path, opts) : start;
-    },
-  };
 }
 
 export type RevisionParse =
   | { ok: true; resources: DesiredResource[] }
   | { ok: false; problems: SourceProblem[]; resources: DesiredResource[] };
 
+/**
+ * A resource of the revision being parsed and where its document is: parsed in this call (`doc`), or the
+ * `i`-th of a file taken from the cache (`held`), whose text is parsed again only if a problem is placed there.
+ */
 interface Located {
   resource: DesiredResource;
-  doc: YamlDocument;
   file: string;
+  doc: YamlDocument | null;
+  held: CachedFile | null;
+  i: number;
+}
+
+/** A file's text parsed again, once per parseRevision call (its documents are not kept past it). */
+type Reparsed = Map<CachedFile, YamlDocument[] | null>;
+
+function locate(l: Located, path: PathSegment[], value: boolean, reparsed: Reparsed): Position {
+  if (l.doc) return l.doc.locate(path, { value });
+  const held = l.held!;
+  let docs = reparsed.get(held);
+  if (docs === undefined) {
+    const again = parseYaml(unpack(held.packed), l.file);
+    docs = again.ok ? again.docs : null;
+    reparsed.set(held, docs);
+  }
+  const doc = docs?.[held.starts[3 * l.i]!];
+  return doc
+    ? doc.locate(path, { value })
+    : { line: held.starts[3 * l.i + 1]!, col: held.starts[3 * l.i + 2]! };
 }
 
 function at(
-  file: string,
-  doc: YamlDocument,
+  l: Located,
   path: PathSegment[],
   message: string,
+  reparsed: Reparsed,
   atKey = false,
 ): SourceProblem {
-  const { line, col } = doc.locate(path, { value: !atKey });
-  return { file, line, col, message };
+  const { line, col } = locate(l, path, !atKey, reparsed);
+  return { file: l.file, line, col, message };
+}
+
+/** What the cache keeps of a file just parsed. */
+function toCached(parse: FileParse, text: string): CachedFile {
+  const starts = new Int32Array(3 * parse.located.length);
+  parse.located.forEach((l, i) => {
+    starts[3 * i] = l.doc!.index;
+    starts[3 * i + 1] = l.doc!.start.line;
+    starts[3 * i + 2] = l.doc!.start.col;
+  });
+  return {
+    problems: parse.problems,
+    resources: parse.located.map((l) => l.resource),
+    starts,
+    packed: pack(text),
+  };
 }
 
 function checkEnvelope(
@@ -228,8 +264,10 @@ function parseFile(
     const envelope = checkEnvelope(value, kinds);
     const kind = typeof value['kind'] === 'string' ? kinds.get(value['kind']) : undefined;
     const specProblems = kind ? kind.validate(value['spec']) : [];
-    for (const p of [...envelope, ...specProblems])
-      problems.push(at(f.file, doc, p.path, p.message, p.atKey));
+    for (const p of [...envelope, ...specProblems]) {
+      const { line, col } = doc.locate(p.path, { value: !p.atKey });
+      problems.push({ file: f.file, line, col, message: p.message });
+    }
     if (envelope.length > 0 || specProblems.length > 0 || !kind) continue;
     const name = own((value['metadata'] as Record<string, unknown>)['name'] as string);
     const spec = value['spec'] as Record<string, unknown>;
@@ -249,7 +287,7 @@ function parseFile(
     };
     if (onDrift) resource.onDrift = onDrift;
     if (value['sensitive'] === true) resource.sensitive = true;
-    out.push({ resource, doc, file: f.file });
+    out.push({ resource, file: f.file, doc, held: null, i: 0 });
   }
 }
 
@@ -266,14 +304,21 @@ export function parseRevision(
 ): RevisionParse {
   const problems: SourceProblem[] = [];
   const located: Located[] = [];
-  const next = new Map<string, FileParse>();
+  const next = new Map<string, CachedFile>();
+  // A one-shot cache (steward plan) keeps nothing for a later revision.
   const keep = cache !== undefined && !cache.oneShot;
   const all: Array<{ file: string; oid?: string; text?: string }> = [...files, ...unchanged];
   for (const f of all.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0))) {
-    const held = cache && f.oid !== undefined ? cache.get(f.file, f.oid) : undefined;
-    let parse: FileParse;
-    if (held) parse = held;
-    else if (f.text === undefined) {
+    const key = keep && f.oid !== undefined ? cacheKey(f.file, f.oid) : undefined;
+    const held = key !== undefined ? cache!.get(f.file, f.oid!) : undefined;
+    if (held) {
+      if (key !== undefined) next.set(key, held);
+      problems.push(...held.problems);
+      for (let i = 0; i < held.resources.length; i++)
+        located.push({ resource: held.resources[i]!, file: f.file, doc: null, held, i });
+      continue;
+    }
+    if (f.text === undefined) {
       // The source skipped a file the cache no longer holds: never read as "no resources there".
       problems.push({
         file: f.file,
@@ -282,26 +327,20 @@ export function parseRevision(
         message: 'internal: this unchanged file was not re-read; the next poll reads it again',
       });
       continue;
-    } else {
-      parse = { problems: [], located: [] };
-      parseFile({ file: f.file, text: f.text }, kinds, parse.problems, parse.located);
-      if (cache) cache.parsed++;
-      if (keep) {
-        cache.packed++;
-        const packed = pack(f.text);
-        const { file } = f;
-        parse.located = parse.located.map((l) => ({
-          ...l,
-          doc: relocatable(() => unpack(packed), file, l.doc),
-        }));
-      }
     }
-    if (keep && f.oid !== undefined) next.set(cacheKey(f.file, f.oid), parse);
+    const parse: FileParse = { problems: [], located: [] };
+    parseFile({ file: f.file, text: f.text }, kinds, parse.problems, parse.located);
+    if (cache) cache.parsed++;
+    if (key !== undefined) {
+      cache!.packed++;
+      next.set(key, toCached(parse, f.text));
+    }
     problems.push(...parse.problems);
     located.push(...parse.located);
   }
   cache?.replace(next);
 
+  const reparsed: Reparsed = new Map();
   const byKey = new Map<string, Located>();
   const unique: Located[] = [];
   for (const l of located) {
@@ -309,10 +348,10 @@ export function parseRevision(
     if (first) {
       problems.push(
         at(
-          l.file,
-          l.doc,
+          l,
           ['metadata', 'name'],
           `duplicate ${l.resource.key}: already defined at ${first.resource.origin}`,
+          reparsed,
         ),
       );
       continue;
@@ -324,7 +363,7 @@ export function parseRevision(
   for (const kind of kinds.values()) {
     for (const p of kind.validateAll?.(resources.filter((r) => r.kind === kind.kind)) ?? []) {
       const l = byKey.get(p.key);
-      if (l) problems.push(at(l.file, l.doc, p.path, p.message));
+      if (l) problems.push(at(l, p.path, p.message, reparsed));
     }
   }
   problems.sort((a, b) =>

@@ -44,7 +44,7 @@ export interface FigureTarget {
   /** The measured value that is judged. */
   value: number;
   max: number;
-  /** How the target reads in the table, e.g. `≤ 2 × native`, `peak ≤ 286 MiB`. */
+  /** How the target reads in the table, e.g. `≤ 2 × native`, `≤ 300 MiB`. */
   label: string;
 }
 

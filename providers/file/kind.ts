@@ -91,12 +91,17 @@ function validate(spec: unknown): SpecProblem[] {
   return problems;
 }
 
+/**
+ * One literal per shape, not a one-key literal grown key by key: its other keys would go to an out-of-object
+ * property array (≈ 40 bytes per File, held while its revision is in force: ≈ 4 MiB at 100k).
+ */
 function toDesired(spec: Readonly<Record<string, unknown>>): OwnedDoc {
   if (spec['ensure'] === 'absent') return { spec: { ensure: 'absent' } };
-  const out: Record<string, unknown> = { ensure: 'present' };
-  if (typeof spec['content'] === 'string') out['content'] = spec['content'];
-  if (typeof spec['mode'] === 'string') out['mode'] = normalizeMode(spec['mode']);
-  return { spec: out };
+  const content = typeof spec['content'] === 'string' ? spec['content'] : undefined;
+  const mode = typeof spec['mode'] === 'string' ? normalizeMode(spec['mode']) : undefined;
+  if (content === undefined)
+    return { spec: mode === undefined ? { ensure: 'present' } : { ensure: 'present', mode } };
+  return { spec: mode === undefined ? { ensure: 'present', content } : { ensure: 'present', content, mode } };
 }
 
 /** Two Files on one path would fight over it. */
