@@ -40,7 +40,7 @@ import type { Revision } from './source/source.js';
 import { errorMessage } from '../core/errors.js';
 import type { Approval, AuditRecord, PersistedState, StateStore, WriteAheadResult } from './state/types.js';
 import type { ActionFence } from './fleet/fence.js';
-import { CycleRecords, recordsObject } from './records.js';
+import { CycleRecords } from './records.js';
 
 export type DriftState = 'drifted' | 'backoff' | 'report-only' | 'stuck';
 
@@ -248,7 +248,7 @@ export class Reconciler {
         sha: revision.sha,
         acceptedAt: state.revision?.sha === revision.sha ? state.revision.acceptedAt : revision.fetchedAt,
       },
-      resources: records.toObject(shared.state.resources),
+      resources: records.toObject(),
     };
     stateError ??= await this.tryWrite(() => deps.store.save(next));
 
@@ -530,7 +530,7 @@ export class Reconciler {
     act: readonly Act[],
     revision: Revision,
     base: PersistedState,
-    records: ReadonlyMap<string, ResourceRecord>,
+    records: CycleRecords,
     bucket: DecideOutput['bucket'],
     now: number,
     /** Action ids already given (the fenced write-ahead recorded them first). */
@@ -539,8 +539,8 @@ export class Reconciler {
     const { ids, pessimistic } = noWriteAhead();
     if (act.length === 0) return { ...noWriteAhead(), granted: 0 };
     const convCfg = this.convergenceConfig();
-    // The records as written ahead, built as the object the store takes (no second map of every record).
-    const ahead = recordsObject(records);
+    // The records as written ahead: a new object (the given one is never written), as the store takes it.
+    const ahead = records.copyObject();
     for (const a of act) {
       const step = trackConvergence(
         records.get(a.drift.key) ?? emptyRecord(),
