@@ -71,7 +71,8 @@ export class ManifestCache {
   packed = 0;
   /**
    * One revision only (`steward plan`): nothing is kept for a later one — no entry, no compressed text — so
-   * the parsed documents go as soon as the revision is built, as without a cache.
+   * the parsed documents go as soon as the revision is built, as without a cache; and the resources' strings
+   * are left as the parser made them (slices of the text), not copied to strings of their own.
    */
   readonly oneShot: boolean;
 
@@ -244,7 +245,13 @@ function parseFile(
   kinds: ReadonlyMap<string, KindDefinition>,
   problems: SourceProblem[],
   out: Located[],
+  /**
+   * The resources may be held while a revision is in force: their strings are made their own. False only for a
+   * one-shot cache (`steward plan`), whose resources go with the process.
+   */
+  held: boolean,
 ): void {
+  const mine = held ? own : (s: string) => s;
   const parsed = parseYaml(f.text, f.file);
   if (!parsed.ok) {
     problems.push(parsed.problem);
@@ -269,16 +276,16 @@ function parseFile(
       problems.push({ file: f.file, line, col, message: p.message });
     }
     if (envelope.length > 0 || specProblems.length > 0 || !kind) continue;
-    const name = own((value['metadata'] as Record<string, unknown>)['name'] as string);
+    const name = mine((value['metadata'] as Record<string, unknown>)['name'] as string);
     const spec = value['spec'] as Record<string, unknown>;
-    ownStrings(spec);
+    if (held) ownStrings(spec);
     const onDrift = (value['policy'] as Record<string, unknown> | undefined)?.['onDrift'] as
       | 'revert'
       | 'report'
       | undefined;
-    const origin = own(`${f.file}:${doc.start.line}:${doc.start.col}`);
+    const origin = mine(`${f.file}:${doc.start.line}:${doc.start.col}`);
     const resource: DesiredResource = {
-      key: own(`${kind.kind}/${name}`),
+      key: mine(`${kind.kind}/${name}`),
       kind: kind.kind,
       name,
       spec,
@@ -329,7 +336,7 @@ export function parseRevision(
       continue;
     }
     const parse: FileParse = { problems: [], located: [] };
-    parseFile({ file: f.file, text: f.text }, kinds, parse.problems, parse.located);
+    parseFile({ file: f.file, text: f.text }, kinds, parse.problems, parse.located, cache?.oneShot !== true);
     if (cache) cache.parsed++;
     if (key !== undefined) {
       cache!.packed++;
