@@ -25,7 +25,8 @@ export interface ManifestFile {
 /** What one file parses into: its own problems and resources (cross-file checks run on the whole revision). */
 interface FileParse {
   problems: SourceProblem[];
-  located: Located[];
+  /** Each resource with its document, while the file is being parsed (the documents hold the parser's events). */
+  located: Array<{ resource: DesiredResource; doc: YamlDocument }>;
 }
 
 /**
@@ -40,7 +41,8 @@ interface CachedFile {
   resources: DesiredResource[];
   /** Per resource, three numbers: its document's index within the file, then the line and column it starts at. */
   starts: Int32Array;
-  packed: Buffer;
+  /** The file's text: deflated when the cache keeps it, as it is for one parseRevision call only. */
+  packed: Buffer | string;
 }
 
 const cacheKey = (file: string, oid: string): string => `${oid}\u0000${file}`;
@@ -103,14 +105,14 @@ export type RevisionParse =
   | { ok: false; problems: SourceProblem[]; resources: DesiredResource[] };
 
 /**
- * A resource of the revision being parsed and where its document is: parsed in this call (`doc`), or the
- * `i`-th of a file taken from the cache (`held`), whose text is parsed again only if a problem is placed there.
+ * A resource of the revision being parsed: the `i`-th of its file's entry (`held`: from the cache, or made
+ * from the file just parsed, so that no file's parser events outlive its parse), whose text is parsed again
+ * only if a problem is placed there after the file's own parse.
  */
 interface Located {
   resource: DesiredResource;
   file: string;
-  doc: YamlDocument | null;
-  held: CachedFile | null;
+  held: CachedFile;
   i: number;
 }
 
@@ -118,11 +120,11 @@ interface Located {
 type Reparsed = Map<CachedFile, YamlDocument[] | null>;
 
 function locate(l: Located, path: PathSegment[], value: boolean, reparsed: Reparsed): Position {
-  if (l.doc) return l.doc.locate(path, { value });
-  const held = l.held!;
+  const { held } = l;
   let docs = reparsed.get(held);
   if (docs === undefined) {
-    const again = parseYaml(unpack(held.packed), l.file);
+    const text = typeof held.packed === 'string' ? held.packed : unpack(held.packed);
+    const again = parseYaml(text, l.file);
     docs = again.ok ? again.docs : null;
     reparsed.set(held, docs);
   }
@@ -143,19 +145,19 @@ function at(
   return { file: l.file, line, col, message };
 }
 
-/** What the cache keeps of a file just parsed. */
-function toCached(parse: FileParse, text: string): CachedFile {
+/** What the cache keeps of a file just parsed (its text deflated when `keep`, else as it is). */
+function toCached(parse: FileParse, text: string, keep: boolean): CachedFile {
   const starts = new Int32Array(3 * parse.located.length);
   parse.located.forEach((l, i) => {
-    starts[3 * i] = l.doc!.index;
-    starts[3 * i + 1] = l.doc!.start.line;
-    starts[3 * i + 2] = l.doc!.start.col;
+    starts[3 * i] = l.doc.index;
+    starts[3 * i + 1] = l.doc.start.line;
+    starts[3 * i + 2] = l.doc.start.col;
   });
   return {
     problems: parse.problems,
     resources: parse.located.map((l) => l.resource),
     starts,
-    packed: pack(text),
+    packed: keep ? pack(text) : text,
   };
 }
 
@@ -244,7 +246,7 @@ function parseFile(
   f: ManifestFile,
   kinds: ReadonlyMap<string, KindDefinition>,
   problems: SourceProblem[],
-  out: Located[],
+  out: FileParse['located'],
   /**
    * The resources may be held while a revision is in force: their strings are made their own. False only for a
    * one-shot cache (`steward plan`), whose resources go with the process.
@@ -294,7 +296,7 @@ function parseFile(
     };
     if (onDrift) resource.onDrift = onDrift;
     if (value['sensitive'] === true) resource.sensitive = true;
-    out.push({ resource, file: f.file, doc, held: null, i: 0 });
+    out.push({ resource, doc });
   }
 }
 
@@ -322,7 +324,7 @@ export function parseRevision(
       if (key !== undefined) next.set(key, held);
       problems.push(...held.problems);
       for (let i = 0; i < held.resources.length; i++)
-        located.push({ resource: held.resources[i]!, file: f.file, doc: null, held, i });
+        located.push({ resource: held.resources[i]!, file: f.file, held, i });
       continue;
     }
     if (f.text === undefined) {
@@ -338,12 +340,15 @@ export function parseRevision(
     const parse: FileParse = { problems: [], located: [] };
     parseFile({ file: f.file, text: f.text }, kinds, parse.problems, parse.located, cache?.oneShot !== true);
     if (cache) cache.parsed++;
+    // The file's documents (and the parser's events they hold) go now, not at the end of the revision.
+    const entry = toCached(parse, f.text, key !== undefined);
     if (key !== undefined) {
       cache!.packed++;
-      next.set(key, toCached(parse, f.text));
+      next.set(key, entry);
     }
     problems.push(...parse.problems);
-    located.push(...parse.located);
+    for (let i = 0; i < entry.resources.length; i++)
+      located.push({ resource: entry.resources[i]!, file: f.file, held: entry, i });
   }
   cache?.replace(next);
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { deflateRawSync } from 'node:zlib';
 import { ManifestCache, parseRevision } from '../../agent/manifest.js';
 import { KINDS } from '../../providers/registry.js';
-import { heapAfterGc as collect } from '../helpers/heap.js';
+import { heapAfterGc as collect, heapAfterGcNow } from '../helpers/heap.js';
 
 const MIB = 1024 * 1024;
 
@@ -125,4 +125,31 @@ test('a revision parsed into the cache still locates a problem in an unchanged f
   ]);
   assert.equal(second.ok, false);
   assert.match(JSON.stringify(second.ok ? [] : second.problems), /"file":"b.yaml","line":3/);
+});
+
+test('no file’s parser events outlive its parse: the heap at the revision’s last check holds only its resources', async () => {
+  // The File kind's whole-revision check runs after every file is parsed: what is alive then, over what the
+  // returned revision holds, is what parsing kept of the files already done (their documents and events).
+  let atLastCheck = 0;
+  const file = KINDS.get('File')!;
+  const kinds = new Map(KINDS);
+  kinds.set('File', {
+    ...file,
+    validateAll: (rs) => {
+      atLastCheck = heapAfterGcNow();
+      return file.validateAll?.(rs) ?? [];
+    },
+  });
+  const files = fleetFiles(100, (i) => `line ${i}`);
+  for (const cache of [undefined, new ManifestCache({ oneShot: true }), new ManifestCache()]) {
+    const parsed = parseRevision(files, kinds, cache);
+    assert.equal(parsed.ok, true);
+    const afterReturn = await collect();
+    assert.equal(parsed.resources.length, 10_000);
+    const kept = atLastCheck - afterReturn;
+    assert.ok(
+      kept < 8 * MIB, // the documents of 10,000 resources: ≈ 28–32 MiB when each file's were kept to the end
+      `${(kept / MIB).toFixed(1)} MiB more alive at the last check than after the parse`,
+    );
+  }
 });

@@ -13,3 +13,9 @@ export async function heapAfterGc(): Promise<number> {
   gc();
   return process.memoryUsage().heapUsed;
 }
+
+/** Heap in use (bytes) after a full GC, right now (from synchronous code; weak references may still be held). */
+export function heapAfterGcNow(): number {
+  gc();
+  return process.memoryUsage().heapUsed;
+}
