@@ -53,8 +53,13 @@ const cacheKey = (file: string, oid: string): string => `${oid}\u0000${file}`;
  */
 const pack = (text: string): Buffer => {
   const out = deflateRawSync(Buffer.from(text, 'utf8'), { level: 1 });
-  // zlib's output is a view of its 16 KiB chunk: copied, the cache holds the bytes, not the chunk (≈ 30 % less).
-  return out.length < out.buffer.byteLength ? Buffer.copyBytesFrom(out) : out;
+  // zlib's output is a view of its output chunk (16 KiB on Node 20, 64 KiB on 24): copied into a buffer of
+  // its own, the cache holds the bytes, not the chunk. Not from Buffer's shared pool either (copyBytesFrom
+  // and Buffer.from use it for small sizes on Node 24): one small copy would keep a whole pool slab alive.
+  if (out.length === out.buffer.byteLength) return out;
+  const own = Buffer.allocUnsafeSlow(out.length);
+  out.copy(own);
+  return own;
 };
 const unpack = (packed: Buffer): string => inflateRawSync(packed).toString('utf8');
 
