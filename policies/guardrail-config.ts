@@ -3,7 +3,8 @@
  * schema gives the type, the defaults and the validation; {@link guardrailConfig}
  * turns the durations into the milliseconds the policies compute with.
  */
-import { type Static, Type } from 'typebox';
+import type { Static } from 'typebox';
+import * as Type from 'typebox/type';
 import { formatDuration, parseDuration } from '../core/duration.js';
 import { durationFormat, type Formats, type Issue, label, MAX_INT } from '../core/schema.js';
 import { FORBIDDEN_KEYS, type PathSegment } from '../core/yaml.js';

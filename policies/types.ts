@@ -3,7 +3,8 @@
  * data: no clocks, no I/O. Times are epoch milliseconds passed in as `now`.
  */
 import type { Operation } from 'fast-json-patch';
-import { type Static, Type } from 'typebox';
+import type { Static } from 'typebox';
+import * as Type from 'typebox/type';
 
 export type { FieldPolicy, GuardrailConfig, Mode } from './guardrail-config.js';
 

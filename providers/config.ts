@@ -4,7 +4,8 @@
  * gives what {@link buildProviders} takes (paths resolved, absent as null).
  */
 import { dirname } from 'node:path';
-import { type Static, Type } from 'typebox';
+import type { Static } from 'typebox';
+import * as Type from 'typebox/type';
 import { type Formats, httpUrlFormat, type Issue, label, pathFormat } from '../core/schema.js';
 import type { PathSegment } from '../core/yaml.js';
 

@@ -4,7 +4,7 @@
  * errors, no coercion, strict, messages that never echo a string): unknown
  * fields are rejected, sizes bounded.
  */
-import { Type } from 'typebox';
+import * as Type from 'typebox/type';
 import { formatDuration, parseDuration } from '../../core/duration.js';
 import type { RequestedEnd } from '../agent.js';
 

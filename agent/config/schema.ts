@@ -7,7 +7,8 @@
  */
 import { isIP, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { type Static, Type } from 'typebox';
+import type { Static } from 'typebox';
+import * as Type from 'typebox/type';
 import {
   durationFormat,
   type Formats,

@@ -3,7 +3,8 @@
  * embedded default keeps files in `state.dir`; a shared backend for several
  * replicas can implement the same interface later.
  */
-import { type Static, type TSchema, Type } from 'typebox';
+import type { Static, TSchema } from 'typebox';
+import * as Type from 'typebox/type';
 import { ModeSchema } from '../../policies/guardrail-config.js';
 import {
   type Freeze,
