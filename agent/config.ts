@@ -30,7 +30,7 @@ import {
   type Checker,
   checkerOf,
   compileSchema,
-  schemaDigest,
+  schemaText,
   defaultsOf,
   type Issue,
   showPath,
@@ -192,10 +192,10 @@ async function usePrecompiled(): Promise<void> {
   if (checker) return;
   try {
     const m = (await import(PRECOMPILED)) as {
-      SCHEMA_SHA256: string;
+      SCHEMA: string;
       make: (formats: ReturnType<typeof ajvFormats>) => ValidateFunction;
     };
-    if (m.SCHEMA_SHA256 === schemaDigest(ConfigSchema))
+    if (m.SCHEMA === schemaText(ConfigSchema))
       checker ??= checkerOf(m.make(ajvFormats(CONFIG_FORMATS)), CONFIG_FORMATS);
   } catch {
     // not built: compile on first use

@@ -3,12 +3,12 @@
  * A revision is valid only as a whole; every problem is reported as
  * `file:line:col: message`.
  */
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { SourceProblem } from '../core/errors.js';
 import { describeType, isPlainObject } from '../core/object.js';
 import { unknownKeys } from '../providers/spec-check.js';
 import type { DesiredResource, KindDefinition } from '../providers/types.js';
 import { type PathSegment, type Position, parseYaml, type YamlDocument } from '../core/yaml.js';
+import { nodeZlib } from '../core/builtins.js';
 
 const API_VERSION = 'steward/v1';
 const TOP_KEYS = ['apiVersion', 'kind', 'metadata', 'spec', 'policy', 'sensitive'] as const;
@@ -52,7 +52,7 @@ const cacheKey = (file: string, oid: string): string => `${oid}\u0000${file}`;
  * 100k Files), read back only to place a cross-file problem in an unchanged file.
  */
 const pack = (text: string): Buffer => {
-  const out = deflateRawSync(Buffer.from(text, 'utf8'), { level: 1 });
+  const out = nodeZlib().deflateRawSync(Buffer.from(text, 'utf8'), { level: 1 });
   // zlib's output is a view of its output chunk (16 KiB on Node 20, 64 KiB on 24): copied into a buffer of
   // its own, the cache holds the bytes, not the chunk. Not from Buffer's shared pool either (copyBytesFrom
   // and Buffer.from use it for small sizes on Node 24): one small copy would keep a whole pool slab alive.
@@ -61,7 +61,7 @@ const pack = (text: string): Buffer => {
   out.copy(own);
   return own;
 };
-const unpack = (packed: Buffer): string => inflateRawSync(packed).toString('utf8');
+const unpack = (packed: Buffer): string => nodeZlib().inflateRawSync(packed).toString('utf8');
 
 /**
  * Parsed manifests of the last revision, by path and blob id: a revision that changes one file parses that file

@@ -20,10 +20,10 @@
  * file; any other value is digested as its JSON text. Non-content fields of a
  * non-sensitive resource keep their op unchanged, `value` included.
  */
-import { createHash } from 'node:crypto';
 import { formatPatch, OMIT_HEADERS, structuredPatch } from 'diff';
 import type { Operation } from 'fast-json-patch';
 import type { DesiredResource, KindDefinition, OwnedDoc } from '../providers/types.js';
+import { nodeCrypto } from '../core/builtins.js';
 
 export interface Digest {
   sha256: string;
@@ -73,7 +73,7 @@ const entryChars = (key: string, diff: string | null): number => key.length + (d
 
 function digestOf(value: unknown): Digest {
   const buf = Buffer.from(typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'), 'utf8');
-  return { sha256: createHash('sha256').update(buf).digest('hex'), bytes: buf.length };
+  return { sha256: nodeCrypto().createHash('sha256').update(buf).digest('hex'), bytes: buf.length };
 }
 
 const pointerSegment = (seg: string): string => seg.replace(/~1/g, '/').replace(/~0/g, '~');

@@ -4,13 +4,13 @@
  * a directory of managed files and a config, then runs the agent on them.
  */
 import * as fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { cp, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join, relative, resolve } from 'node:path';
 import git from 'isomorphic-git';
 import { runAgent } from './run.js';
 import { loadConfig } from './config.js';
+import { nodeCrypto } from '../core/builtins.js';
 
 function examplesDir(): string {
   for (const rel of ['../examples/quickstart', '../../examples/quickstart']) {
@@ -56,7 +56,7 @@ export async function quickstart(dir: string, io: { err: (s: string) => void }):
   if (!fs.existsSync(configPath)) await writeFile(configPath, fs.readFileSync(join(src, 'steward.yaml')));
   const hookSecret = join(root, 'webhook-secret');
   if (!fs.existsSync(hookSecret))
-    await writeFile(hookSecret, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
+    await writeFile(hookSecret, `${nodeCrypto().randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
   const rel = relative(process.cwd(), root) || '.';
   io.err(
     [

@@ -20,7 +20,6 @@
  * `shouldStop()` is checked between actions: on shutdown the action in flight
  * finishes, no new one starts, and the state is still recorded.
  */
-import { randomBytes } from 'node:crypto';
 import type { ActDecision, DecideDrift, DecideOutput, HoldDecision, HoldReason } from '../policies/decide.js';
 import { foldObservation } from '../policies/fold.js';
 import { decide, revertOps } from '../policies/decide.js';
@@ -41,6 +40,7 @@ import { errorMessage } from '../core/errors.js';
 import type { Approval, AuditRecord, PersistedState, StateStore, WriteAheadResult } from './state/types.js';
 import type { ActionFence } from './fleet/fence.js';
 import { CycleRecords } from './records.js';
+import { nodeCrypto } from '../core/builtins.js';
 
 export type DriftState = 'drifted' | 'backoff' | 'report-only' | 'stuck';
 
@@ -962,7 +962,7 @@ const noWriteAhead = (): WriteAhead => ({
 
 /** A fresh action id (audit `action`, fenced intents). */
 function newActionId(): string {
-  return randomBytes(8).toString('hex');
+  return nodeCrypto().randomBytes(8).toString('hex');
 }
 
 /** The audit records' `signer` (SPEC §10): only when the revision verified. */

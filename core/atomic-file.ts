@@ -3,9 +3,9 @@
  * rename it over the target, fsync the directory. A reader sees the old
  * content or the new content, never a mix.
  */
-import { randomBytes } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { nodeCrypto } from './builtins.js';
 
 export const TEMP_PREFIX = '.steward-tmp-';
 
@@ -24,7 +24,7 @@ export async function writeFileAtomic(
   mode = 0o644,
 ): Promise<void> {
   const dir = dirname(target);
-  const tmp = join(dir, `${TEMP_PREFIX}${basename(target)}-${randomBytes(6).toString('hex')}`);
+  const tmp = join(dir, `${TEMP_PREFIX}${basename(target)}-${nodeCrypto().randomBytes(6).toString('hex')}`);
   const h = await open(tmp, 'wx', mode);
   try {
     await h.writeFile(data);

@@ -3,13 +3,13 @@
  * alerts' X-Steward-Signature and GitHub's X-Hub-Signature-256 alike. The
  * signature covers the exact body bytes; a string body is taken as UTF-8.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { nodeCrypto } from './builtins.js';
 
 /** `sha256=` and exactly 64 hex digits, either case (the prefix too); whitespace around it is not part of it. */
 const HEADER = /^sha256=([0-9a-f]{64})$/i;
 
 const mac = (body: string | Uint8Array, secret: string): Buffer =>
-  createHmac('sha256', secret).update(body).digest();
+  nodeCrypto().createHmac('sha256', secret).update(body).digest();
 
 /** `sha256=<lowercase hex>`: the HMAC-SHA256 of `body` under `secret`. */
 export function sign(body: string | Uint8Array, secret: string): string {
@@ -26,5 +26,5 @@ export function verify(body: string | Uint8Array, header: string | undefined, se
   if (typeof header !== 'string') return false;
   const hex = HEADER.exec(header.trim())?.[1];
   if (hex === undefined) return false;
-  return timingSafeEqual(Buffer.from(hex, 'hex'), mac(body, secret));
+  return nodeCrypto().timingSafeEqual(Buffer.from(hex, 'hex'), mac(body, secret));
 }

@@ -14,7 +14,6 @@
  * function that returns why a string does not match, used both by ajv and for
  * the message, so the check and its explanation cannot drift apart.
  */
-import { createHash } from 'node:crypto';
 import { suggest } from './suggest.js';
 import { createRequire } from 'node:module';
 import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv';
@@ -88,7 +87,7 @@ export function newAjv(formats: Formats, code?: Options['code']): Ajv {
 }
 
 /**
- * An ES module of ajv's standalone code for `schema`: `SCHEMA_SHA256` ({@link schemaDigest}) and
+ * An ES module of ajv's standalone code for `schema`: `SCHEMA` ({@link schemaText}) and
  * `make(ajvFormats(formats))` → the validate function {@link compileSchema} would compile. Self-contained (no
  * imports), so a build can put copies wherever its modules look for it. Build time only.
  */
@@ -102,7 +101,7 @@ export async function standaloneModule(schema: TSchema, formats: Formats): Promi
   const code = standalone(ajv, ajv.compile(schema));
   return [
     '// Generated from the schema by core/schema.ts standaloneModule (ajv standalone code).',
-    `export const SCHEMA_SHA256 = ${JSON.stringify(schemaDigest(schema))};`,
+    `export const SCHEMA = ${JSON.stringify(schemaText(schema))};`,
     'export function make(formats) {',
     '  const module = { exports: {} };',
     '  const exports = module.exports;',
@@ -113,9 +112,13 @@ export async function standaloneModule(schema: TSchema, formats: Formats): Promi
   ].join('\n');
 }
 
-/** What a precompiled validator records of the schema it was made from (a stale one is not used). */
-export function schemaDigest(schema: TSchema): string {
-  return createHash('sha256').update(JSON.stringify(schema)).digest('hex');
+/**
+ * What a precompiled validator records of the schema it was made from, compared whole before it is used (a
+ * stale one is not): the config schema's text is 13 KB and 0.1 ms to write, less than loading node:crypto
+ * to hash it (≈ 6 ms on Node 24, at every start).
+ */
+export function schemaText(schema: TSchema): string {
+  return JSON.stringify(schema);
 }
 
 /** The ajv format definitions of named formats (a standalone module built from a schema needs the same ones). */

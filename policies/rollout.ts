@@ -14,14 +14,14 @@
  * This module is the decision; agent/fleet/rollout-gate.ts reads the
  * heartbeats for it and writes the halt (see docs/fleet.md).
  */
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from '../core/builtins.js';
 
 /** A cumulative wave size as written: a count of agents, or `"N%"` of them. */
 export type WaveSize = number | string;
 
 /** The rollout order: by the SHA-256 of each id (ties, which need a collision, by id). */
 export function rolloutOrder(ids: readonly string[]): string[] {
-  const key = (id: string) => createHash('sha256').update(id).digest('hex');
+  const key = (id: string) => nodeCrypto().createHash('sha256').update(id).digest('hex');
   return [...new Set(ids)]
     .map((id) => ({ id, k: key(id) }))
     .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : a.id < b.id ? -1 : 1))

@@ -18,6 +18,7 @@
  *
  * Errors, fastify's own included, are `{error: {code, message}}`.
  */
+// biome-ignore lint/style/noRestrictedImports: types only, erased at build
 import type { Socket } from 'node:net';
 import type { TSchema } from 'typebox';
 import Fastify, {

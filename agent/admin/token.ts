@@ -4,12 +4,12 @@
  * API is listening, so a start that fails leaves nothing behind. Compared in
  * constant time.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { StewardError } from '../../core/errors.js';
 import { verify } from '../../core/hmac.js';
 import type { Logger } from '../log.js';
+import { nodeCrypto } from '../../core/builtins.js';
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | null)?.code;
 
@@ -46,7 +46,7 @@ export async function readToken(path: string, log: Logger): Promise<string | nul
 }
 
 export function newToken(): string {
-  return randomBytes(32).toString('hex');
+  return nodeCrypto().randomBytes(32).toString('hex');
 }
 
 /** Writes a generated token to `path` (mode 0600), never over a file someone just wrote. */
@@ -84,11 +84,11 @@ export async function readWebhookSecret(path: string): Promise<string> {
   return secret;
 }
 
-const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+const digest = (s: string): Buffer => nodeCrypto().createHash('sha256').update(s, 'utf8').digest();
 
 /** Constant-time comparison (hashing first makes the lengths equal). */
 export function tokensEqual(given: string, expected: string): boolean {
-  return timingSafeEqual(digest(given), digest(expected));
+  return nodeCrypto().timingSafeEqual(digest(given), digest(expected));
 }
 
 /** The shape of GitHub's `X-Hub-Signature-256` header: checked before any body byte is read. */

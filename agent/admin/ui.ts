@@ -10,11 +10,11 @@
  * Content-Security-Policy (same origin only, no inline script or style, no
  * framing, no form submission) and the usual hardening headers.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../log.js';
+import { nodeCrypto } from '../../core/builtins.js';
 
 export interface UiAssetSpec {
   /** The exact URL path it is served at. */
@@ -69,7 +69,7 @@ export async function loadUiAssets(log: Logger, dir: URL = UI_DIR): Promise<Map<
   for (const a of UI_ASSETS) {
     try {
       const body = await readFile(new URL(a.file, dir));
-      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
+      const etag = `"${nodeCrypto().createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
       out.set(a.url, { type: a.type, body, etag });
     } catch (e) {
       log.warn(

@@ -4,7 +4,6 @@
  * receiver that wants it (deliver.ts). It owns the close signal and the
  * drain/close lifecycle; it never blocks the agent loop and never throws.
  */
-import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { errorMessage } from '../../core/errors.js';
 import type { AlertConfig } from '../config.js';
@@ -12,6 +11,7 @@ import type { AgentEvent } from '../events.js';
 import type { Logger } from '../log.js';
 import { type AlertOutcome, type DeliveryContext, ReceiverWorker, type RetryOptions } from './deliver.js';
 import { type AlertDraft, type OpenAlert, OpenAlerts, planAlerts, stamp, wants } from './plan.js';
+import { nodeCrypto } from '../../core/builtins.js';
 
 export interface AlerterOptions {
   receivers: readonly AlertConfig[];
@@ -123,7 +123,7 @@ export class Alerter {
     const targets = this.workers.filter((w) => wants(w.receiver, draft));
     if (targets.length === 0) return;
     const body = JSON.stringify(stamp(draft, this.clock(), this.revision()));
-    for (const w of targets) w.push({ event: draft.event, body, deliveryId: randomUUID() });
+    for (const w of targets) w.push({ event: draft.event, body, deliveryId: nodeCrypto().randomUUID() });
   }
 
   private revision(): string | null {

@@ -5,9 +5,9 @@
  * flag value, never printed; messages name the file it came from.
  */
 import { readFile } from 'node:fs/promises';
-import { isIPv6 } from 'node:net';
 import { errorMessage, isStewardError, StewardError } from '../../core/errors.js';
 import { configPath } from './command.js';
+import { nodeNet } from '../../core/builtins.js';
 
 /** Where the CLI talks to, and with what. */
 export interface ApiTarget {
@@ -73,7 +73,7 @@ export function listenUrl(listen: { host: string; port: number }): string {
       : listen.host === '::'
         ? '::1'
         : listen.host;
-  return `http://${isIPv6(host) ? `[${host}]` : host}:${listen.port}`;
+  return `http://${nodeNet().isIPv6(host) ? `[${host}]` : host}:${listen.port}`;
 }
 
 function apiUrl(raw: string): string {

@@ -4,8 +4,10 @@
  * how its help and usage errors read. No command lives here: see agent/cli.ts.
  */
 import { suggest } from '../../core/suggest.js';
-import { parseArgs } from 'node:util';
+// biome-ignore lint/style/noRestrictedImports: types only, erased at build
+import type { parseArgs } from 'node:util';
 import { StewardError } from '../../core/errors.js';
+import { nodeUtil } from '../../core/builtins.js';
 
 export interface Io {
   out: (s: string) => void;
@@ -106,7 +108,7 @@ export async function invoke(
   misplaced?: (option: string) => string | undefined,
 ): Promise<number> {
   const options = { ...command.flags, help: helpFlag };
-  const { tokens } = parseArgs({
+  const { tokens } = nodeUtil().parseArgs({
     args: [...args],
     options,
     strict: false,
@@ -120,7 +122,12 @@ export async function invoke(
   const declared = command.positionals ?? [];
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
   try {
-    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: declared.length > 0 });
+    parsed = nodeUtil().parseArgs({
+      args: [...args],
+      options,
+      strict: true,
+      allowPositionals: declared.length > 0,
+    });
   } catch (e) {
     const why = await explain(command, tokens, misplaced);
     throw usageError(command, why ?? String((e as Error).message).split('\n')[0]!);

@@ -5,7 +5,6 @@
  * steward does not take sit next to the keys they stand in for.
  * docs/config.md is checked against this file (test/agent/config/schema.test.ts).
  */
-import { isIP, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Static } from 'typebox';
 import * as Type from 'typebox/type';
@@ -21,6 +20,7 @@ import { GUARDRAIL_FORMATS, GuardrailsSchema, MODES } from '../../policies/guard
 import { scheduleProblem, timezoneProblem } from '../../policies/windows.js';
 import { PROVIDER_FORMATS, ProvidersSchema } from '../../providers/config.js';
 import { ALERT_EVENT_NAMES } from '../alert-events.js';
+import { nodeNet } from '../../core/builtins.js';
 
 export const LOG_LEVELS = Object.freeze(['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const);
 /** `auto`: one readable line per record on a terminal, JSON lines otherwise. */
@@ -96,8 +96,8 @@ export function parseListen(raw: string): { host: string; port: number } | strin
   const bracketed = s.startsWith('[');
   if (
     host === undefined ||
-    (bracketed && !isIPv6(host)) ||
-    (!bracketed && isIP(host) === 0 && !HOSTNAME.test(host))
+    (bracketed && !nodeNet().isIPv6(host)) ||
+    (!bracketed && nodeNet().isIP(host) === 0 && !HOSTNAME.test(host))
   ) {
     return `expected "host:port" or "[ipv6]:port" (e.g. 127.0.0.1:7420 or [::1]:7420), got "${s}"`;
   }

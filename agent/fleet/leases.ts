@@ -30,12 +30,12 @@
  * - `holder` is the agent id plus a per-process nonce: a restarted agent is a new
  *   holder and waits for its old incarnation's leases to expire.
  */
-import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { errorMessage, StewardError } from '../../core/errors.js';
 import { targetShards } from '../../policies/shards.js';
 import type { Logger } from '../log.js';
 import { type Migration, migrate } from '../state/pg-store.js';
+import { nodeCrypto } from '../../core/builtins.js';
 
 /** The advisory lock key the shard count is pinned under (any constant; "STWD"). */
 const DDL_LOCK = 0x5354_5744;
@@ -163,7 +163,7 @@ export class ShardLeases {
   private fatal: StewardError | null = null;
 
   constructor(private readonly o: LeaseOptions) {
-    this.holder = o.holder ?? `${o.agent}#${randomBytes(4).toString('hex')}`;
+    this.holder = o.holder ?? `${o.agent}#${nodeCrypto().randomBytes(4).toString('hex')}`;
     this.ttlMs = o.ttlMs;
     this.marginMs = o.marginMs ?? Math.floor(o.ttlMs / 4);
     this.renewMs = Math.max(1, Math.floor(o.ttlMs / 3));

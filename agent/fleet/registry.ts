@@ -6,12 +6,12 @@
  * guardrail trusts them (a heartbeat can be late); the shared freeze lives in
  * the state store.
  */
-import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { HealthReport } from '../health/types.js';
 import { type Migration, migrate } from '../state/pg-store.js';
 import { assessRollout, type RolloutConfig } from './rollout-gate.js';
 import type { FleetAgentView, FleetView } from './types.js';
+import { nodeCrypto } from '../../core/builtins.js';
 
 export const AGENT_MIGRATIONS: readonly Migration[] = [
   {
@@ -103,7 +103,7 @@ export const AGENT_MIGRATIONS: readonly Migration[] = [
  * revision: they are neither in its waves nor in its mass drift.
  */
 export function sourceKey(source: { url: string; ref: string }): string {
-  return createHash('sha256').update(`${source.url}\n${source.ref}`).digest('hex').slice(0, 16);
+  return nodeCrypto().createHash('sha256').update(`${source.url}\n${source.ref}`).digest('hex').slice(0, 16);
 }
 
 /** What an agent reports after each cycle. */

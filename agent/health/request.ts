@@ -8,7 +8,7 @@
  * deadline. Bodies are never logged; a failure is described by its errno
  * code, never by a URL (URLs may carry tokens).
  */
-import { nodeHttp, nodeHttps } from '../../core/node-http.js';
+import { nodeHttp, nodeHttps } from '../../core/builtins.js';
 import { formatDuration } from '../../core/duration.js';
 
 /** A check's deadline: aborted when its timeout passes or the runner stops. */

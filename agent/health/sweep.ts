@@ -9,15 +9,15 @@
  * Not a sandbox: a process that re-executes itself with a scrubbed environment (`env -i`) is not found.
  * The token is random per run, so nothing but that run's descendants is ever matched.
  */
-import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
+import { nodeCrypto } from '../../core/builtins.js';
 
 /** The variable that marks a check run's processes. */
 export const RUN_MARKER = 'STEWARD_CHECK_RUN';
 
 /** A fresh token for one run, and the `NAME=token` entry as /proc/<pid>/environ holds it. */
 export function runToken(): { value: string; entry: Buffer } {
-  const value = randomBytes(16).toString('hex');
+  const value = nodeCrypto().randomBytes(16).toString('hex');
   return { value, entry: Buffer.from(`${RUN_MARKER}=${value}\0`) };
 }
 

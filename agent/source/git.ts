@@ -5,7 +5,6 @@
  * info/refs) and fetches — shallow, single branch — only when it moved.
  * Local repository: read in place (isomorphic-git cannot fetch from a path).
  */
-import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { HttpClient } from 'isomorphic-git';
@@ -14,6 +13,7 @@ import { refCandidates } from './refs.js';
 import type { ManifestFile } from '../manifest.js';
 import { isManifestPath } from '../manifest.js';
 import { displayUrl, gitHttpClient, type HttpCounters, type HttpLimits } from './http-client.js';
+import { nodeCrypto } from '../../core/builtins.js';
 
 export interface GitSourceOptions {
   url: string;
@@ -151,7 +151,7 @@ export function localGitdir(url: string): string {
 
 /** Where a remote's objects are cached for one engine (`prefix` keeps the engines' caches apart). */
 export function cachePath(cacheDir: string, url: string, prefix = ''): string {
-  return join(cacheDir, prefix + createHash('sha256').update(url).digest('hex').slice(0, 16));
+  return join(cacheDir, prefix + nodeCrypto().createHash('sha256').update(url).digest('hex').slice(0, 16));
 }
 
 export function refNotFound(ref: string, where: string): StewardError {
@@ -360,7 +360,7 @@ export class GitRepository implements GitEngine {
       for (const o of adds) covered.add(o);
     }
     if (drop.length === 0) return;
-    const aside = join(gitdir, `prune-${randomBytes(6).toString('hex')}`);
+    const aside = join(gitdir, `prune-${nodeCrypto().randomBytes(6).toString('hex')}`);
     await fs.promises.mkdir(aside);
     const moved: string[] = [];
     try {

@@ -33,8 +33,9 @@
  * advertisements; it only feeds isomorphic-git's guess of the remote's default
  * branch, which we never use.
  */
+// biome-ignore lint/style/noRestrictedImports: types only, erased at build
 import type * as http from 'node:http';
-import { nodeHttp, nodeHttps } from '../../core/node-http.js';
+import { nodeHttp, nodeHttps } from '../../core/builtins.js';
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { StewardError } from '../../core/errors.js';
 

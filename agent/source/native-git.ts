@@ -52,10 +52,11 @@
  * isomorphic-git otherwise.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
+// biome-ignore lint/style/noRestrictedImports: types only, erased at build
 import type * as http from 'node:http';
-import { nodeHttp } from '../../core/node-http.js';
+import { nodeHttp } from '../../core/builtins.js';
+// biome-ignore lint/style/noRestrictedImports: types only, erased at build
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,6 +87,7 @@ import {
   type HttpCounters,
   parsePktLines,
 } from './http-client.js';
+import { nodeCrypto } from '../../core/builtins.js';
 
 export const NATIVE_GIT_MIN = { major: 2, minor: 31 } as const;
 
@@ -260,7 +262,7 @@ export async function withRelay<T>(
   upstream: string,
   fn: (url: string, env: Record<string, string>, log: RelayLog) => Promise<T>,
 ): Promise<T> {
-  const token = randomBytes(32).toString('hex');
+  const token = nodeCrypto().randomBytes(32).toString('hex');
   const want = Buffer.from(token);
   const log: RelayLog = {};
   const base = upstream.replace(/\/+$/, '');
@@ -272,7 +274,11 @@ export async function withRelay<T>(
   });
   const relay = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const got = Buffer.from(String(req.headers[TOKEN_HEADER] ?? ''));
-    if (got.length !== want.length || !timingSafeEqual(got, want) || !req.url?.startsWith('/r/')) {
+    if (
+      got.length !== want.length ||
+      !nodeCrypto().timingSafeEqual(got, want) ||
+      !req.url?.startsWith('/r/')
+    ) {
       res.writeHead(403).end();
       return;
     }

@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { inflateSync, constants as zlibConstants } from 'node:zlib';
+import { nodeZlib } from '../../core/builtins.js';
 
 const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 
@@ -26,7 +26,7 @@ export function looseCommit(gitdir: string, ref: string): string | null {
   if (!object) return null;
   let header: Buffer;
   try {
-    header = inflateSync(object, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    header = nodeZlib().inflateSync(object, { finishFlush: nodeZlib().constants.Z_SYNC_FLUSH });
   } catch {
     return null;
   }

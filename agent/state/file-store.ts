@@ -23,7 +23,6 @@
  * by a fresh one: a fresh state would mean "unfrozen", which is exactly the
  * wrong default after a crash.
  */
-import { createHash } from 'node:crypto';
 import { type FileHandle, mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../../core/atomic-file.js';
@@ -38,6 +37,7 @@ import {
   PersistedStateSchema,
   type StateStore,
 } from './types.js';
+import { nodeCrypto } from '../../core/builtins.js';
 
 const STATE_FILE = 'state.json';
 const JOURNAL_FILE = 'state.journal';
@@ -142,7 +142,7 @@ interface Envelope {
   state: PersistedState;
 }
 
-const digest = (s: string): string => createHash('sha256').update(s).digest('hex');
+const digest = (s: string): string => nodeCrypto().createHash('sha256').update(s).digest('hex');
 
 /**
  * Freezes the records and the object that holds them (what the store keeps as saved): a record set or changed

@@ -29,7 +29,6 @@
  * Without `/proc/self/fd` none of this holds, so the provider refuses to
  * start there ({@link assertProcFd}) instead of silently writing by path.
  */
-import { randomBytes } from 'node:crypto';
 import {
   type BigIntStats,
   closeSync,
@@ -43,9 +42,9 @@ import {
   statSync,
 } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { TEMP_PREFIX } from '../../core/atomic-file.js';
 import { StewardError } from '../../core/errors.js';
+import { nodeCrypto } from '../../core/builtins.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
 const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
@@ -74,10 +73,10 @@ export function assertProcFd(procFd = PROC_FD): void {
     );
 }
 
-const fstatBig = promisify((fd: number, cb: (e: NodeJS.ErrnoException | null, st: BigIntStats) => void) =>
-  fstat(fd, { bigint: true }, cb),
-);
-const fsyncFd = promisify(fsync);
+const fstatBig = (fd: number): Promise<BigIntStats> =>
+  new Promise((resolve, reject) => fstat(fd, { bigint: true }, (e, st) => (e ? reject(e) : resolve(st))));
+const fsyncFd = (fd: number): Promise<void> =>
+  new Promise((resolve, reject) => fsync(fd, (e) => (e ? reject(e) : resolve())));
 
 /**
  * A directory held open: names in it are resolved against the descriptor, never by path from `/`. Held
@@ -321,7 +320,7 @@ export async function writeIn(
   mode: number,
   beforeRename: () => Promise<void> = async () => {},
 ): Promise<void> {
-  const tmp = `${TEMP_PREFIX}${name.slice(0, 64)}-${randomBytes(6).toString('hex')}`;
+  const tmp = `${TEMP_PREFIX}${name.slice(0, 64)}-${nodeCrypto().randomBytes(6).toString('hex')}`;
   const h = await open(dir.at(tmp), TEMP_FLAGS, mode);
   try {
     try {

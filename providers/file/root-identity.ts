@@ -27,13 +27,13 @@
  * is adopted. Without a state dir (a one-shot tool without state), no
  * identity is kept and the provider behaves as before.
  */
-import { randomBytes } from 'node:crypto';
 import { closeSync, readFileSync, readSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../core/atomic-file.js';
 import { StewardError } from '../../core/errors.js';
 import { type HeldDir, openRegularSync, writeIn } from './held-dir.js';
+import { nodeCrypto } from '../../core/builtins.js';
 
 export const ROOT_MARKER = '.steward-root';
 const IDENTITY_FILE = 'file-root.json';
@@ -105,7 +105,7 @@ export class RootIdentity {
   }
 
   private async adopt(root: HeldDir, dev: string, ino: string, marker: string | null): Promise<void> {
-    const id = marker ?? randomBytes(16).toString('hex');
+    const id = marker ?? nodeCrypto().randomBytes(16).toString('hex');
     if (marker === null) await writeIn(root, ROOT_MARKER, `${id}\n`, 0o644);
     const identity: Identity = { root: this.rootPath, dev, ino, marker: id };
     await mkdir(this.stateDir, { recursive: true });

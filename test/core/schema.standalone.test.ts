@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ValidateFunction } from 'ajv';
 import { CONFIG_FORMATS, ConfigSchema } from '../../agent/config/schema.js';
-import { ajvFormats, checkerOf, compileSchema, schemaDigest, standaloneModule } from '../../core/schema.js';
+import { ajvFormats, checkerOf, compileSchema, schemaText, standaloneModule } from '../../core/schema.js';
 
 const inputs: unknown[] = [
   { source: { url: 'https://git.example/fleet.git' }, providers: { file: { root: '/srv' } } },
@@ -23,10 +23,10 @@ const inputs: unknown[] = [
 test('the standalone module checks every input exactly as compileSchema does', async () => {
   const text = await standaloneModule(ConfigSchema, CONFIG_FORMATS);
   const m = (await import(`data:text/javascript,${encodeURIComponent(text)}`)) as {
-    SCHEMA_SHA256: string;
+    SCHEMA: string;
     make: (formats: ReturnType<typeof ajvFormats>) => ValidateFunction;
   };
-  assert.equal(m.SCHEMA_SHA256, schemaDigest(ConfigSchema));
+  assert.equal(m.SCHEMA, schemaText(ConfigSchema));
   const precompiled = checkerOf<typeof ConfigSchema>(m.make(ajvFormats(CONFIG_FORMATS)), CONFIG_FORMATS);
   const compiled = compileSchema(ConfigSchema, CONFIG_FORMATS);
   let rejected = 0;

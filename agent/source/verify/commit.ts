@@ -10,7 +10,7 @@
  * only knows PGP armor (an SSH-signed commit's payload comes out mangled) and
  * normalises newlines, so it is not the bytes that were signed.
  */
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from '../../../core/builtins.js';
 
 export interface SignedCommit {
   oid: string;
@@ -64,7 +64,7 @@ export function splitCommitSignature(raw: Uint8Array): { payload: Buffer; gpgsig
  * Returns null when they are not.
  */
 export function signedCommit(oid: string, raw: Uint8Array): SignedCommit | null {
-  const hash = createHash('sha1').update(`commit ${raw.byteLength}\0`).update(raw).digest('hex');
+  const hash = nodeCrypto().createHash('sha1').update(`commit ${raw.byteLength}\0`).update(raw).digest('hex');
   if (hash !== oid.toLowerCase()) return null;
   return { oid, ...splitCommitSignature(raw) };
 }

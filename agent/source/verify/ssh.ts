@@ -13,7 +13,9 @@
  * `ssh-rsa` signatures are refused. Not supported: certificates and security
  * keys (`sk-*`): their signatures are reported as unsupported.
  */
-import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject, constants } from 'node:crypto';
+// biome-ignore lint/style/noRestrictedImports: types only, erased at build
+import type { KeyObject } from 'node:crypto';
+import { nodeCrypto } from '../../../core/builtins.js';
 
 const MAGIC = Buffer.from('SSHSIG', 'ascii');
 const BEGIN = '-----BEGIN SSH SIGNATURE-----';
@@ -103,7 +105,7 @@ const CURVES: Record<string, { crv: string; size: number; hash: string }> = {
 };
 
 export function sshFingerprint(blob: Buffer): string {
-  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+  return `SHA256:${nodeCrypto().createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
 /** Parses an SSH public key blob into a node KeyObject. Throws SshFormatError when unsupported or malformed. */
@@ -115,7 +117,7 @@ export function parseSshPublicKey(blob: Buffer): SshPublicKey {
     const pk = r.string();
     r.end();
     if (pk.length !== 32) throw new SshFormatError('ed25519 key is not 32 bytes');
-    key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(pk) }, format: 'jwk' });
+    key = nodeCrypto().createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(pk) }, format: 'jwk' });
   } else if (type.startsWith('ecdsa-sha2-')) {
     const curveName = r.text();
     const q = r.string();
@@ -128,7 +130,7 @@ export function parseSshPublicKey(blob: Buffer): SshPublicKey {
     const x = q.subarray(1, 1 + curve.size);
     const y = q.subarray(1 + curve.size);
     try {
-      key = createPublicKey({
+      key = nodeCrypto().createPublicKey({
         key: { kty: 'EC', crv: curve.crv, x: b64url(x), y: b64url(y) },
         format: 'jwk',
       });
@@ -141,7 +143,7 @@ export function parseSshPublicKey(blob: Buffer): SshPublicKey {
     r.end();
     if (n.length * 8 < MIN_RSA_BITS) throw new SshFormatError(`RSA key shorter than ${MIN_RSA_BITS} bits`);
     try {
-      key = createPublicKey({ key: { kty: 'RSA', e: b64url(e), n: b64url(n) }, format: 'jwk' });
+      key = nodeCrypto().createPublicKey({ key: { kty: 'RSA', e: b64url(e), n: b64url(n) }, format: 'jwk' });
     } catch {
       throw new SshFormatError('RSA key is not usable');
     }
@@ -190,7 +192,7 @@ export function parseSshSignature(armored: string): SshSignature {
 
 /** The bytes an SSHSIG signature covers. */
 export function signedData(sig: SshSignature, message: Uint8Array): Buffer {
-  const hash = createHash(sig.hashAlgorithm).update(message).digest();
+  const hash = nodeCrypto().createHash(sig.hashAlgorithm).update(message).digest();
   return Buffer.concat([
     MAGIC,
     sshString(sig.namespace),
@@ -213,7 +215,7 @@ export function verifySshSignature(sig: SshSignature, key: SshPublicKey, message
   if (key.type === 'ssh-ed25519') {
     if (sig.signatureType !== 'ssh-ed25519')
       throw new SshFormatError(`signature type ${sig.signatureType} for an ed25519 key`);
-    return sig.signature.length === 64 && cryptoVerify(null, data, key.key, sig.signature);
+    return sig.signature.length === 64 && nodeCrypto().verify(null, data, key.key, sig.signature);
   }
   if (key.type.startsWith('ecdsa-sha2-')) {
     if (sig.signatureType !== key.type)
@@ -227,7 +229,7 @@ export function verifySshSignature(sig: SshSignature, key: SshPublicKey, message
     const p1363 = Buffer.alloc(2 * curve.size);
     rr.copy(p1363, curve.size - rr.length);
     ss.copy(p1363, 2 * curve.size - ss.length);
-    return cryptoVerify(curve.hash, data, { key: key.key, dsaEncoding: 'ieee-p1363' }, p1363);
+    return nodeCrypto().verify(curve.hash, data, { key: key.key, dsaEncoding: 'ieee-p1363' }, p1363);
   }
   if (key.type === 'ssh-rsa') {
     const hash = { 'rsa-sha2-256': 'sha256', 'rsa-sha2-512': 'sha512' }[sig.signatureType];
@@ -235,7 +237,12 @@ export function verifySshSignature(sig: SshSignature, key: SshPublicKey, message
       throw new SshFormatError(
         `RSA signature type ${sig.signatureType} refused (SHA-1 "ssh-rsa" signatures are not accepted; sign with rsa-sha2-256/512)`,
       );
-    return cryptoVerify(hash, data, { key: key.key, padding: constants.RSA_PKCS1_PADDING }, sig.signature);
+    return nodeCrypto().verify(
+      hash,
+      data,
+      { key: key.key, padding: nodeCrypto().constants.RSA_PKCS1_PADDING },
+      sig.signature,
+    );
   }
   throw new SshFormatError(`unsupported key type ${key.type}`);
 }
