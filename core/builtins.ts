@@ -1,12 +1,13 @@
 /**
- * Node built-ins that a command may never need, loaded on first use through `process.getBuiltinModule`.
+ * Node built-ins that a command may never need, loaded on first use through `require`.
  *
  * An ESM `import` of a built-in builds its module facade, which reads every export, and some exports load
  * more on first read. On Node 24: `node:http` loads undici (fetch, WebSocket, …: about 30 ms);
  * `node:crypto` loads every cipher and WebCrypto (≈ 6 ms); `node:util` loads worker_threads and the stream
  * stack (≈ 4 ms); `node:zlib` the stream stack. `steward plan` of a local repository uses none of them, and
- * paid for all of them at every start (issue 12, start-up). `getBuiltinModule` builds no facade: the module
- * is loaded when a function that uses it first runs. test/agent/cli/plan.imports.test.ts keeps it so.
+ * paid for all of them at every start (issue 12, start-up). `require` builds no facade: the module is loaded
+ * when a function that uses it first runs (not `process.getBuiltinModule`: Node 22.0–22.2 lack it).
+ * test/agent/cli/plan.imports.test.ts keeps it so; Biome refuses the direct imports elsewhere.
  */
 import type * as Crypto from 'node:crypto';
 import type * as Http from 'node:http';
@@ -14,12 +15,15 @@ import type * as Https from 'node:https';
 import type * as Net from 'node:net';
 import type * as Util from 'node:util';
 import type * as Zlib from 'node:zlib';
+import { createRequire } from 'node:module';
+
+const load = createRequire(import.meta.url);
 
 /** The built-in `id`, loaded the first time the returned function is called. */
 function onFirstUse<T>(id: string): () => T {
   let loaded: T | undefined;
   return () => {
-    loaded ??= process.getBuiltinModule(id) as T;
+    loaded ??= load(id) as T;
     return loaded;
   };
 }

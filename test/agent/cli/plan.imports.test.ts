@@ -61,7 +61,7 @@ test('steward plan of a converged local repository loads neither node:crypto nor
     const preload = join(f.dir, 'preload.mjs');
     writeFileSync(
       preload,
-      `process.on('exit', () => process.getBuiltinModule('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.moduleLoadList)));`,
+      `import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.moduleLoadList)));`,
     );
     const r = spawnSync(
       process.execPath,
