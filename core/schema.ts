@@ -119,16 +119,18 @@ export async function standaloneModule(schema: TSchema, formats: Formats): Promi
 
 /**
  * ajv's standalone code (`"use strict";module.exports = v;module.exports.default = v;…function v(…){…}`,
- * with `v` its last function) with `v` a parenthesized function expression. A shape other than that one is
- * refused, so an ajv that writes its code otherwise fails the build instead of shipping a different module.
+ * with `v` its last function) with `v` a parenthesized function expression. Code of any other shape, or that
+ * names `v` before its definition (a recursive `$ref`: `{validate: v}`, which only a hoisted declaration
+ * satisfies), is returned as ajv wrote it: the same validator, compiled at its first call.
  */
 function compiledWhenLoaded(code: string): string {
   const head = /^"use strict";module\.exports = (validate\d+);module\.exports\.default = \1;/.exec(code);
   const name = head?.[1];
   const at = name ? code.indexOf(`function ${name}(`) : -1;
   if (!head || !name || at < 0 || code.indexOf('function ', at + 1) >= 0 || !code.trimEnd().endsWith('}'))
-    throw new Error('ajv standalone code is not shaped as standaloneModule expects: see core/schema.ts');
+    return code;
   const rest = code.slice(head[0].length, at);
+  if (new RegExp(`\\b${name}\\b`).test(rest)) return code;
   const fn = code.slice(at).trimEnd();
   return `"use strict";${rest}const ${name} = (${fn});module.exports = ${name};module.exports.default = ${name};`;
 }
