@@ -17,7 +17,7 @@ import { median } from './harness.js';
 import type { Benchmark, Row } from './types.js';
 
 const N = 3_000;
-const RUNS = 5;
+const RUNS = 11;
 const ROOT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 
 /** The floor, as a standalone script (written into the temp dir so it is timed as its own process). */
