@@ -40,7 +40,8 @@ export const ERROR_CODES = {
   SHARD_COUNT_MISMATCH: "fleet.shards.count differs from the count pinned in the fleet's database",
   LEASE_EXPIRING: 'a shard lease was not renewed in time: its cloud calls were aborted before it expires',
   LEASE_LOST: 'a shard lease is no longer held by this agent: its cloud calls were aborted',
-  APPLY_THREW: 'a provider failed mid-apply instead of reporting its outcomes: whether the unreported actions took effect is unknown',
+  APPLY_THREW:
+    'a provider failed mid-apply instead of reporting its outcomes: whether the unreported actions took effect is unknown',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -4,12 +4,10 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
-
 /** The type of a value without the value itself: for fields that may hold secrets (contents). */
 export function typeOnly(v: unknown): string {
   return typeof v === 'object' || v === undefined ? describeType(v) : `a ${typeof v}`;
 }
-
 
 export function describeType(v: unknown): string {
   if (v === undefined) return 'nothing';

@@ -98,9 +98,11 @@ export function newAjv(formats: Formats, code?: Options['code']): Ajv {
  */
 export async function standaloneModule(schema: TSchema, formats: Formats): Promise<string> {
   // A CommonJS module: its exports (with their own `default`) arrive as the namespace's default.
-  const standalone = ((await import('ajv/dist/standalone/index.js')) as unknown as {
-    default: { default: (ajv: Ajv, validate: ValidateFunction) => string };
-  }).default.default;
+  const standalone = (
+    (await import('ajv/dist/standalone/index.js')) as unknown as {
+      default: { default: (ajv: Ajv, validate: ValidateFunction) => string };
+    }
+  ).default.default;
   const { _ } = await import('ajv');
   const ajv = newAjv(formats, { source: true, formats: _`formats` });
   const code = standalone(ajv, ajv.compile(schema));
@@ -145,7 +147,9 @@ export function schemaText(schema: TSchema): string {
 }
 
 /** The ajv format definitions of named formats (a standalone module built from a schema needs the same ones). */
-export function ajvFormats(formats: Formats): Record<string, { type: 'string'; validate: (s: string) => boolean }> {
+export function ajvFormats(
+  formats: Formats,
+): Record<string, { type: 'string'; validate: (s: string) => boolean }> {
   return Object.fromEntries(
     Object.entries(formats).map(([name, f]) => [
       name,
@@ -176,7 +180,8 @@ export function defaultsOf(schema: TSchema, root = true): unknown {
   const own = s['default'];
   const props = s['properties'] as Record<string, TSchema> | undefined;
   if (s['type'] !== 'object' || !props || (own === undefined && !root)) return structuredClone(own);
-  const out: Record<string, unknown> = typeof own === 'object' && own !== null ? (structuredClone(own) as Record<string, unknown>) : {};
+  const out: Record<string, unknown> =
+    typeof own === 'object' && own !== null ? (structuredClone(own) as Record<string, unknown>) : {};
   for (const [k, p] of Object.entries(props)) {
     const d = defaultsOf(p, false);
     if (d !== undefined) out[k] = d;
@@ -211,7 +216,8 @@ export function explain(
     const key = JSON.stringify(issue.path);
     const seen = out.get(key);
     // a wrong type says the most: it wins over whatever else its value breaks
-    if (!seen || (e.keyword === 'type' && seen.keyword !== 'type')) out.set(key, { ...issue, keyword: e.keyword });
+    if (!seen || (e.keyword === 'type' && seen.keyword !== 'type'))
+      out.set(key, { ...issue, keyword: e.keyword });
   }
   return [...out.values()].map(({ path, message }) => ({ path, message }));
 }
@@ -362,7 +368,6 @@ export function describe(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'boolean') return `${typeof v} ${String(v)}`;
   return typeof v;
 }
-
 
 // ---------------------------------------------------------------------------
 // Formats more than one layer uses

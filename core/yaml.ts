@@ -220,7 +220,10 @@ export function parseYaml(text: string, file: string): YamlResult {
   // Where each document starts is needed for every document (a resource's origin); where every path in it is
   // written only for a problem: that index is built on the first locate() of the file, not for every parse.
   let lines: LineIndex | undefined;
-  const lineAt = (offset: number): Position => (lines ??= new LineIndex(text)).at(offset);
+  const lineAt = (offset: number): Position => {
+    lines ??= new LineIndex(text);
+    return lines.at(offset);
+  };
   let positions: ReturnType<typeof indexPositions> | undefined;
   const starts = documentStarts(events);
   const docs: YamlDocument[] = values.map((value, index) => {
@@ -228,7 +231,11 @@ export function parseYaml(text: string, file: string): YamlResult {
     const pos = () => {
       positions ??= indexPositions(events, text);
       return (
-        positions[index] ?? { start: 0, offsets: new Map<string, number>(), values: new Map<string, number>() }
+        positions[index] ?? {
+          start: 0,
+          offsets: new Map<string, number>(),
+          values: new Map<string, number>(),
+        }
       );
     };
     return {
