@@ -15,10 +15,12 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
+import { runningAfterKill } from './process-group.js';
 
 export interface PgServer {
   /** A connection URL for the test database (`steward`), user `steward`, no password (trust auth). */
@@ -89,6 +91,18 @@ export async function freePort(): Promise<number> {
 }
 
 const live = new Set<ChildProcess>();
+/** The processes whose parent is `pid`, read from /proc (Linux). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // pid (comm) state ppid …: comm may hold spaces, so split after its closing parenthesis
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) out.push(Number(name));
+  }
+  return out;
+}
 /** Signals the server's whole process group (postmaster and backends), as a host crash would. */
 function killGroup(p: ChildProcess, sig: NodeJS.Signals): void {
   try {
@@ -189,9 +203,33 @@ export async function startPostgres(opts: PgServerOptions = {}): Promise<PgServe
       return;
     }
     const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
-    if (sig === 'SIGKILL') killGroup(p, sig);
-    else p.kill(sig);
+    if (sig !== 'SIGKILL') {
+      p.kill(sig);
+      await exited;
+      proc = null;
+      return;
+    }
+    // A crash takes every server process at once. Each backend and auxiliary process calls setsid(), so
+    // the postmaster's group holds only the postmaster: a backend left alive answers its client until it
+    // notices the postmaster's death. The postmaster is stopped first (it forks nothing more), its children
+    // read from /proc and killed with it, and kill() returns once none of them runs.
+    try {
+      process.kill(p.pid!, 'SIGSTOP');
+    } catch {
+      // already gone
+    }
+    const children = await childrenOf(p.pid!);
+    for (const c of children) {
+      try {
+        process.kill(c, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    killGroup(p, 'SIGKILL');
     await exited;
+    for (const c of children)
+      if (await runningAfterKill(c)) throw new Error(`postgres process ${c} outlived SIGKILL`);
     proc = null;
   }
 
