@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { type PgServer, startPostgres } from './postgres.js';
-import { running } from './process-group.js';
+import { childrenOf, running } from './process-group.js';
 
 const servers: PgServer[] = [];
 after(async () => {
@@ -27,14 +27,11 @@ test('a real server on a unix socket: data survives a crash and a restart; kill 
 
   // Every server process goes with kill(), as in a crash: the backends (each in a session of its own, so
   // not in the postmaster's process group) and the auxiliary processes, not only the postmaster.
-  const ps = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.length >= 3)
-    .map(([pid, ppid, ...args]) => ({ pid: Number(pid), ppid: Number(ppid), args: args.join(' ') }));
   const dir = s.socketDir.replace(/\/sock$/, '');
-  const postmaster = ps.find((p) => p.args.includes(`${dir}/data`))?.pid;
-  const serverProcesses = ps.filter((p) => p.ppid === postmaster).map((p) => p.pid);
+  const postmaster = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .find((l) => l.includes(`${dir}/data`));
+  const serverProcesses = await childrenOf(Number(postmaster?.trim().split(' ')[0]));
   assert.ok(serverProcesses.length >= 2, `backends and auxiliary processes seen: ${serverProcesses.length}`);
   await s.kill();
   assert.equal(s.running(), false);

@@ -15,12 +15,11 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
-import { runningAfterKill } from './process-group.js';
+import { childrenOf, runningAfterKill } from './process-group.js';
 
 export interface PgServer {
   /** A connection URL for the test database (`steward`), user `steward`, no password (trust auth). */
@@ -91,19 +90,7 @@ export async function freePort(): Promise<number> {
 }
 
 const live = new Set<ChildProcess>();
-/** The processes whose parent is `pid`, read from /proc (Linux). */
-async function childrenOf(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    // pid (comm) state ppid …: comm may hold spaces, so split after its closing parenthesis
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === pid) out.push(Number(name));
-  }
-  return out;
-}
-/** Signals the server's whole process group (postmaster and backends), as a host crash would. */
+/** Signals the server's process group: the postmaster alone (its children each call setsid()); see signal(). */
 function killGroup(p: ChildProcess, sig: NodeJS.Signals): void {
   try {
     process.kill(-p.pid!, sig);

@@ -1,16 +1,28 @@
 /** Which processes of a process group are still alive: to check that a killed group left nothing behind. */
 import { readdir, readFile } from 'node:fs/promises';
 
+/** `state ppid pgrp …` of /proc/<pid>/stat, split after comm (which may hold spaces); [] when it is gone. */
+async function statFields(pid: number | string): Promise<string[]> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat === '' ? [] : stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+const pids = async (): Promise<string[]> => (await readdir('/proc')).filter((n) => /^\d+$/.test(n));
+
 /** Live (not zombie) processes whose process group is `pgid`, read from /proc (Linux). */
 export async function liveGroupMembers(pgid: number): Promise<number[]> {
   const out: number[] = [];
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
-    // pid (comm) state ppid pgrp …: comm may hold spaces, so split after its closing parenthesis
-    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  for (const name of await pids()) {
+    const [state, , pgrp] = await statFields(name);
     if (Number(pgrp) === pgid && state !== 'Z') out.push(Number(name));
   }
+  return out;
+}
+
+/** The processes whose parent is `pid`, read from /proc (Linux). */
+export async function childrenOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await pids()) if (Number((await statFields(name))[1]) === pid) out.push(Number(name));
   return out;
 }
 
@@ -30,9 +42,8 @@ export async function membersAfterKill(pgid: number, timeoutMs = 5_000): Promise
 
 /** Whether `pid` runs (a zombie, killed but not yet reaped by its new parent, does not). */
 export async function running(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  if (stat === '') return false;
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
+  const [state] = await statFields(pid);
+  return state !== undefined && state !== 'Z';
 }
 
 /** Whether `pid` still runs once a SIGKILL sent to it has had its effect (polled, bounded like {@link membersAfterKill}). */
