@@ -34,7 +34,7 @@
  *   ends.
  * - No configuration, hooks or credential helpers of the machine, the user or
  *   the repository run: the environment is built from scratch (PATH only,
- *   HOME and XDG_CONFIG_HOME an empty private directory, GIT_CONFIG_NOSYSTEM,
+ *   HOME and XDG_CONFIG_HOME below /dev/null (GIT_HOME), GIT_CONFIG_NOSYSTEM,
  *   GIT_CONFIG_GLOBAL=/dev/null, GIT_TERMINAL_PROMPT=0, no askpass, no proxy
  *   variables), and every command runs with `-c core.hooksPath=/dev/null
  *   -c credential.helper= -c protocol.allow=never -c protocol.http.allow=always
@@ -58,7 +58,6 @@ import type * as http from 'node:http';
 import { nodeHttp } from '../../core/builtins.js';
 // biome-ignore lint/style/noRestrictedImports: types only, erased at build
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GitHttpResponse, HttpClient } from 'isomorphic-git';
 import { errorMessage, StewardError } from '../../core/errors.js';
@@ -113,23 +112,19 @@ const MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 const PASSED_REQUEST_HEADERS = ['content-type', 'accept', 'content-encoding'];
 const PASSED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'expires', 'pragma'];
 
-let emptyHome: string | undefined;
-/** An empty private (0700) directory for HOME, so no user configuration can be found; removed at exit. */
-function home(): string {
-  if (emptyHome === undefined) {
-    const dir = fs.mkdtempSync(join(tmpdir(), 'steward-git-home-'));
-    process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-    emptyHome = dir;
-  }
-  return emptyHome;
-}
+/**
+ * HOME and XDG_CONFIG_HOME for git. Every file git looks for there ($HOME/.gitconfig, $XDG_CONFIG_HOME/git/config,
+ * attributes, ignore) is then below a character device, where nothing can ever be created; git takes ENOTDIR for
+ * a missing file and says nothing. Not a temporary directory: there is nothing to remove at exit, so an agent that
+ * is killed (SIGKILL, the OOM killer, a crash) leaves nothing behind in TMPDIR.
+ */
+export const GIT_HOME = '/dev/null';
 
 function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const h = home();
   return {
     PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-    HOME: h,
-    XDG_CONFIG_HOME: h,
+    HOME: GIT_HOME,
+    XDG_CONFIG_HOME: GIT_HOME,
     LC_ALL: 'C',
     GIT_CONFIG_NOSYSTEM: '1',
     GIT_CONFIG_GLOBAL: '/dev/null',

@@ -66,7 +66,14 @@ test('native git never sees the credentials: not in any argv or environment, not
   for (const call of calls) {
     for (const flag of ['core.hooksPath=/dev/null', 'credential.helper=', 'http.followRedirects=false'])
       assert.ok(call.includes(`[${flag}]`), `${call.slice(0, 200)}: no ${flag}`);
-    for (const env of ['GIT_CONFIG_NOSYSTEM=1', 'GIT_CONFIG_GLOBAL=/dev/null', 'GIT_TERMINAL_PROMPT=0'])
+    // HOME below which nothing can exist, not a temporary directory: a killed agent leaves nothing in TMPDIR.
+    for (const env of [
+      'GIT_CONFIG_NOSYSTEM=1',
+      'GIT_CONFIG_GLOBAL=/dev/null',
+      'GIT_TERMINAL_PROMPT=0',
+      'HOME=/dev/null',
+      'XDG_CONFIG_HOME=/dev/null',
+    ])
       assert.ok(call.includes(`\n${env}\n`), `${call.slice(0, 200)}: no ${env}`);
   }
   for (const s of SOURCE_SECRETS) assert.ok(!all.includes(s), `a git process saw ${s}`);

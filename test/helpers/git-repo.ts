@@ -6,10 +6,10 @@
  * so a test can write files, commit and push new revisions for the agent to see.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { devNull, tmpdir } from 'node:os';
+import { devNull } from 'node:os';
 import { dirname, join } from 'node:path';
+import { GIT_HOME } from '../../agent/source/native-git.js';
 
 export interface TestRepo {
   /** `<projectRoot>/<name>.git`: the bare repository served by the server. */
@@ -41,16 +41,12 @@ export interface CreateTestRepoOptions {
   headPointsTo?: string;
 }
 
-let isolatedHome: string | undefined;
-
-/** A per-process empty HOME so the user's ~/.gitconfig never leaks into tests; removed at exit. */
+/**
+ * HOME for the tests' git: /dev/null, below which no ~/.gitconfig can exist (as for the agent's own git,
+ * agent/source/native-git.ts GIT_HOME), and no temporary directory to remove when a test process is killed.
+ */
 export function gitTestHome(): string {
-  if (isolatedHome === undefined) {
-    const home = mkdtempSync(join(tmpdir(), 'steward-git-home-'));
-    isolatedHome = home;
-    process.once('exit', () => rmSync(home, { recursive: true, force: true }));
-  }
-  return isolatedHome;
+  return GIT_HOME;
 }
 
 /** Environment for git built from scratch (only PATH is inherited): no user/system config, no prompts. */
