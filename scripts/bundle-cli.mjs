@@ -23,6 +23,7 @@ const BUNDLED = new Set([
   'js-yaml',
   'fast-json-patch',
   'diff',
+  '@noble/hashes',
 ]);
 
 let esbuild;

@@ -129,3 +129,24 @@ test('a diff too large to compute is left out; the digests stay', () => {
   });
   assert.deepEqual(Object.keys(op!).sort(), ['after', 'before', 'op', 'path']);
 });
+
+test('digests are the sha256 of the UTF-8 bytes (what sha256sum prints), across block sizes and for JSON values', () => {
+  // Hashed in JavaScript, not node:crypto (agent/patch-view.ts): the same digest, at each padding boundary.
+  const values: unknown[] = ['', 'é€😀'];
+  for (const n of [55, 56, 63, 64, 65, 119, 120, 1000, 300_000]) values.push('x'.repeat(n));
+  values.push({ a: [1, 'ü'] }, 42);
+  for (const v of values) {
+    const text = typeof v === 'string' ? v : JSON.stringify(v);
+    const ops: Operation[] = [{ op: 'replace', path: '/spec/content', value: v }];
+    const [op] = displayPatch(ops, {
+      contentFields: ['/spec/content'],
+      sensitive: true,
+      observed: { spec: { content: 'old' } },
+    });
+    assert.deepEqual(
+      (op as { after: unknown }).after,
+      { sha256: sha(text), bytes: Buffer.byteLength(text) },
+      `${text.length} chars`,
+    );
+  }
+});

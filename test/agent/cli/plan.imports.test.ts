@@ -49,31 +49,36 @@ test('importing the plan command loads neither node:http nor node:https (only a 
   assert.deepEqual(JSON.parse(r.stdout), []);
 });
 
-test('steward plan of a converged local repository loads neither node:crypto nor worker_threads (the bundle, as run)', () => {
-  // An ESM import of a built-in builds its facade and reads every export: node:crypto's loads every cipher
-  // and WebCrypto, node:util's loads worker_threads. On Node 24 those were ≈ 10 ms of a 150 ms plan (issue 12,
-  // start-up). A plan with nothing to show hashes nothing (a drift's display digests would) and starts no
-  // worker: the modules it imports reach those built-ins through core/builtins.ts, on first use.
-  const f = setup(3);
-  try {
-    writeFileSync(join(f.root, 'f', 'r00000.conf'), 'r00000\nline two\n'); // the one drift setup() made, reverted
-    const out = join(f.dir, 'modules.json');
-    const preload = join(f.dir, 'preload.mjs');
-    writeFileSync(
-      preload,
-      `import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.moduleLoadList)));`,
-    );
-    const r = spawnSync(
-      process.execPath,
-      ['--import', preload, join(ROOT, 'bin', 'steward.js'), 'plan', '-c', f.config],
-      { cwd: f.dir, encoding: 'utf8' },
-    );
-    assert.equal(r.status, 0, `plan: nothing to change: ${r.stdout}${r.stderr}`);
-    const loaded = JSON.parse(readFileSync(out, 'utf8')) as string[];
-    assert.ok(loaded.includes('NativeModule child_process'), 'the probe sees the built-ins plan loads');
-    const unneeded = loaded.filter((m) => /^NativeModule (crypto|worker_threads|http|https)$/.test(m));
-    assert.deepEqual(unneeded, []);
-  } finally {
-    rmSync(f.dir, { recursive: true, force: true });
-  }
-});
+for (const drifted of [false, true])
+  test(`steward plan of a ${drifted ? 'drifted' : 'converged'} local repository loads neither node:crypto nor worker_threads (the bundle, as run)`, () => {
+    // An ESM import of a built-in builds its facade and reads every export: node:crypto's loads every cipher
+    // and WebCrypto, node:util's loads worker_threads. On Node 24 those were ≈ 10 ms of a 150 ms plan (issue 12,
+    // start-up). Nor does a drift's display need node:crypto: its digests are hashed in JavaScript
+    // (agent/patch-view.ts), which costs less than loading it. The modules plan imports reach the built-ins
+    // through core/builtins.ts, on first use.
+    const f = setup(3);
+    try {
+      // setup() made one drift; reverted, nothing is left to show
+      if (!drifted) writeFileSync(join(f.root, 'f', 'r00000.conf'), 'r00000\nline two\n');
+      const out = join(f.dir, 'modules.json');
+      const preload = join(f.dir, 'preload.mjs');
+      writeFileSync(
+        preload,
+        `import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.moduleLoadList)));`,
+      );
+      const r = spawnSync(
+        process.execPath,
+        ['--import', preload, join(ROOT, 'bin', 'steward.js'), 'plan', '-c', f.config],
+        { cwd: f.dir, encoding: 'utf8' },
+      );
+      if (drifted)
+        assert.match(r.stdout, /spec\.content: sha256:[0-9a-f]{12} \(\d+ bytes\) → sha256:[0-9a-f]{12}/);
+      else assert.equal(r.status, 0, `plan: nothing to change: ${r.stdout}${r.stderr}`);
+      const loaded = JSON.parse(readFileSync(out, 'utf8')) as string[];
+      assert.ok(loaded.includes('NativeModule child_process'), 'the probe sees the built-ins plan loads');
+      const unneeded = loaded.filter((m) => /^NativeModule (crypto|worker_threads|http|https)$/.test(m));
+      assert.deepEqual(unneeded, []);
+    } finally {
+      rmSync(f.dir, { recursive: true, force: true });
+    }
+  });
