@@ -6,9 +6,11 @@
  * HTTP client (no git process, no pack); `git fetch --depth 1 --no-tags` of that one ref into a bare cache
  * repository in the state dir, only when the commit is missing (thin packs:
  * a one-file push downloads about one blob). Local repository: read in place
- * (`--git-dir`). Either way a revision is read with ONE `git ls-tree -r -z -l`
- * (or, after a revision was read, ONE `git diff-tree -r` against it: only what
- * changed is listed) and ONE `git cat-file --batch` process, blob by blob.
+ * (`--git-dir`). Either way a revision is read with ONE `git cat-file --batch`
+ * process, asked as it answers: the tree objects under source.path (walked
+ * folder by folder, a level's trees asked for together), then the manifest
+ * blobs. After a revision was read, ONE `git diff-tree -r` against it lists
+ * only what changed, and cat-file reads those blobs.
  *
  * Fail closed (SPEC §9), the same rules and errors as the isomorphic engine:
  *
@@ -41,10 +43,10 @@
  *   -c http.followRedirects=false -c gc.auto=0 -c maintenance.auto=false`
  *   (nothing is left running in the background) and http.lowSpeedLimit/Time.
  * - What we read is bounded: the ref list by the advertisement limit, each
- *   blob by the 1 MiB manifest limit (known from `ls-tree -l` before it is
- *   read, or from cat-file's header after a diff-tree: a larger one is a
- *   problem, streamed past and never kept), stderr to its last 64 KiB. A
- *   process past its limit is killed.
+ *   blob by the 1 MiB manifest limit (known from cat-file's header: a larger
+ *   one is a problem, streamed past and never kept), the trees listed to
+ *   512 MiB in all, stderr to its last 64 KiB. A process past its limit is
+ *   killed.
  * - Messages never show the relay's URL or token, only source.url as
  *   displayUrl shows it; secrets are redacted.
  *
@@ -101,7 +103,7 @@ const ACCEPTED_REF = 'refs/steward-keep/accepted';
 const cacheRef = (fullRef: string): string => `refs/steward/${fullRef.replace(/^refs\//, '')}`;
 
 const MAX_STDERR_BYTES = 64 * 1024;
-/** Tree entry modes `ls-tree` calls blobs: files, executables and symbolic links (not 160000, a submodule). */
+/** Tree entry modes of blobs: files, executables and symbolic links (not 40000, a tree, nor 160000, a submodule). */
 const BLOB_MODES = new Set(['100644', '100755', '120000']);
 /** A SHA-1 or SHA-256 object id: what a ref may resolve to before it is used in an argument. */
 const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
@@ -148,6 +150,8 @@ interface RunOptions {
   maxStdout: number;
   tooLarge: () => StewardError;
   input?: string;
+  /** Writes stdin itself, and ends it, instead of `input`: a conversation (cat-file asked as it answers). */
+  feed?: (stdin: NodeJS.WritableStream) => void;
   /** Streams stdout instead of collecting it (then maxStdout does not apply). */
   onStdout?: (chunk: Buffer) => void;
 }
@@ -198,7 +202,8 @@ function runGit(args: string[], opts: RunOptions): Promise<RunResult> {
       if (failure) reject(failure);
       else resolve({ code, stdout: Buffer.concat(out), stderr: err });
     });
-    child.stdin.end(opts.input ?? '');
+    if (opts.feed) opts.feed(child.stdin);
+    else child.stdin.end(opts.input ?? '');
   });
 }
 
@@ -420,6 +425,102 @@ class BatchReader {
 }
 
 /**
+ * Reads tree objects from `git cat-file --batch` as they are asked for: each request's answer is its
+ * content, or null when the object is missing or not a tree (its bytes are streamed past). At most
+ * `maxBytes` of trees in all, as `ls-tree -r` was bounded.
+ */
+class TreeReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private header: { size: number; tree: boolean } | null = null;
+  private skip = 0;
+  private total = 0;
+  private readonly waiting: Array<(tree: Buffer | null) => void> = [];
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly tooLarge: () => Error,
+  ) {}
+
+  /** The answer to the next request written to cat-file. */
+  next(): Promise<Buffer | null> {
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  push(chunk: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    for (;;) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, this.buf.length);
+        this.skip -= n;
+        this.buf = this.buf.subarray(n);
+        if (this.skip > 0) return;
+        this.answer(null);
+      }
+      if (!this.header) {
+        const nl = this.buf.indexOf(10);
+        if (nl < 0) {
+          if (this.buf.length > 256) throw new Error('git cat-file sent an overlong header');
+          return;
+        }
+        const line = this.buf.subarray(0, nl).toString('utf8');
+        this.buf = this.buf.subarray(nl + 1);
+        if (/^\S+ missing$/.test(line)) {
+          this.answer(null);
+          continue;
+        }
+        const m = /^[0-9a-f]+ (tree|blob|commit|tag) (\d+)$/.exec(line);
+        if (!m) throw new Error(`git cat-file answered "${line.slice(0, 80)}"`);
+        const size = Number(m[2]);
+        if (m[1] !== 'tree') {
+          this.skip = size + 1;
+          continue;
+        }
+        this.total += size;
+        if (this.total > this.maxBytes) throw this.tooLarge();
+        this.header = { size, tree: true };
+      }
+      if (this.buf.length < this.header.size + 1) return;
+      const tree = Buffer.from(this.buf.subarray(0, this.header.size));
+      this.buf = this.buf.subarray(this.header.size + 1);
+      this.header = null;
+      this.answer(tree);
+    }
+  }
+
+  private answer(tree: Buffer | null): void {
+    const w = this.waiting.shift();
+    if (!w) throw new Error('git cat-file answered a request it was not sent');
+    w(tree);
+  }
+}
+
+/** One entry of a tree object: "<mode> <name>\0<id bytes>". */
+interface TreeEntry {
+  mode: string;
+  name: string;
+  oid: string;
+}
+
+/** The entries of a tree object, in its order; `idBytes` is 20 (SHA-1) or 32 (SHA-256). */
+export function parseTree(tree: Buffer, idBytes: number): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  let at = 0;
+  while (at < tree.length) {
+    const sp = tree.indexOf(32, at);
+    const nul = sp < 0 ? -1 : tree.indexOf(0, sp + 1);
+    if (sp < 0 || nul < 0 || nul + 1 + idBytes > tree.length)
+      throw new Error('git cat-file sent a malformed tree');
+    out.push({
+      mode: tree.toString('latin1', at, sp),
+      name: tree.toString('utf8', sp + 1, nul),
+      oid: tree.toString('hex', nul + 1, nul + 1 + idBytes),
+    });
+    at = nul + 1 + idBytes;
+  }
+  return out;
+}
+
+/**
  * The refs of a smart HTTP (v0/v1) upload-pack advertisement: name → id ("<name>^{}" for a peeled tag), or
  * null when the body is not one. Exported for tests.
  */
@@ -441,7 +542,7 @@ export function parseAdvertisement(buf: Buffer): Map<string, string> | null {
 
 export class NativeGitEngine implements GitEngine {
   readonly counters: HttpCounters = { requests: 0, packRequests: 0, bytesIn: 0 };
-  /** Git processes spawned, and tree entries git listed to us (ls-tree or diff-tree lines): counted in tests. */
+  /** Git processes spawned, and tree entries listed (every entry but a folder's, or diff-tree lines): counted in tests. */
   readonly stats = { processes: 0, listed: 0 };
   /** The last revision read: its manifest blobs (path → id, size; -1 unknown), so the next one lists only what changed. */
   private listing: { sha: string; dir: string; blobs: Map<string, { oid: string; size: number }> } | null =
@@ -739,20 +840,24 @@ export class NativeGitEngine implements GitEngine {
     const prev = this.listing;
     // With a cache to skip from, list only what changed since the revision read before (proportional to
     // the push); without one, or when git cannot diff (the old revision was pruned), list the whole tree.
-    const listed =
-      (known && prev && prev.dir === dir && prev.sha !== sha
+    const changed =
+      known && prev && prev.dir === dir && prev.sha !== sha
         ? await this.changedSince(gitdir, prev, sha, dir)
-        : null) ?? (await this.listTree(gitdir, sha, dir));
-    if ('missing' in listed) return listed.missing;
-    const blobs: Array<{ path: string; oid: string; size: number }> = [];
-    for (const [path, b] of listed.blobs) {
-      if (b.size > MAX_MANIFEST_BYTES) out.problems.push({ file: path, message: tooLargeMessage(b.size) });
-      else blobs.push({ path, oid: b.oid, size: b.size });
-    }
-    const toRead = skipKnown(blobs, out, known);
-    if (toRead.length > 0) {
-      // A blob whose size the listing did not give (diff-tree) and that is too large is skipped unread
-      // (streamed past, never kept) and is a problem, as when ls-tree -l gave its size.
+        : null;
+    // Started for a whole listing, or once a diff's listing leaves something to read.
+    const session: { cat?: ReturnType<NativeGitEngine['catFile']> } = {};
+    const cat = () => (session.cat ??= this.catFile(gitdir));
+    try {
+      const listed = changed ?? (await this.listTree(cat(), sha, dir));
+      if ('missing' in listed) return listed.missing;
+      const blobs: Array<{ path: string; oid: string; size: number }> = [];
+      for (const [path, b] of listed.blobs) {
+        if (b.size > MAX_MANIFEST_BYTES) out.problems.push({ file: path, message: tooLargeMessage(b.size) });
+        else blobs.push({ path, oid: b.oid, size: b.size });
+      }
+      const toRead = skipKnown(blobs, out, known);
+      // The listing gives no sizes: a blob that is too large is skipped unread (streamed past, never kept)
+      // and is a problem.
       const reader = new BatchReader(
         toRead,
         (path, blob, oid) => addManifest(out, path, blob, oid),
@@ -762,49 +867,140 @@ export class NativeGitEngine implements GitEngine {
           if (b) b.size = size;
         },
       );
-      const cat = await this.git(['--git-dir', gitdir, 'cat-file', '--batch', '--buffer'], {
-        maxStdout: 0,
-        tooLarge: () => new StewardError('SOURCE_TOO_LARGE', 'git cat-file printed too much'),
-        input: toRead.map((b) => `${b.oid}\n`).join(''),
-        onStdout: (c) => reader.push(c),
-      });
-      if (cat.code !== 0 || !reader.done) throw this.failed('reading', cat, null);
+      if (toRead.length > 0 || session.cat) {
+        const c = cat();
+        c.read(reader);
+        c.end(toRead.map((b) => `${b.oid}\n`).join(''));
+        const r = await c.done;
+        if (r.code !== 0 || !reader.done) throw this.failed('reading', r, null);
+      }
+      this.listing = { sha, dir, blobs: listed.blobs };
+      return out;
+    } finally {
+      session.cat?.end('');
     }
-    this.listing = { sha, dir, blobs: listed.blobs };
-    return out;
   }
 
-  /** Every manifest blob under `dir` at `sha` (one `ls-tree -r -l`), in git's order. */
+  /**
+   * One `git cat-file --batch` for a whole read, asked as it answers: the trees to list, then the blobs
+   * (issue 12: one process where `ls-tree -r` and a cat-file were two). Every request is an object id or
+   * `<id>^{tree}`, never a path (source.path may hold any character but NUL, a newline included).
+   */
+  private catFile(gitdir: string): {
+    read(reader: { push(c: Buffer): void }): void;
+    ask(line: string): void;
+    end(lines: string): void;
+    done: Promise<RunResult>;
+  } {
+    let stdin: NodeJS.WritableStream | null = null;
+    let sink: { push(c: Buffer): void } | null = null;
+    let ended = false;
+    const done = this.git(['--git-dir', gitdir, 'cat-file', '--batch'], {
+      maxStdout: 0,
+      tooLarge: () => new StewardError('SOURCE_TOO_LARGE', 'git cat-file printed too much'),
+      feed: (s) => {
+        stdin = s;
+      },
+      onStdout: (c) => {
+        if (!sink) throw new Error('git cat-file printed before it was asked');
+        sink.push(c);
+      },
+    });
+    done.catch(() => {}); // awaited by whoever waits on it; a process that fails early must not be unhandled
+    return {
+      done,
+      read: (reader) => {
+        sink = reader;
+      },
+      ask: (line) => {
+        stdin?.write(line);
+      },
+      end: (lines) => {
+        if (ended) return;
+        ended = true;
+        stdin?.end(lines);
+      },
+    };
+  }
+
+  /**
+   * Every manifest blob under `dir` at `sha`, in git's order (`ls-tree -r`'s: depth first, each tree in its
+   * own order), read as tree objects through `cat`: down the folders of `dir` from the commit's root tree,
+   * then every tree below it, one level at a time (a level's trees asked for together). Sizes are not in
+   * trees: -1, the blob reader bounds them.
+   */
   private async listTree(
-    gitdir: string,
+    cat: ReturnType<NativeGitEngine['catFile']>,
     sha: string,
     dir: string,
   ): Promise<{ blobs: Map<string, { oid: string; size: number }> } | { missing: ReadResult }> {
-    const tree = dir ? `${sha}:${dir}` : `${sha}^{tree}`;
-    // One listing of the whole subtree with sizes; its output is only names and ids.
-    const ls = await this.git(['--git-dir', gitdir, 'ls-tree', '-r', '-z', '-l', '--end-of-options', tree], {
-      maxStdout: 512 * 1024 * 1024,
-      tooLarge: () =>
+    const trees = new TreeReader(
+      512 * 1024 * 1024,
+      () =>
         new StewardError(
           'SOURCE_TOO_LARGE',
           `the tree under source.path at ${sha.slice(0, 12)} is too large to list`,
         ),
+    );
+    cat.read(trees);
+    const failed = cat.done.then((r) => {
+      throw this.failed('reading', r.stderr ? r : { stderr: 'git cat-file ended before it answered' }, null);
     });
-    if (ls.code !== 0) {
-      if (await this.hasCommit(gitdir, sha)) return { missing: missingPath(dir, sha) };
-      throw this.failed('reading', ls, null);
+    failed.catch(() => {}); // raced below while the listing waits; once it is done, the process's end is no failure
+    const ask = (ids: string[]): Promise<Array<Buffer | null>> => {
+      const answers = Promise.all(ids.map(() => trees.next()));
+      cat.ask(ids.map((id) => `${id}\n`).join(''));
+      return Promise.race([answers, failed]);
+    };
+    const idBytes = sha.length === 64 ? 32 : 20;
+    let [tree] = await ask([`${sha}^{tree}`]);
+    if (!tree)
+      throw this.failed(
+        'reading',
+        { stderr: `fatal: commit ${sha.slice(0, 12)} is not in the repository` },
+        null,
+      );
+    for (const name of dir.split('/').filter(Boolean)) {
+      const entry: TreeEntry | undefined = parseTree(tree, idBytes).find(
+        (e) => e.name === name && e.mode === '40000',
+      );
+      [tree] = entry ? await ask([entry.oid]) : [null];
+      if (!tree) return { missing: missingPath(dir, sha) };
+    }
+    // Each tree's entries in its order; a folder's entry holds its own once read.
+    type Entry = { path: string; oid: string; sub?: Entry[] };
+    const top: Entry[] = [];
+    let level: Array<{ tree: Buffer; prefix: string; into: Entry[] }> = [{ tree, prefix: dir, into: top }];
+    while (level.length > 0) {
+      const next: Array<{ oid: string; prefix: string; into: Entry[] }> = [];
+      for (const { tree: t, prefix, into } of level)
+        for (const e of parseTree(t, idBytes)) {
+          const path = prefix ? `${prefix}/${e.name}` : e.name;
+          if (e.mode === '40000') {
+            const sub: Entry[] = [];
+            into.push({ path, oid: e.oid, sub });
+            next.push({ oid: e.oid, prefix: path, into: sub });
+            continue;
+          }
+          this.stats.listed++; // what ls-tree -r would have printed: every entry but a tree
+          if (BLOB_MODES.has(e.mode) && isManifestPath(path, '')) into.push({ path, oid: e.oid });
+        }
+      const got = next.length > 0 ? await ask(next.map((n) => n.oid)) : [];
+      level = next.map((n, i) => {
+        const t = got[i];
+        if (!t)
+          throw this.failed('reading', { stderr: `fatal: tree ${n.oid} under ${n.prefix} is missing` }, null);
+        return { tree: t, prefix: n.prefix, into: n.into };
+      });
     }
     const blobs = new Map<string, { oid: string; size: number }>();
-    for (const entry of ls.stdout.toString('utf8').split('\0')) {
-      // "<mode> SP <type> SP <oid> SP+ <size> TAB <path>"
-      const tab = entry.indexOf('\t');
-      if (tab < 0) continue;
-      this.stats.listed++;
-      const [, type, oid, size] = entry.slice(0, tab).split(/ +/);
-      const p = dir ? `${dir}/${entry.slice(tab + 1)}` : entry.slice(tab + 1);
-      if (type !== 'blob' || !oid || !isManifestPath(p, '')) continue;
-      blobs.set(p, { oid, size: Number(size) });
-    }
+    const flatten = (entries: Entry[]): void => {
+      for (const e of entries) {
+        if (e.sub) flatten(e.sub);
+        else blobs.set(e.path, { oid: e.oid, size: -1 });
+      }
+    };
+    flatten(top);
     return { blobs };
   }
 
