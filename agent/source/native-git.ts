@@ -364,23 +364,26 @@ function once(emitter: http.ServerResponse, event: string): Promise<void> {
   });
 }
 
-/** Reads `git cat-file --batch` output blob by blob: "<oid> <type> <size>\n<bytes>\n". */
-class BatchReader {
+/**
+ * `git cat-file --batch` output, object by object: a header line ("<oid> <type> <size>", or "<name> missing"),
+ * then the object's bytes and a newline. `header` says, per line, how many bytes to keep as the object's
+ * content, or to stream past unkept, or that none follow.
+ */
+abstract class BatchStream {
   private buf: Buffer = Buffer.alloc(0);
-  private header: { size: number } | null = null;
-  /** Bytes of a too-large blob (and its newline) still to stream past. */
+  /** Bytes of the object being read (-1: awaiting a header). */
+  private size = -1;
+  /** Bytes (and the newline) still to stream past. */
   private skip = 0;
-  private next = 0;
 
-  constructor(
-    private readonly expected: ReadonlyArray<{ path: string; oid: string; size: number }>,
-    private readonly onBlob: (path: string, blob: Buffer, oid: string) => void,
-    /** A blob larger than MAX_MANIFEST_BYTES: skipped, never kept; without this, an error. */
-    private readonly onTooLarge?: (path: string, size: number) => void,
-  ) {}
+  protected abstract header(line: string): { keep: number } | { pass: number } | null;
+  protected abstract content(bytes: Buffer): void;
+  /** An object streamed past has gone by. */
+  protected passed(): void {}
 
-  get done(): boolean {
-    return this.next === this.expected.length && this.skip === 0 && this.header === null;
+  /** Between objects: nothing half read. */
+  protected get idle(): boolean {
+    return this.size < 0 && this.skip === 0;
   }
 
   push(chunk: Buffer): void {
@@ -391,8 +394,9 @@ class BatchReader {
         this.skip -= n;
         this.buf = this.buf.subarray(n);
         if (this.skip > 0) return;
+        this.passed();
       }
-      if (!this.header) {
+      if (this.size < 0) {
         const nl = this.buf.indexOf(10);
         if (nl < 0) {
           if (this.buf.length > 256) throw new Error('git cat-file sent an overlong header');
@@ -400,27 +404,55 @@ class BatchReader {
         }
         const line = this.buf.subarray(0, nl).toString('utf8');
         this.buf = this.buf.subarray(nl + 1);
-        const m = /^([0-9a-f]+) blob (\d+)$/.exec(line);
-        const want = this.expected[this.next];
-        if (!m || !want || m[1] !== want.oid) throw new Error(`git cat-file answered "${line.slice(0, 80)}"`);
-        const size = Number(m[2]);
-        if (size > MAX_MANIFEST_BYTES) {
-          if (!this.onTooLarge || want.size >= 0)
-            throw new Error(`git cat-file announced a ${size}-byte blob`);
-          this.onTooLarge(want.path, size);
-          this.next++;
-          this.skip = size + 1;
+        const next = this.header(line);
+        if (next === null) continue;
+        if ('pass' in next) {
+          this.skip = next.pass + 1;
           continue;
         }
-        this.header = { size };
+        this.size = next.keep;
       }
-      if (this.buf.length < this.header.size + 1) return;
-      const blob = Buffer.from(this.buf.subarray(0, this.header.size));
-      this.buf = this.buf.subarray(this.header.size + 1);
-      this.header = null;
-      const want = this.expected[this.next++];
-      if (want) this.onBlob(want.path, blob, want.oid);
+      if (this.buf.length < this.size + 1) return;
+      const bytes = Buffer.from(this.buf.subarray(0, this.size));
+      this.buf = this.buf.subarray(this.size + 1);
+      this.size = -1;
+      this.content(bytes);
     }
+  }
+}
+
+/** Reads the blobs it was given, in order, from `git cat-file --batch`. */
+class BatchReader extends BatchStream {
+  private next = 0;
+
+  constructor(
+    private readonly expected: ReadonlyArray<{ path: string; oid: string; size: number }>,
+    private readonly onBlob: (path: string, blob: Buffer, oid: string) => void,
+    /** A blob larger than MAX_MANIFEST_BYTES: skipped, never kept; without this, an error. */
+    private readonly onTooLarge?: (path: string, size: number) => void,
+  ) {
+    super();
+  }
+
+  get done(): boolean {
+    return this.next === this.expected.length && this.idle;
+  }
+
+  protected header(line: string): { keep: number } | { pass: number } {
+    const m = /^([0-9a-f]+) blob (\d+)$/.exec(line);
+    const want = this.expected[this.next];
+    if (!m || !want || m[1] !== want.oid) throw new Error(`git cat-file answered "${line.slice(0, 80)}"`);
+    const size = Number(m[2]);
+    if (size <= MAX_MANIFEST_BYTES) return { keep: size };
+    if (!this.onTooLarge || want.size >= 0) throw new Error(`git cat-file announced a ${size}-byte blob`);
+    this.onTooLarge(want.path, size);
+    this.next++;
+    return { pass: size };
+  }
+
+  protected content(blob: Buffer): void {
+    const want = this.expected[this.next++];
+    if (want) this.onBlob(want.path, blob, want.oid);
   }
 }
 
@@ -429,62 +461,42 @@ class BatchReader {
  * content, or null when the object is missing or not a tree (its bytes are streamed past). At most
  * `maxBytes` of trees in all, as `ls-tree -r` was bounded.
  */
-class TreeReader {
-  private buf: Buffer = Buffer.alloc(0);
-  private header: { size: number; tree: boolean } | null = null;
-  private skip = 0;
+class TreeReader extends BatchStream {
   private total = 0;
   private readonly waiting: Array<(tree: Buffer | null) => void> = [];
 
   constructor(
     private readonly maxBytes: number,
     private readonly tooLarge: () => Error,
-  ) {}
+  ) {
+    super();
+  }
 
   /** The answer to the next request written to cat-file. */
   next(): Promise<Buffer | null> {
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  push(chunk: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    for (;;) {
-      if (this.skip > 0) {
-        const n = Math.min(this.skip, this.buf.length);
-        this.skip -= n;
-        this.buf = this.buf.subarray(n);
-        if (this.skip > 0) return;
-        this.answer(null);
-      }
-      if (!this.header) {
-        const nl = this.buf.indexOf(10);
-        if (nl < 0) {
-          if (this.buf.length > 256) throw new Error('git cat-file sent an overlong header');
-          return;
-        }
-        const line = this.buf.subarray(0, nl).toString('utf8');
-        this.buf = this.buf.subarray(nl + 1);
-        if (/^\S+ missing$/.test(line)) {
-          this.answer(null);
-          continue;
-        }
-        const m = /^[0-9a-f]+ (tree|blob|commit|tag) (\d+)$/.exec(line);
-        if (!m) throw new Error(`git cat-file answered "${line.slice(0, 80)}"`);
-        const size = Number(m[2]);
-        if (m[1] !== 'tree') {
-          this.skip = size + 1;
-          continue;
-        }
-        this.total += size;
-        if (this.total > this.maxBytes) throw this.tooLarge();
-        this.header = { size, tree: true };
-      }
-      if (this.buf.length < this.header.size + 1) return;
-      const tree = Buffer.from(this.buf.subarray(0, this.header.size));
-      this.buf = this.buf.subarray(this.header.size + 1);
-      this.header = null;
-      this.answer(tree);
+  protected header(line: string): { keep: number } | { pass: number } | null {
+    if (/^\S+ missing$/.test(line)) {
+      this.answer(null);
+      return null;
     }
+    const m = /^[0-9a-f]+ (tree|blob|commit|tag) (\d+)$/.exec(line);
+    if (!m) throw new Error(`git cat-file answered "${line.slice(0, 80)}"`);
+    const size = Number(m[2]);
+    if (m[1] !== 'tree') return { pass: size };
+    this.total += size;
+    if (this.total > this.maxBytes) throw this.tooLarge();
+    return { keep: size };
+  }
+
+  protected override passed(): void {
+    this.answer(null);
+  }
+
+  protected content(tree: Buffer): void {
+    this.answer(tree);
   }
 
   private answer(tree: Buffer | null): void {
