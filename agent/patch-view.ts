@@ -23,8 +23,7 @@
 import { formatPatch, OMIT_HEADERS, structuredPatch } from 'diff';
 import type { Operation } from 'fast-json-patch';
 import type { DesiredResource, KindDefinition, OwnedDoc } from '../providers/types.js';
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
+import { sha256Hex } from '../core/sha256.js';
 
 export interface Digest {
   sha256: string;
@@ -72,14 +71,10 @@ const diffCache = new Map<string, string | null>();
 let diffCacheChars = 0;
 const entryChars = (key: string, diff: string | null): number => key.length + (diff?.length ?? 0);
 
-/**
- * sha256 in JavaScript (@noble/hashes), not node:crypto: a plan's digests are a few short values, and loading
- * node:crypto (its ciphers and WebCrypto) cost 5–8 ms of every plan with drift on Node 24 — more than hashing
- * thousands of values here (issue 12). The same digest: test/agent/patch-view.test.ts checks it against node:crypto.
- */
+/** A value's digest: of a string its UTF-8 bytes, of anything else its JSON text (core/sha256.ts hashes it). */
 function digestOf(value: unknown): Digest {
   const buf = Buffer.from(typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null'), 'utf8');
-  return { sha256: bytesToHex(sha256(buf)), bytes: buf.length };
+  return { sha256: sha256Hex(buf), bytes: buf.length };
 }
 
 const pointerSegment = (seg: string): string => seg.replace(/~1/g, '/').replace(/~0/g, '~');

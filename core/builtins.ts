@@ -19,12 +19,15 @@ import { createRequire } from 'node:module';
 
 const load = createRequire(import.meta.url);
 
-/** The built-in `id`, loaded the first time the returned function is called. */
-function onFirstUse<T>(id: string): () => T {
-  let loaded: T | undefined;
-  return () => {
-    loaded ??= load(id) as T;
-    return loaded;
+/** The built-in `id`, loaded the first time the returned function is called; `loaded` says whether it was. */
+function onFirstUse<T>(id: string): (() => T) & { readonly loaded: boolean } {
+  let module: T | undefined;
+  const get = () => {
+    module ??= load(id) as T;
+    return module;
+  };
+  return Object.defineProperty(get, 'loaded', { get: () => module !== undefined }) as (() => T) & {
+    readonly loaded: boolean;
   };
 }
 
