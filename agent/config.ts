@@ -23,15 +23,12 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDuration } from '../core/duration.js';
 import { type SourceProblem, StewardError, formatProblem } from '../core/errors.js';
-import type { ValidateFunction } from 'ajv';
 import {
-  ajvFormats,
   type Checked,
   type Checker,
-  checkerOf,
   compileSchema,
-  schemaText,
   defaultsOf,
+  precompiledChecker,
   type Issue,
   showPath,
 } from '../core/schema.js';
@@ -189,19 +186,10 @@ let checker: Checker<typeof ConfigSchema> | undefined;
  * command that reads the config). Absent (sources run through tsx, or a build without it): compiled here.
  */
 async function usePrecompiled(): Promise<void> {
-  if (checker) return;
-  try {
-    const m = (await import(PRECOMPILED)) as {
-      SCHEMA: string;
-      make: (formats: ReturnType<typeof ajvFormats>) => ValidateFunction;
-    };
-    if (m.SCHEMA === schemaText(ConfigSchema))
-      checker ??= checkerOf(m.make(ajvFormats(CONFIG_FORMATS)), CONFIG_FORMATS);
-  } catch {
-    // not built: compile on first use
-  }
+  checker ??= await precompiledChecker(PRECOMPILED, ConfigSchema, CONFIG_FORMATS);
 }
-const PRECOMPILED = './config/schema.compiled.js';
+/** Beside this module: dist/agent/config/, and dist/bundle/config/ for the bundle's chunk. */
+const PRECOMPILED = new URL('./config/schema.compiled.js', import.meta.url);
 function check(data: unknown): Checked<ConfigInput> {
   checker ??= compileSchema(ConfigSchema, CONFIG_FORMATS);
   return checker(data);

@@ -146,6 +146,30 @@ export function schemaText(schema: TSchema): string {
   return JSON.stringify(schema);
 }
 
+/**
+ * The checker of a build's precompiled validator for `schema` (the module {@link standaloneModule} wrote, at
+ * `url`), when that module was made from this very schema; else undefined and the caller compiles it. A
+ * module that is absent (sources run through tsx, a build without it) or stale (the schema changed since) is
+ * never used: its recorded schema text is compared whole first.
+ */
+export async function precompiledChecker<T extends TSchema>(
+  url: URL,
+  schema: T,
+  formats: Formats = {},
+  opts: { root?: string } = {},
+): Promise<Checker<T> | undefined> {
+  try {
+    const m = (await import(url.href)) as {
+      SCHEMA: string;
+      make: (formats: ReturnType<typeof ajvFormats>) => ValidateFunction;
+    };
+    if (m.SCHEMA === schemaText(schema)) return checkerOf<T>(m.make(ajvFormats(formats)), formats, opts);
+  } catch {
+    // not built
+  }
+  return undefined;
+}
+
 /** The ajv format definitions of named formats (a standalone module built from a schema needs the same ones). */
 export function ajvFormats(
   formats: Formats,

@@ -37,15 +37,20 @@ try {
 // A fresh directory: chunk names are content hashes, so an earlier build's would stay beside this one's.
 rmSync(outdir, { recursive: true, force: true });
 
-// ajv's standalone code for the config schema, so no command compiles it at run time (agent/config.ts:
-// usePrecompiled). Self-contained (the formats are passed in), so the bundle gets a copy beside its chunks.
+// ajv's standalone code for the config schema and the state file's, so no command compiles them at run time
+// (core/schema.ts precompiledChecker, used by agent/config.ts and agent/state/file-store.ts). Self-contained
+// (the formats are passed in), so the bundle gets a copy beside its chunks, where their import resolves.
 {
-  const { ConfigSchema, CONFIG_FORMATS } = await import(join(root, 'dist', 'agent', 'config', 'schema.js'));
   const { standaloneModule } = await import(join(root, 'dist', 'core', 'schema.js'));
-  const module = await standaloneModule(ConfigSchema, CONFIG_FORMATS);
-  writeFileSync(join(root, 'dist', 'agent', 'config', 'schema.compiled.js'), module);
-  mkdirSync(join(outdir, 'config'), { recursive: true });
-  writeFileSync(join(outdir, 'config', 'schema.compiled.js'), module);
+  const { ConfigSchema, CONFIG_FORMATS } = await import(join(root, 'dist', 'agent', 'config', 'schema.js'));
+  const { PersistedStateSchema } = await import(join(root, 'dist', 'agent', 'state', 'types.js'));
+  const write = (module, beside, inBundle) => {
+    writeFileSync(join(root, 'dist', 'agent', beside), module);
+    mkdirSync(dirname(join(outdir, inBundle)), { recursive: true });
+    writeFileSync(join(outdir, inBundle), module);
+  };
+  write(await standaloneModule(ConfigSchema, CONFIG_FORMATS), 'config/schema.compiled.js', 'config/schema.compiled.js');
+  write(await standaloneModule(PersistedStateSchema, {}), 'state/state-schema.compiled.js', 'state-schema.compiled.js');
 }
 
 const pkgOf = (spec) => spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/');

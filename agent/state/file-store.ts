@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../../core/atomic-file.js';
 import { StewardError } from '../../core/errors.js';
 import { sameJson } from '../../core/object.js';
-import { compileSchema } from '../../core/schema.js';
+import { type Checker, compileSchema, precompiledChecker } from '../../core/schema.js';
 import {
   type AuditRead,
   type AuditRecord,
@@ -177,12 +177,23 @@ function migrate(s: unknown): unknown {
 }
 
 /** The shape a loaded (and migrated) state must have; fills `revision`, `soak`, `bucket` when a file predates them. */
-let compiledShape: ReturnType<typeof compileSchema<typeof PersistedStateSchema>> | undefined;
-/** Compiled on first load of a state file, not at import: `steward plan` without a state dir never needs it. */
-const checkShape = (data: unknown) => {
-  compiledShape ??= compileSchema(PersistedStateSchema, {}, { root: 'the state' });
-  return compiledShape(data);
-};
+let compiledShape: Checker<typeof PersistedStateSchema> | undefined;
+const SHAPE = { root: 'the state' };
+/**
+ * The build's precompiled validator (scripts/bundle-cli.mjs: beside this module in dist/agent/state/, and in
+ * dist/bundle/ for the bundle's chunk), else compiled here, on the first load of a state file: compiling it
+ * loaded ajv and cost ≈ 80 ms of every `steward plan` on a host whose agent has a state file (issue 12).
+ */
+async function shapeChecker(): Promise<Checker<typeof PersistedStateSchema>> {
+  compiledShape ??=
+    (await precompiledChecker(
+      new URL('./state-schema.compiled.js', import.meta.url),
+      PersistedStateSchema,
+      {},
+      SHAPE,
+    )) ?? compileSchema(PersistedStateSchema, {}, SHAPE);
+  return compiledShape;
+}
 
 export class FileStateStore implements StateStore {
   /** Whether the audit log is known to end with a newline (checked once per process). */
@@ -249,7 +260,7 @@ export class FileStateStore implements StateStore {
     if (digest(JSON.stringify(env.state)) !== env.sha256) throw corrupt('checksum mismatch');
     const state = migrate(env.state) as PersistedState;
     const journal = await this.replayJournal(state, env.sha256, corrupt);
-    const checked = checkShape(state);
+    const checked = (await shapeChecker())(state);
     if (!checked.ok)
       throw corrupt(
         `unexpected shape: ${checked.issues

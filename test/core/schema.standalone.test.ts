@@ -3,12 +3,24 @@
  * the validator compiled at run time: the same verdict, the same defaults filled in, the same messages.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import vm from 'node:vm';
 import type { ValidateFunction } from 'ajv';
 import type { TSchema } from 'typebox';
 import { CONFIG_FORMATS, ConfigSchema } from '../../agent/config/schema.js';
-import { ajvFormats, checkerOf, compileSchema, schemaText, standaloneModule } from '../../core/schema.js';
+import { freshState, PersistedStateSchema } from '../../agent/state/types.js';
+import {
+  ajvFormats,
+  checkerOf,
+  compileSchema,
+  precompiledChecker,
+  schemaText,
+  standaloneModule,
+} from '../../core/schema.js';
 
 const inputs: unknown[] = [
   { source: { url: 'https://git.example/fleet.git' }, providers: { file: { root: '/srv' } } },
@@ -86,4 +98,38 @@ test('a schema that refers to itself gets a standalone module that validates as 
       compiled(structuredClone(input)),
       JSON.stringify(input),
     );
+});
+
+test("the state file's standalone module checks as compileSchema does; a stale or absent module is not used", async (t) => {
+  const text = await standaloneModule(PersistedStateSchema, {});
+  const dir = mkdtempSync(join(tmpdir(), 'steward-standalone-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const url = pathToFileURL(join(dir, 'state-schema.compiled.js'));
+  writeFileSync(url, text);
+  const precompiled = await precompiledChecker(url, PersistedStateSchema, {}, { root: 'the state' });
+  assert.ok(precompiled, 'a module made from this schema is used');
+  const compiled = compileSchema(PersistedStateSchema, {}, { root: 'the state' });
+  const fresh = freshState();
+  const inputs: unknown[] = [
+    fresh,
+    { ...fresh, revision: undefined, soak: undefined, bucket: undefined }, // a file from before them: filled
+    { ...fresh, mode: 'bogus' },
+    { ...fresh, version: 3 },
+    { ...fresh, resources: { 'File/a': { lastApplied: 7 } }, extra: true },
+    [],
+  ];
+  for (const input of inputs)
+    assert.deepEqual(
+      precompiled(structuredClone(input)),
+      compiled(structuredClone(input)),
+      JSON.stringify(input),
+    );
+  // Made from another schema (the state's changed since the build): not used. Not there: not used.
+  const stale = pathToFileURL(join(dir, 'stale.js'));
+  writeFileSync(stale, text.replace(/^export const SCHEMA = "/m, 'export const SCHEMA = "x'));
+  assert.equal(await precompiledChecker(stale, PersistedStateSchema), undefined);
+  assert.equal(
+    await precompiledChecker(pathToFileURL(join(dir, 'none.js')), PersistedStateSchema),
+    undefined,
+  );
 });

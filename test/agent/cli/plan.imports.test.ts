@@ -9,6 +9,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setup } from '../../../bench/plan-floor.js';
+import { FileStateStore } from '../../../agent/state/file-store.js';
+import { freshState } from '../../../agent/state/types.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 
@@ -82,3 +84,35 @@ for (const drifted of [false, true])
       rmSync(f.dir, { recursive: true, force: true });
     }
   });
+
+test("steward plan beside an agent's state file loads no ajv (the bundle, as run): the state's schema is precompiled", async () => {
+  // Compiling the state schema at run time loaded ajv and cost ≈ 80 ms of such a plan on Node 24 (issue 12).
+  const f = setup(3);
+  try {
+    const store = new FileStateStore(join(f.dir, 'state'));
+    await store.save(freshState());
+    const out = join(f.dir, 'required.json');
+    const preload = join(f.dir, 'preload.mjs');
+    writeFileSync(
+      preload,
+      `import { writeFileSync } from 'node:fs';\nimport { createRequire } from 'node:module';\ncreateRequire(${JSON.stringify(join(ROOT, 'package.json'))})('fast-deep-equal');\nprocess.on('exit', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(createRequire(import.meta.url).cache))));`,
+    );
+    const r = spawnSync(
+      process.execPath,
+      ['--import', preload, join(ROOT, 'bin', 'steward.js'), 'plan', '-c', f.config],
+      { cwd: f.dir, encoding: 'utf8' },
+    );
+    assert.match(r.stdout, /^state: .*state\.json \(read only\)/m, `${r.stdout}${r.stderr}`);
+    const required = JSON.parse(readFileSync(out, 'utf8')) as string[];
+    assert.ok(
+      required.some((p) => /[/\\]node_modules[/\\]fast-deep-equal[/\\]/.test(p)),
+      'the probe sees what is required (fast-deep-equal, by the probe itself)',
+    );
+    assert.deepEqual(
+      required.filter((p) => /[/\\]node_modules[/\\]ajv[/\\]/.test(p)),
+      [],
+    );
+  } finally {
+    rmSync(f.dir, { recursive: true, force: true });
+  }
+});
