@@ -32,7 +32,6 @@ import {
 import { windowAt } from '../../policies/windows.js';
 import { planReport } from '../plan/report.js';
 import { lapsed } from '../reconciler.js';
-import { probeNativeGit } from '../source/engine.js';
 import { buildSource } from '../source/from-config.js';
 import { FULL_COMMIT, pinnedEngine } from '../source/pinned.js';
 import { DesiredStateSource } from '../source/source.js';
@@ -158,8 +157,6 @@ async function readState(dir: string): Promise<{ state: PersistedState; ctx: Pla
  * (including a resource that could not be read). With `verify`: exit 0 or 1.
  */
 export async function plan(opts: PlanOptions, io: Io, env: NodeJS.ProcessEnv = {}): Promise<number> {
-  // Which git is on the PATH is asked now, while the config loads, not when the source is built (source.engine auto).
-  const gitProbe = opts.dir === undefined ? probeNativeGit() : undefined;
   const config = await loadConfig(opts.config);
   if (opts.verify && !config.source.verify)
     throw new StewardError(
@@ -169,7 +166,6 @@ export async function plan(opts: PlanOptions, io: Io, env: NodeJS.ProcessEnv = {
   // A throwaway Git cache: plan must not touch a running agent's state (a local source is read in place).
   const cache = config.source.kind === 'http' ? await mkdtemp(join(tmpdir(), 'steward-plan-')) : undefined;
   try {
-    if (config.source.engine === 'auto') await gitProbe;
     const target =
       opts.dir !== undefined
         ? await fromDir(config, opts.dir, io)

@@ -12,7 +12,7 @@
  * same-origin redirects only, bounded reads, timeouts) and fail with the same
  * coded errors; test/e2e/source-*.test.ts run against both.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { type GitEngine, GitRepository, type GitSourceOptions } from './git.js';
 import { NativeGitEngine, NATIVE_GIT_MIN } from './native-git.js';
 
@@ -22,47 +22,19 @@ export type { GitEngine } from './git.js';
 export type EngineKind = 'auto' | 'git' | 'isomorphic';
 export const ENGINE_KINDS: readonly EngineKind[] = ['auto', 'git', 'isomorphic'];
 
-type GitVersion = { major: number; minor: number };
-let probed: GitVersion | null | undefined;
-let probing: Promise<GitVersion | null> | undefined;
-
-const PROBE = {
-  args: ['--version'],
-  env: (): NodeJS.ProcessEnv => ({ PATH: process.env['PATH'] ?? '/usr/bin:/bin', LC_ALL: 'C' }),
-  timeout: 10_000,
-  parse(ok: boolean, stdout: string): GitVersion | null {
-    const m = ok ? /git version (\d+)\.(\d+)/.exec(stdout) : null;
-    return m ? { major: Number(m[1]), minor: Number(m[2]) } : null;
-  },
-};
+let probed: { major: number; minor: number } | null | undefined;
 
 /** The version of the `git` on the PATH, or null when there is none (probed once per process). */
-export function nativeGitVersion(): GitVersion | null {
+export function nativeGitVersion(): { major: number; minor: number } | null {
   if (probed !== undefined) return probed;
-  const r = spawnSync('git', PROBE.args, { encoding: 'utf8', env: PROBE.env(), timeout: PROBE.timeout });
-  probed = PROBE.parse(r.status === 0, r.stdout);
-  return probed;
-}
-
-/**
- * {@link nativeGitVersion} without blocking: a one-shot command (`steward plan`) starts the probe first and
- * awaits it just before it builds the source, so the `git --version` process runs beside the config's
- * loading instead of before the first read (≈ 3–5 ms of every plan, issue 12). Never rejects.
- */
-export function probeNativeGit(): Promise<GitVersion | null> {
-  if (probed !== undefined) return Promise.resolve(probed);
-  probing ??= new Promise((resolve) => {
-    execFile(
-      'git',
-      PROBE.args,
-      { encoding: 'utf8', env: PROBE.env(), timeout: PROBE.timeout },
-      (err, stdout) => {
-        probed ??= PROBE.parse(err === null, stdout);
-        resolve(probed);
-      },
-    );
+  const r = spawnSync('git', ['--version'], {
+    encoding: 'utf8',
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LC_ALL: 'C' },
+    timeout: 10_000,
   });
-  return probing;
+  const m = r.status === 0 ? /git version (\d+)\.(\d+)/.exec(r.stdout) : null;
+  probed = m ? { major: Number(m[1]), minor: Number(m[2]) } : null;
+  return probed;
 }
 
 /** True when a `git` new enough for the native engine is on the PATH. */
