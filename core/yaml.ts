@@ -165,7 +165,10 @@ function documentStarts(events: readonly Event[]): number[] {
   const starts: number[] = [];
   let depth = 0;
   let docStart = -1;
-  for (const e of events) {
+  // An index, not for…of: every parse runs this over every event, and until V8 optimises it, for…of allocates
+  // an iterator result per event (≈ 1 MB per 3,000 documents, measured with an allocation sampling profile).
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!;
     switch (e.type) {
       case EVENT_ID.DOCUMENT:
         depth = 0;

@@ -227,7 +227,7 @@ export class FileProvider implements Provider {
     try {
       if (this.recordIdentity) await this.sweepTemps(root, resources);
       const results = await this.observeInBulk(root, resources);
-      for (const [i, r] of resources.entries()) out.set(r.key, results[i]!);
+      for (let i = 0; i < resources.length; i++) out.set(resources[i]!.key, results[i]!);
     } finally {
       await root.close();
     }
@@ -272,8 +272,10 @@ export class FileProvider implements Provider {
   ): Promise<ObserveResult[]> {
     const results: ObserveResult[] = new Array(resources.length);
     const byFolder = new Map<string, number[]>();
-    for (const [i, r] of resources.entries()) {
-      const rel = r.spec['path'] as string;
+    // Indexed loops over every resource: `for…of entries()` allocates a pair and an iterator result per
+    // resource until V8 optimises the loop (≈ 1.7 MB per 3,000 Files, allocation sampling profile).
+    for (let i = 0; i < resources.length; i++) {
+      const rel = resources[i]!.spec['path'] as string;
       const slash = rel.lastIndexOf('/');
       const folder = slash < 0 ? '' : rel.slice(0, slash);
       const group = byFolder.get(folder);
@@ -291,7 +293,8 @@ export class FileProvider implements Provider {
         continue;
       }
       try {
-        for (const [j, i] of group.entries()) {
+        for (let j = 0; j < group.length; j++) {
+          const i = group[j]!;
           results[i] = parent ? observeSync(parent, rels[j]!) : absent(rels[j]!);
           if (++batch >= BATCH) {
             batch = 0;
