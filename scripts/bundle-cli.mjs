@@ -10,6 +10,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { typeboxAsJson } from './typebox-json-plugin.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const outdir = join(root, 'dist', 'bundle');
@@ -69,6 +70,8 @@ const result = await esbuild.build({
   metafile: true,
   logLevel: 'warning',
   plugins: [
+    // TypeBox builds the schemas' JSON at every start; the bundle builds the same JSON without it.
+    typeboxAsJson(join(root, 'dist', 'core', 'typebox-json.js')),
     {
       name: 'external-packages',
       setup(build) {

@@ -1,0 +1,3 @@
+import type { Plugin } from 'esbuild';
+/** An esbuild plugin resolving `typebox/type` to `shim` (see typebox-json-plugin.mjs). */
+export function typeboxAsJson(shim: string): Plugin;
