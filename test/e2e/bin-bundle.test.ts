@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 
 test('the bundle runs while it is as new as its inputs, and dist/agent/cli.js once one of them is newer', (t) => {
   const home = mkdtempSync(join(tmpdir(), 'steward-bin-'));
