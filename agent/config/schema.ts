@@ -242,7 +242,8 @@ const SourceSchema = Type.Object(
     interval: Type.String({ format: 'interval', default: '60s' }),
     engine: Type.Enum(['auto', 'git', 'isomorphic'], {
       default: 'auto',
-      description: 'auto: native git when a git ≥ 2.31 binary is on the PATH, else isomorphic-git',
+      description:
+        'auto: native git when a usable git binary is on the PATH (any for a local repository, ≥ 2.31 for a remote source), else isomorphic-git',
     }),
     auth: Type.Optional(AuthSchema),
     verify: Type.Optional(VerifySchema),

@@ -6,13 +6,16 @@
  *   `cat-file --batch` reads; fastest where a `git` ≥ 2.31 is installed;
  * - `isomorphic`: isomorphic-git (agent/source/git.ts) — pure JavaScript, for
  *   images without a `git` binary (e.g. distroless);
- * - `auto`: `git` when a usable binary is on the PATH, else `isomorphic`.
+ * - `auto`: `git` when a usable binary is on the PATH (for a remote source ≥ 2.31; for a local repository
+ *   any), else `isomorphic`.
  *
  * Both keep SPEC §9 the same way (credentials only to the configured origin,
  * same-origin redirects only, bounded reads, timeouts) and fail with the same
  * coded errors; test/e2e/source-*.test.ts run against both.
  */
 import { spawnSync } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { type GitEngine, GitRepository, type GitSourceOptions } from './git.js';
 import { NativeGitEngine, NATIVE_GIT_MIN } from './native-git.js';
 
@@ -46,8 +49,35 @@ export function nativeGitUsable(): boolean {
   );
 }
 
-/** The engine for `kind`; `auto` is native git when usable, else isomorphic-git. */
+/**
+ * The first `git` on the PATH that this process may execute, as spawning `git` would find it, or null. A
+ * look at the file system: no process.
+ */
+export function gitOnPath(): string | null {
+  for (const dir of (process.env['PATH'] ?? '/usr/bin:/bin').split(delimiter)) {
+    const path = join(dir || '.', 'git');
+    try {
+      if (!statSync(path).isFile()) continue;
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // not there, or not executable by this user: the next PATH entry, as execvp does
+    }
+  }
+  return null;
+}
+
+/**
+ * The engine for `kind`. `auto` is native git when usable, else isomorphic-git. Usable, for a remote source: a
+ * git ≥ 2.31 on the PATH (the relay's header reaches git through GIT_CONFIG_COUNT), asked with `git --version`.
+ * For a local repository, read in place with `cat-file --batch` and `rev-parse` that every git has: any git on
+ * the PATH, found without a process (the version probe was ≈ 3 ms of every `steward plan`, issue 12).
+ */
 export function createGitEngine(opts: GitSourceOptions, kind: EngineKind = 'auto'): GitEngine {
-  if (kind === 'isomorphic' || (kind === 'auto' && !nativeGitUsable())) return new GitRepository(opts);
+  if (kind === 'isomorphic') return new GitRepository(opts);
+  if (kind === 'auto') {
+    const usable = opts.kind === 'local' ? gitOnPath() !== null : nativeGitUsable();
+    if (!usable) return new GitRepository(opts);
+  }
   return new NativeGitEngine(opts);
 }

@@ -50,8 +50,9 @@
  * - Messages never show the relay's URL or token, only source.url as
  *   displayUrl shows it; secrets are redacted.
  *
- * Needs git ≥ 2.31 (GIT_CONFIG_COUNT); `createGitEngine('auto')` falls back to
- * isomorphic-git otherwise.
+ * A remote source needs git ≥ 2.31 (GIT_CONFIG_COUNT); a local repository any git (`cat-file --batch`,
+ * `rev-parse`; `diff-tree --end-of-options`, 2.24, only to list a change, else the whole tree is listed).
+ * `createGitEngine('auto')` falls back to isomorphic-git otherwise.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
