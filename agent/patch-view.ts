@@ -66,10 +66,24 @@ const MAX_DIFF_CHARS = 16 * 1024;
  * fleet: thousands, for hours), so diffs are remembered by the digests of
  * both sides, least recently used out first, bounded in characters held.
  */
-const DIFF_CACHE_CHARS = 8 * 1024 * 1024;
+export const DIFF_CACHE_CHARS = 8 * 1024 * 1024;
 const diffCache = new Map<string, string | null>();
 let diffCacheChars = 0;
 const entryChars = (key: string, diff: string | null): number => key.length + (diff?.length ?? 0);
+
+/**
+ * What the diff cache holds (entries, and characters counted against {@link DIFF_CACHE_CHARS}), and a way to
+ * empty it: for tests and the leak benchmark, which measures the heap without a cache that is bounded by
+ * construction (a fleet edited with new content every cycle fills it to its bound, which is no leak).
+ */
+export const diffCacheStats = (): { entries: number; chars: number } => ({
+  entries: diffCache.size,
+  chars: diffCacheChars,
+});
+export function clearDiffCache(): void {
+  diffCache.clear();
+  diffCacheChars = 0;
+}
 
 /** A value's digest: of a string its UTF-8 bytes, of anything else its JSON text (core/sha256.ts hashes it). */
 function digestOf(value: unknown): Digest {

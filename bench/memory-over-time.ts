@@ -17,6 +17,7 @@
  * also moves with fragmentation and V8's sizing).
  */
 import { silentLogger } from '../agent/log.js';
+import { clearDiffCache, DIFF_CACHE_CHARS, diffCacheStats } from '../agent/patch-view.js';
 import { Reconciler } from '../agent/reconciler.js';
 import type { PersistedState } from '../agent/state/types.js';
 import { seededRandom } from '../policies/backoff.js';
@@ -54,6 +55,8 @@ interface ChildResult {
   ms: number[];
   drifted: { min: number; max: number };
   applied: number;
+  /** Most characters the display diffs' cache held at a sample, before it was emptied. */
+  cacheChars: number;
 }
 
 const ownCopy = (s: string): string => Buffer.from(s, 'utf8').toString('utf8');
@@ -102,7 +105,14 @@ function editByHand(fleet: Fleet, cycle: number): void {
   }
 }
 
+/** The most characters the diff cache held at a sample (reported, and at most DIFF_CACHE_CHARS). */
+let cacheSeen = 0;
+
 async function sample(cycle: number): Promise<Sample> {
+  // The display diffs' cache is bounded (DIFF_CACHE_CHARS) and this fleet's hand edits never repeat, so it
+  // fills towards its bound for thousands of cycles: emptied before each sample, so that only a leak grows.
+  cacheSeen = Math.max(cacheSeen, diffCacheStats().chars);
+  clearDiffCache();
   const rss = await settle();
   return { cycle, rss, heap: heapMiB() };
 }
@@ -148,7 +158,16 @@ async function runChild(cycles: number): Promise<ChildResult> {
   const end = await sample(cycles);
   // Keep what the agent keeps between cycles reachable until after the last sample, like the earlier ones.
   consume([fleet, state, reconciler]);
-  return { start, warm, end, trend, ms, drifted: { min: minDrift, max: maxDrift }, applied };
+  return {
+    start,
+    warm,
+    end,
+    trend,
+    ms,
+    drifted: { min: minDrift, max: maxDrift },
+    applied,
+    cacheChars: cacheSeen,
+  };
 }
 
 export const memoryOverTime: Benchmark = {
@@ -180,7 +199,9 @@ export const memoryOverTime: Benchmark = {
           `after cycle ${WARMUP} (warm) RSS ${m(r.warm.rss)} / heap ${m(r.warm.heap)}; ` +
           `after cycle ${CYCLES} RSS ${m(r.end.rss)} / heap ${m(r.end.heap)}. ` +
           `Heap after GC every ${SAMPLE_EVERY} cycles: ${r.trend.map((s) => `${s.cycle}: ${m(s.heap)}`).join(', ')}. ` +
-          `Drifted per cycle ${r.drifted.min}–${r.drifted.max}; ${r.applied} applies in all. Median/min/max ms over cycles ${WARMUP + 1}–${CYCLES}`,
+          `Drifted per cycle ${r.drifted.min}–${r.drifted.max}; ${r.applied} applies in all. ` +
+          `The display diffs' cache (bounded: ${DIFF_CACHE_CHARS.toLocaleString('en')} characters) held up to ${r.cacheChars.toLocaleString('en')} between samples and is emptied before each. ` +
+          `Median/min/max ms over cycles ${WARMUP + 1}–${CYCLES}`,
       },
     ];
   },

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import type { Operation } from 'fast-json-patch';
-import { DIFF_CONTEXT, displayPatch, lineDiff } from '../../agent/patch-view.js';
+import {
+  clearDiffCache,
+  DIFF_CACHE_CHARS,
+  DIFF_CONTEXT,
+  diffCacheStats,
+  displayPatch,
+  lineDiff,
+} from '../../agent/patch-view.js';
 
 const CANARY = 'AKIA-SECRET-CANARY-unit-4b1e';
 const sha = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
@@ -149,4 +156,39 @@ test('digests are the sha256 of the UTF-8 bytes (what sha256sum prints), across 
       `${text.length} chars`,
     );
   }
+});
+
+test('the display diffs are cached by both sides’ digests, least recently used out first, within DIFF_CACHE_CHARS', () => {
+  clearDiffCache();
+  const observed = { spec: { content: 'x' } };
+  const view = (before: string, after: string) =>
+    displayPatch([{ op: 'replace', path: '/spec/content', value: after }], {
+      contentFields: ['/spec/content'],
+      sensitive: false,
+      observed: { spec: { ...observed.spec, content: before } },
+    });
+  // Diffs of about 14 K characters each (every one of 90 lines changed: 180 edits, within MAX_EDIT_LENGTH),
+  // all different: many more than the bound holds.
+  const lines = (tag: string) =>
+    Array.from({ length: 90 }, (_, i) => `${tag} ${i} ${'x'.repeat(70)}`).join('\n');
+  const first = view(lines('a0'), lines('b0'));
+  const held = diffCacheStats();
+  assert.equal(held.entries, 1);
+  assert.ok(held.chars > 10_000, `one diff of ${held.chars} characters`);
+  assert.deepEqual(view(lines('a0'), lines('b0')), first, 'the same sides: the cached diff');
+  let i = 1;
+  while (diffCacheStats().chars + held.chars <= DIFF_CACHE_CHARS) {
+    view(lines(`a${i}`), lines(`b${i}`));
+    i++;
+  }
+  view(lines('a0'), lines('b0')); // used again: most recent, kept
+  for (let j = 0; j < 50; j++, i++) view(lines(`a${i}`), lines(`b${i}`));
+  const after = diffCacheStats();
+  assert.ok(after.chars <= DIFF_CACHE_CHARS, `${after.chars} characters held`);
+  assert.ok(after.entries < i, `${after.entries} of ${i} diffs held: the oldest went`);
+  const before = diffCacheStats().entries;
+  assert.deepEqual(view(lines('a0'), lines('b0')), first);
+  assert.equal(diffCacheStats().entries, before, 'a0 → b0 was still held: no entry added');
+  clearDiffCache();
+  assert.deepEqual(diffCacheStats(), { entries: 0, chars: 0 });
 });
