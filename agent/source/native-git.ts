@@ -104,8 +104,6 @@ const ACCEPTED_REF = 'refs/steward-keep/accepted';
 const cacheRef = (fullRef: string): string => `refs/steward/${fullRef.replace(/^refs\//, '')}`;
 
 const MAX_STDERR_BYTES = 64 * 1024;
-/** Tree entry modes of blobs: files, executables and symbolic links (not 40000, a tree, nor 160000, a submodule). */
-const BLOB_MODES = new Set(['100644', '100755', '120000']);
 /** A SHA-1 or SHA-256 object id: what a ref may resolve to before it is used in an argument. */
 const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
 const TOKEN_HEADER = 'x-steward-relay';
@@ -505,6 +503,16 @@ class TreeReader extends BatchStream {
     if (!w) throw new Error('git cat-file answered a request it was not sent');
     w(tree);
   }
+}
+
+/**
+ * What a tree entry's mode makes it, as git reads a mode (object_type: the file-type bits), so that a mode
+ * written zero-padded ("040000", which old tools wrote and `git fsck` only warns about) or as a legacy
+ * "100664" is what `ls-tree` calls it, not skipped.
+ */
+export function entryType(mode: string): 'tree' | 'commit' | 'blob' {
+  const bits = Number.parseInt(mode, 8) & 0o170000;
+  return bits === 0o040000 ? 'tree' : bits === 0o160000 ? 'commit' : 'blob';
 }
 
 /** One entry of a tree object: "<mode> <name>\0<id bytes>". */
@@ -975,7 +983,7 @@ export class NativeGitEngine implements GitEngine {
       );
     for (const name of dir.split('/').filter(Boolean)) {
       const entry: TreeEntry | undefined = parseTree(tree, idBytes).find(
-        (e) => e.name === name && e.mode === '40000',
+        (e) => e.name === name && entryType(e.mode) === 'tree',
       );
       [tree] = entry ? await ask([entry.oid]) : [null];
       if (!tree) return { missing: missingPath(dir, sha) };
@@ -989,14 +997,15 @@ export class NativeGitEngine implements GitEngine {
       for (const { tree: t, prefix, into } of level)
         for (const e of parseTree(t, idBytes)) {
           const path = prefix ? `${prefix}/${e.name}` : e.name;
-          if (e.mode === '40000') {
+          const type = entryType(e.mode);
+          if (type === 'tree') {
             const sub: Entry[] = [];
             into.push({ path, oid: e.oid, sub });
             next.push({ oid: e.oid, prefix: path, into: sub });
             continue;
           }
           this.stats.listed++; // what ls-tree -r would have printed: every entry but a tree
-          if (BLOB_MODES.has(e.mode) && isManifestPath(path, '')) into.push({ path, oid: e.oid });
+          if (type === 'blob' && isManifestPath(path, '')) into.push({ path, oid: e.oid });
         }
       const got = next.length > 0 ? await ask(next.map((n) => n.oid)) : [];
       level = next.map((n, i) => {
@@ -1062,7 +1071,7 @@ export class NativeGitEngine implements GitEngine {
       if (!m) return null;
       this.stats.listed++;
       const p = dir ? `${dir}/${fields[i + 1]}` : fields[i + 1]!;
-      const isBlob = BLOB_MODES.has(m[2]!);
+      const isBlob = entryType(m[2]!) === 'blob';
       if (m[4] === 'D' || !isBlob || !isManifestPath(p, '')) {
         blobs.delete(p);
         continue;

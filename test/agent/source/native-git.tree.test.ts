@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { NativeGitEngine, parseTree } from '../../../agent/source/native-git.js';
+import { entryType, NativeGitEngine, parseTree } from '../../../agent/source/native-git.js';
 import { isolatedGitEnv } from '../../helpers/git-repo.js';
 
 const MANIFEST = (name: string) =>
@@ -105,4 +105,39 @@ test('parseTree reads mode, name and id of each entry, and refuses a truncated t
   ]);
   assert.throws(() => parseTree(tree.subarray(0, tree.length - 1), 20), /malformed tree/);
   assert.throws(() => parseTree(Buffer.from('100644 no-nul'), 20), /malformed tree/);
+});
+
+test('modes as git reads them: a zero-padded tree (040000, written by old tools) and a 100664 file are listed, as ls-tree lists them', async (t) => {
+  const { dir, git, engine } = repo(t, { 'seed.txt': 'seed\n' });
+  const hash = (type: string, input: Buffer) =>
+    execFileSync('git', ['hash-object', '-w', '--literally', '-t', type, '--stdin'], {
+      cwd: dir,
+      env: isolatedGitEnv(),
+      input,
+    })
+      .toString()
+      .trim();
+  const id = (hex: string) => Buffer.from(hex, 'hex');
+  const a = hash('blob', Buffer.from(MANIFEST('padded')));
+  const b = hash('blob', Buffer.from(MANIFEST('legacy')));
+  const sub = hash('tree', Buffer.concat([Buffer.from('100644 a.yaml\0'), id(a)]));
+  const fleet = hash(
+    'tree',
+    Buffer.concat([Buffer.from('100664 b.yaml\0'), id(b), Buffer.from('040000 sub\0'), id(sub)]),
+  );
+  const root = hash('tree', Buffer.concat([Buffer.from('040000 fleet\0'), id(fleet)]));
+  const commit = git('commit-tree', root, '-m', 'old tools');
+  git('update-ref', 'refs/heads/main', commit);
+  const expected = git('ls-tree', '-r', '--name-only', 'main', 'fleet').split('\n');
+  assert.deepEqual(expected, ['fleet/b.yaml', 'fleet/sub/a.yaml'], 'git itself lists both');
+  const e = engine('fleet');
+  const read = await e.readManifests((await e.resolve()).sha);
+  assert.deepEqual(
+    read.files.map((f) => f.file),
+    expected,
+  );
+  assert.deepEqual(
+    [entryType('40000'), entryType('040000'), entryType('160000'), entryType('100664')],
+    ['tree', 'tree', 'commit', 'blob'],
+  );
 });
