@@ -515,6 +515,18 @@ export function entryType(mode: string): 'tree' | 'commit' | 'blob' {
   return bits === 0o040000 ? 'tree' : bits === 0o160000 ? 'commit' : 'blob';
 }
 
+/** A running `git cat-file --batch`, asked as it answers (NativeGitEngine.catFile). */
+interface CatFileSession {
+  /** Where its output goes from now on: the tree reader while listing, then the blob reader. */
+  read(reader: { push(c: Buffer): void }): void;
+  /** Writes request lines (object ids). */
+  ask(lines: string): void;
+  /** Writes the last request lines and closes its input (once; later calls do nothing). */
+  end(lines: string): void;
+  /** Its exit. */
+  done: Promise<RunResult>;
+}
+
 /** One entry of a tree object: "<mode> <name>\0<id bytes>". */
 interface TreeEntry {
   mode: string;
@@ -866,7 +878,7 @@ export class NativeGitEngine implements GitEngine {
         ? await this.changedSince(gitdir, prev, sha, dir)
         : null;
     // Started for a whole listing, or once a diff's listing leaves something to read.
-    const session: { cat?: ReturnType<NativeGitEngine['catFile']> } = {};
+    const session: { cat?: CatFileSession } = {};
     const cat = () => (session.cat ??= this.catFile(gitdir));
     try {
       const listed = changed ?? (await this.listTree(cat(), sha, dir));
@@ -907,12 +919,7 @@ export class NativeGitEngine implements GitEngine {
    * (issue 12: one process where `ls-tree -r` and a cat-file were two). Every request is an object id or
    * `<id>^{tree}`, never a path (source.path may hold any character but NUL, a newline included).
    */
-  private catFile(gitdir: string): {
-    read(reader: { push(c: Buffer): void }): void;
-    ask(line: string): void;
-    end(lines: string): void;
-    done: Promise<RunResult>;
-  } {
+  private catFile(gitdir: string): CatFileSession {
     let stdin: NodeJS.WritableStream | null = null;
     let sink: { push(c: Buffer): void } | null = null;
     let ended = false;
@@ -933,8 +940,8 @@ export class NativeGitEngine implements GitEngine {
       read: (reader) => {
         sink = reader;
       },
-      ask: (line) => {
-        stdin?.write(line);
+      ask: (lines) => {
+        stdin?.write(lines);
       },
       end: (lines) => {
         if (ended) return;
@@ -951,7 +958,7 @@ export class NativeGitEngine implements GitEngine {
    * trees: -1, the blob reader bounds them.
    */
   private async listTree(
-    cat: ReturnType<NativeGitEngine['catFile']>,
+    cat: CatFileSession,
     sha: string,
     dir: string,
   ): Promise<{ blobs: Map<string, { oid: string; size: number }> } | { missing: ReadResult }> {
