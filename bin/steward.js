@@ -1,10 +1,26 @@
 #!/usr/bin/env node
 // The `steward` command. npm's global install and npx reach it through symlinks on PATH; Node
 // resolves them, so import.meta.url (and ../dist below) is the installation's, not the symlink's.
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import module from 'node:module';
-import { dirname } from 'node:path';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import module, { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
 
 // Node 22.1+: cache compiled code between runs (start-up matters for plan/validate). A no-op elsewhere.
 module.enableCompileCache?.();
@@ -22,7 +38,6 @@ if (!existsSync(cli)) {
   );
   process.exit(1);
 }
-const { main } = await import((bundled() ?? cli).href);
 
 /**
  * dist/bundle/cli.js (scripts/bundle-cli.mjs, run by `npm run build`): the same code in a few files, so a
@@ -42,4 +57,120 @@ function bundled() {
     return null;
   }
 }
-process.exitCode = await main(process.argv.slice(2));
+
+/**
+ * The commands that start, read and exit, and whose start-up is most of their time: they run the one-file
+ * bundle (dist/bundle/one-shot.cjs, scripts/bundle-cli.mjs) as a vm.Script with V8's code cache of the
+ * functions the same command ran the last time. Node's own compile cache keeps a module's top level only,
+ * so every function `steward plan` calls was compiled again at every start (issue 12: ≈ 25 ms of plan on
+ * Node 24). The daemon and the other commands run the chunks (dist/bundle/cli.js) as before.
+ */
+const ONE_SHOT = new Set(['plan', 'validate']);
+
+/** dist/bundle/one-shot.json: the one-file bundle and its build's id, or null (an older build). */
+function oneShotBundle() {
+  try {
+    const home = fileURLToPath(new URL('..', import.meta.url));
+    const { file, id } = JSON.parse(readFileSync(`${home}dist/bundle/one-shot.json`, 'utf8'));
+    return { path: `${home}dist/bundle/${file}`, id };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Where the code caches are kept: $STEWARD_CODE_CACHE (a directory; `off` for none), else
+ * steward-code-cache-<uid> in the temporary directory. What is read from it runs as code, so it is used only
+ * as a directory of this user's (not a symlink) that no one else can write; otherwise there is no cache,
+ * and the command runs the same, compiling as it goes.
+ */
+function codeCacheDir() {
+  const asked = process.env.STEWARD_CODE_CACHE;
+  if (asked === 'off' || asked === '0') return null;
+  const uid = process.getuid?.();
+  if (uid === undefined) return null;
+  const dir = asked || join(tmpdir(), `steward-code-cache-${uid}`);
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if (e.code !== 'EEXIST') return null;
+  }
+  try {
+    const st = lstatSync(dir);
+    return st.isDirectory() && st.uid === uid && (st.mode & 0o022) === 0 ? dir : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Runs `main` of the one-file bundle in this context, with the code cache of the command's last run when
+ * there is one that V8 accepts. The cache is named after the command, the runtime and the bundle (its
+ * build's id, size and mtime: V8 itself checks a cache against the source's length only). After a run that
+ * had none (or one V8 refused) and ended normally, the functions compiled by then are written as the new
+ * cache, atomically; a failed or `--help` run leaves none, so that it cannot stand in for a real one.
+ */
+async function runOneShot(bundle, argv) {
+  const fd = openSync(bundle.path, constants.O_RDONLY);
+  let source;
+  let st;
+  try {
+    st = fstatSync(fd);
+    source = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+  const dir = codeCacheDir();
+  const prefix = `${argv[0]}-${process.version}-${process.arch}-`;
+  const name = `${prefix}${bundle.id}-${st.size}-${Math.trunc(st.mtimeMs)}.v8`;
+  let cached;
+  if (dir)
+    try {
+      cached = readFileSync(join(dir, name), { flag: constants.O_RDONLY | constants.O_NOFOLLOW });
+    } catch {
+      cached = undefined;
+    }
+  // The wrapper a CommonJS module gets, plus the loader's import() (core/dynamic-import.ts); on the first line,
+  // so that stack traces keep the bundle's line numbers.
+  const script = new vm.Script(
+    `(function (exports, require, module, __filename, __dirname, __stewardImport) {${source}\n})`,
+    { filename: bundle.path, cachedData: cached },
+  );
+  const mod = { exports: {} };
+  script.runInThisContext()(
+    mod.exports,
+    createRequire(bundle.path),
+    mod,
+    bundle.path,
+    dirname(bundle.path),
+    (specifier) => import(specifier),
+  );
+  const code = await mod.exports.main(argv);
+  const normal = (code === 0 || code === 2) && !argv.includes('--help') && !argv.includes('-h');
+  if (dir && normal && (cached === undefined || script.cachedDataRejected))
+    saveCodeCache(dir, prefix, name, script.createCachedData());
+  return code;
+}
+
+/** Writes a code cache atomically (a new file renamed over), and drops the same command's caches of older builds. */
+function saveCodeCache(dir, prefix, name, data) {
+  const tmp = join(dir, `.${name}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, join(dir, name));
+    for (const f of readdirSync(dir))
+      if (f.startsWith(prefix) && f !== name) rmSync(join(dir, f), { force: true });
+  } catch {
+    // A cache is an optimisation: a full disk or a read-only /tmp costs the next start its compile, nothing else.
+    rmSync(tmp, { force: true });
+  }
+}
+
+const argv = process.argv.slice(2);
+const bundle = bundled();
+const oneShot = bundle && ONE_SHOT.has(argv[0]) ? oneShotBundle() : null;
+if (oneShot) process.exitCode = await runOneShot(oneShot, argv);
+else {
+  const { main } = await import((bundle ?? cli).href);
+  process.exitCode = await main(argv);
+}

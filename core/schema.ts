@@ -16,6 +16,7 @@
  */
 import { suggest } from './suggest.js';
 import { createRequire } from 'node:module';
+import { importModule } from './dynamic-import.js';
 import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv';
 import type { Static, TSchema } from 'typebox';
 import { MAX_TIMER_MS, formatDuration, parseDuration } from './duration.js';
@@ -159,10 +160,10 @@ export async function precompiledChecker<T extends TSchema>(
   opts: { root?: string } = {},
 ): Promise<Checker<T> | undefined> {
   try {
-    const m = (await import(url.href)) as {
+    const m = await importModule<{
       SCHEMA: string;
       make: (formats: ReturnType<typeof ajvFormats>) => ValidateFunction;
-    };
+    }>(url.href);
     if (m.SCHEMA === schemaText(schema)) return checkerOf<T>(m.make(ajvFormats(formats)), formats, opts);
   } catch {
     // not built

@@ -7,6 +7,7 @@
 //
 // esbuild is a devDependency (npm ci installs it). Without it this script says so and exits 0: bin/steward.js then
 // runs dist/agent/cli.js unbundled, which behaves the same, only slower to start.
+import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +56,15 @@ rmSync(outdir, { recursive: true, force: true });
 }
 
 const pkgOf = (spec) => spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/');
+const externalPackages = {
+  name: 'external-packages',
+  setup(build) {
+    build.onResolve({ filter: /^[^./]/ }, (a) =>
+      a.path.startsWith('node:') || !BUNDLED.has(pkgOf(a.path)) ? { path: a.path, external: true } : undefined,
+    );
+  },
+};
+const ONE_SHOT_FILE = 'one-shot.cjs';
 const result = await esbuild.build({
   entryPoints: [join(root, 'dist', 'agent', 'cli.js')],
   bundle: true,
@@ -72,18 +82,57 @@ const result = await esbuild.build({
   plugins: [
     // TypeBox builds the schemas' JSON at every start; the bundle builds the same JSON without it.
     typeboxAsJson(join(root, 'dist', 'core', 'typebox-json.js')),
-    {
-      name: 'external-packages',
-      setup(build) {
-        build.onResolve({ filter: /^[^./]/ }, (a) =>
-          a.path.startsWith('node:') || !BUNDLED.has(pkgOf(a.path)) ? { path: a.path, external: true } : undefined,
-        );
-      },
-    },
+    externalPackages,
   ],
 });
+
+// The same program in one CommonJS file, for the commands that start, read and exit (bin/steward.js ONE_SHOT:
+// plan, validate). bin/steward.js runs it as a vm.Script with V8's code cache of the functions the command ran
+// the last time. Node's compile cache keeps a module's top level only, so every function plan calls was
+// compiled again at every start (≈ 25 ms of plan on Node 24, issue 12). One file and CommonJS, because a
+// script has no `import` statement; what it imports on demand goes through core/dynamic-import.js, which here
+// calls the loader's import() (a script cannot make one itself without an experimental flag).
+const oneShot = await esbuild.build({
+  entryPoints: [join(root, 'dist', 'agent', 'cli.js')],
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  keepNames: true,
+  minifyWhitespace: true,
+  minifySyntax: true,
+  outfile: join(outdir, ONE_SHOT_FILE),
+  write: false,
+  metafile: true,
+  logLevel: 'warning',
+  // Where a module finds the files beside it (schemas, the admin UI): the bundle file, as in the chunks above.
+  define: { 'import.meta.url': '__bundleUrl' },
+  banner: { js: 'var __bundleUrl=require("node:url").pathToFileURL(__filename).href;' },
+  plugins: [
+    typeboxAsJson(join(root, 'dist', 'core', 'typebox-json.js')),
+    {
+      name: 'loader-import',
+      setup(build) {
+        build.onLoad({ filter: /[\\/]dist[\\/]core[\\/]dynamic-import\.js$/ }, () => ({
+          contents: 'export function importModule(specifier) { return __stewardImport(specifier); }',
+          loader: 'js',
+        }));
+      },
+    },
+    externalPackages,
+  ],
+});
+const [cjs] = oneShot.outputFiles;
+if (/\bimport\(/.test(cjs.text))
+  throw new Error(
+    `bundle-cli: ${ONE_SHOT_FILE} has an import() of its own, which a vm.Script cannot make: import on demand through core/dynamic-import.ts`,
+  );
+writeFileSync(cjs.path, cjs.contents);
+const id = createHash('sha256').update(cjs.contents).digest('hex').slice(0, 16);
+writeFileSync(join(outdir, 'one-shot.json'), `${JSON.stringify({ file: ONE_SHOT_FILE, id })}\n`);
+
 // bin/steward.js uses the bundle only while none of these is newer than it (a `tsc` run without this script).
-const inputs = Object.keys(result.metafile.inputs)
+const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(oneShot.metafile.inputs)])]
   .map((p) => relative(root, join(process.cwd(), p)))
   .filter((p) => p.startsWith('dist/'));
 writeFileSync(join(outdir, 'inputs.json'), `${JSON.stringify(inputs)}\n`);

@@ -14,6 +14,7 @@ import type { ManifestFile } from '../manifest.js';
 import { isManifestPath } from '../manifest.js';
 import { displayUrl, gitHttpClient, type HttpCounters, type HttpLimits } from './http-client.js';
 import { nodeCrypto } from '../../core/builtins.js';
+import { importModule } from '../../core/dynamic-import.js';
 
 export interface GitSourceOptions {
   url: string;
@@ -166,7 +167,7 @@ let isomorphicGit: Promise<IsomorphicGit> | undefined;
  * this module's helpers and must not pay for loading it (≈ 90 ms of `steward plan`'s start-up).
  */
 function loadIsomorphicGit(): Promise<IsomorphicGit> {
-  isomorphicGit ??= import('isomorphic-git').then((m) => m.default);
+  isomorphicGit ??= importModule<typeof import('isomorphic-git')>('isomorphic-git').then((m) => m.default);
   return isomorphicGit;
 }
 
