@@ -121,7 +121,8 @@ async function runOneShot(bundle, argv) {
     closeSync(fd);
   }
   const dir = codeCacheDir();
-  const prefix = `${argv[0]}-${process.version}-${process.arch}-`;
+  // Per install (the bundle's path), so that two installs side by side do not replace each other's cache.
+  const prefix = `${argv[0]}-${fnv1a(bundle.path)}-${process.version}-${process.arch}-`;
   const name = `${prefix}${bundle.id}-${st.size}-${Math.trunc(st.mtimeMs)}.v8`;
   let cached;
   if (dir)
@@ -150,6 +151,13 @@ async function runOneShot(bundle, argv) {
   if (dir && normal && (cached === undefined || script.cachedDataRejected))
     saveCodeCache(dir, prefix, name, script.createCachedData());
   return code;
+}
+
+/** A 32-bit FNV-1a hash of a string, in hex: a short, stable name for a path (no node:crypto to load). */
+function fnv1a(s) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
 }
 
 /** Writes a code cache atomically (a new file renamed over), and drops the same command's caches of older builds. */

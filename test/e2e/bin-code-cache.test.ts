@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
+  cpSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -17,6 +18,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,7 +78,9 @@ test('plan from the bundle prints what the CLI from source prints; its second st
   assert.equal(written.length, 1, `one cache after the first plan: ${written}`);
   assert.match(
     written[0]!,
-    new RegExp(`^plan-${process.version.replace(/\./g, '\\.')}-${process.arch}-[0-9a-f]{16}-\\d+-\\d+\\.v8$`),
+    new RegExp(
+      `^plan-[0-9a-f]{8}-${process.version.replace(/\./g, '\\.')}-${process.arch}-[0-9a-f]{16}-\\d+-\\d+\\.v8$`,
+    ),
   );
   const before = statSync(join(cache, written[0]!));
   assert.ok(
@@ -121,7 +125,7 @@ test('a cache V8 refuses is replaced; a failed run, a --help or STEWARD_CODE_CAC
   const ok = steward(['validate', m], env);
   assert.equal(ok.status, 0, ok.stderr);
   const [name] = files(cache);
-  assert.ok(name?.startsWith(`validate-${process.version}-`), `${files(cache)}`);
+  assert.match(name ?? '', /^validate-[0-9a-f]{8}-v\d/, `${files(cache)}`);
   const garbage = Buffer.alloc(statSync(join(cache, name!)).size, 7);
   writeFileSync(join(cache, name!), garbage);
   const again = steward(['validate', m], env);
@@ -180,4 +184,38 @@ test('a cache directory another user could write, a symlink, or one owned by som
     assert.equal(steward(['validate', m], { STEWARD_CODE_CACHE: theirs }).status, 0);
     assert.deepEqual(files(theirs), [], "another user's directory gets no cache (even for root)");
   }
+});
+
+test("two installs keep a cache each; a new build of one replaces that install's cache only", (t) => {
+  const dir = scratch(t);
+  const m = manifests(dir);
+  const home = join(dir, 'install');
+  for (const part of ['bin', 'dist', 'package.json'])
+    cpSync(join(ROOT, part), join(home, part), { recursive: true, preserveTimestamps: true });
+  symlinkSync(join(ROOT, 'node_modules'), join(home, 'node_modules'));
+  const cache = join(dir, 'cache');
+  const validate = (bin: string) => {
+    const r = spawnSync(process.execPath, [bin, 'validate', m], {
+      encoding: 'utf8',
+      env: { ...process.env, STEWARD_CODE_CACHE: cache },
+    });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  validate(BIN);
+  const [ours] = files(cache);
+  validate(join(home, 'bin', 'steward.js'));
+  const both = files(cache);
+  assert.equal(both.length, 2, `${both}`);
+  const theirs = both.find((f) => f !== ours)!;
+  validate(BIN);
+  assert.deepEqual(files(cache), both, 'neither replaced the other');
+
+  // A rebuild of the copy (its bundle newer): its cache is named anew and its old one goes; ours stays.
+  const later = new Date(Date.now() + 60_000);
+  utimesSync(join(home, 'dist', 'bundle', 'one-shot.cjs'), later, later);
+  validate(join(home, 'bin', 'steward.js'));
+  const now = files(cache);
+  assert.equal(now.length, 2, `${now}`);
+  assert.ok(now.includes(ours!), 'our cache is still there');
+  assert.ok(!now.includes(theirs), "the copy's old cache is gone");
 });
