@@ -121,8 +121,10 @@ async function runOneShot(bundle, argv) {
     closeSync(fd);
   }
   const dir = codeCacheDir();
-  // Per install (the bundle's path), so that two installs side by side do not replace each other's cache.
-  const prefix = `${argv[0]}-${fnv1a(bundle.path)}-${process.version}-${process.arch}-`;
+  // Per install (the bundle's path) and per set of runtime flags (V8 refuses a cache made under other flags),
+  // so that two installs side by side, or runs with and without NODE_OPTIONS, do not replace each other's.
+  const flags = `${bundle.path}\0${process.execArgv.join(' ')}\0${process.env.NODE_OPTIONS ?? ''}`;
+  const prefix = `${argv[0]}-${fnv1a(flags)}-${process.version}-${process.arch}-`;
   const name = `${prefix}${bundle.id}-${st.size}-${Math.trunc(st.mtimeMs)}.v8`;
   let cached;
   if (dir)

@@ -26,6 +26,7 @@ const BUNDLED = new Set([
   'fast-json-patch',
   'diff',
   '@noble/hashes',
+  'croner',
 ]);
 
 let esbuild;

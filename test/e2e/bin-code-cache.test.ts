@@ -186,7 +186,7 @@ test('a cache directory another user could write, a symlink, or one owned by som
   }
 });
 
-test("two installs keep a cache each; a new build of one replaces that install's cache only", (t) => {
+test("two installs, or other runtime flags, keep a cache each; a new build of one replaces that install's cache only", (t) => {
   const dir = scratch(t);
   const m = manifests(dir);
   const home = join(dir, 'install');
@@ -209,6 +209,15 @@ test("two installs keep a cache each; a new build of one replaces that install's
   const theirs = both.find((f) => f !== ours)!;
   validate(BIN);
   assert.deepEqual(files(cache), both, 'neither replaced the other');
+  // Other V8 flags: a cache of its own (V8 refuses one made under other flags), the others kept.
+  const flagged = spawnSync(process.execPath, [BIN, 'validate', m], {
+    encoding: 'utf8',
+    env: { ...process.env, STEWARD_CODE_CACHE: cache, NODE_OPTIONS: '--max-old-space-size=3000' },
+  });
+  assert.equal(flagged.status, 0, flagged.stderr);
+  const withFlags = files(cache).filter((f) => !both.includes(f));
+  assert.equal(withFlags.length, 1, `${files(cache)}`);
+  rmSync(join(cache, withFlags[0]!));
 
   // A rebuild of the copy (its bundle newer): its cache is named anew and its old one goes; ours stays.
   const later = new Date(Date.now() + 60_000);
