@@ -6,7 +6,6 @@ import {
   constants,
   existsSync,
   fstatSync,
-  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -82,9 +81,11 @@ function oneShotBundle() {
  * Where the code caches are kept: $STEWARD_CODE_CACHE (a directory; `off` for none), else
  * steward-code-cache-<uid> in the temporary directory. What is read from it runs as code, so it is used only
  * as a directory of this user's (not a symlink) that no one else can write; otherwise there is no cache,
- * and the command runs the same, compiling as it goes.
+ * and the command runs the same, compiling as it goes. The directory is held open and checked on that
+ * handle, and every name in it is reached through the handle (`/proc/self/fd/N/name`): swapping it for
+ * another directory after the check changes nothing.
  */
-function codeCacheDir() {
+function openCodeCacheDir() {
   const asked = process.env.STEWARD_CODE_CACHE;
   if (asked === 'off' || asked === '0') return null;
   const uid = process.getuid?.();
@@ -95,12 +96,18 @@ function codeCacheDir() {
   } catch (e) {
     if (e.code !== 'EEXIST') return null;
   }
+  let fd;
   try {
-    const st = lstatSync(dir);
-    return st.isDirectory() && st.uid === uid && (st.mode & 0o022) === 0 ? dir : null;
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch {
     return null;
   }
+  const st = fstatSync(fd);
+  if (st.uid !== uid || (st.mode & 0o022) !== 0) {
+    closeSync(fd);
+    return null;
+  }
+  return { fd, at: (name) => `/proc/self/fd/${fd}/${name}` };
 }
 
 /**
@@ -120,7 +127,7 @@ async function runOneShot(bundle, argv) {
   } finally {
     closeSync(fd);
   }
-  const dir = codeCacheDir();
+  const dir = openCodeCacheDir();
   // Per install (the bundle's path) and per set of runtime flags (V8 refuses a cache made under other flags),
   // so that two installs side by side, or runs with and without NODE_OPTIONS, do not replace each other's.
   const flags = `${bundle.path}\0${process.execArgv.join(' ')}\0${process.env.NODE_OPTIONS ?? ''}`;
@@ -129,7 +136,7 @@ async function runOneShot(bundle, argv) {
   let cached;
   if (dir)
     try {
-      cached = readFileSync(join(dir, name), { flag: constants.O_RDONLY | constants.O_NOFOLLOW });
+      cached = readFileSync(dir.at(name), { flag: constants.O_RDONLY | constants.O_NOFOLLOW });
     } catch {
       cached = undefined;
     }
@@ -152,6 +159,7 @@ async function runOneShot(bundle, argv) {
   const normal = (code === 0 || code === 2) && !argv.includes('--help') && !argv.includes('-h');
   if (dir && normal && (cached === undefined || script.cachedDataRejected))
     saveCodeCache(dir, prefix, name, script.createCachedData());
+  if (dir) closeSync(dir.fd);
   return code;
 }
 
@@ -164,15 +172,15 @@ function fnv1a(s) {
 
 /** Writes a code cache atomically (a new file renamed over), and drops the same command's caches of older builds. */
 function saveCodeCache(dir, prefix, name, data) {
-  const tmp = join(dir, `.${name}.${process.pid}.tmp`);
+  const tmp = `.${name}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, join(dir, name));
-    for (const f of readdirSync(dir))
-      if (f.startsWith(prefix) && f !== name) rmSync(join(dir, f), { force: true });
+    writeFileSync(dir.at(tmp), data, { mode: 0o600, flag: 'wx' });
+    renameSync(dir.at(tmp), dir.at(name));
+    for (const f of readdirSync(dir.at('.')))
+      if (f.startsWith(prefix) && f !== name) rmSync(dir.at(f), { force: true });
   } catch {
     // A cache is an optimisation: a full disk or a read-only /tmp costs the next start its compile, nothing else.
-    rmSync(tmp, { force: true });
+    rmSync(dir.at(tmp), { force: true });
   }
 }
 
