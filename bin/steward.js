@@ -103,7 +103,7 @@ function openCodeCacheDir() {
     return null;
   }
   const st = fstatSync(fd);
-  if (st.uid !== uid || (st.mode & 0o022) !== 0) {
+  if (st.uid !== uid || (st.mode & 0o022) !== 0 || (st.mode & 0o700) !== 0o700) {
     closeSync(fd);
     return null;
   }
@@ -122,7 +122,7 @@ async function runOneShot(bundle, argv) {
   let source;
   let st;
   try {
-    st = fstatSync(fd);
+    st = fstatSync(fd, { bigint: true });
     source = readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);
@@ -132,11 +132,12 @@ async function runOneShot(bundle, argv) {
   // so that two installs side by side, or runs with and without NODE_OPTIONS, do not replace each other's.
   const flags = `${bundle.path}\0${process.execArgv.join(' ')}\0${process.env.NODE_OPTIONS ?? ''}`;
   const prefix = `${argv[0]}-${fnv1a(flags)}-${process.version}-${process.arch}-`;
-  const name = `${prefix}${bundle.id}-${st.size}-${Math.trunc(st.mtimeMs)}.v8`;
+  // ctime too: an mtime is easily carried over (cp -a, rsync -t, tar), a ctime cannot be set back.
+  const name = `${prefix}${bundle.id}-${st.size}-${st.mtimeMs}-${st.dev}-${st.ino}-${st.ctimeNs}.v8`;
   let cached;
   if (dir)
     try {
-      cached = readFileSync(dir.at(name), { flag: constants.O_RDONLY | constants.O_NOFOLLOW });
+      cached = readCodeCache(dir.at(name));
     } catch {
       cached = undefined;
     }
@@ -163,6 +164,23 @@ async function runOneShot(bundle, argv) {
   return code;
 }
 
+/**
+ * The cache file, only when it is a regular file of this user's, with one link, writable by no one else and of
+ * a sane size (O_NONBLOCK: a FIFO planted under the name cannot hang the start); else undefined.
+ */
+function readCodeCache(path) {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.uid !== process.getuid() || (st.mode & 0o022) !== 0 || st.nlink !== 1)
+      return undefined;
+    if (st.size > 64 * 1024 * 1024) return undefined;
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** A 32-bit FNV-1a hash of a string, in hex: a short, stable name for a path (no node:crypto to load). */
 function fnv1a(s) {
   let h = 0x811c9dc5;
@@ -173,14 +191,23 @@ function fnv1a(s) {
 /** Writes a code cache atomically (a new file renamed over), and drops the same command's caches of older builds. */
 function saveCodeCache(dir, prefix, name, data) {
   const tmp = `.${name}.${process.pid}.tmp`;
+  let created = false;
   try {
     writeFileSync(dir.at(tmp), data, { mode: 0o600, flag: 'wx' });
+    created = true;
     renameSync(dir.at(tmp), dir.at(name));
+    created = false;
     for (const f of readdirSync(dir.at('.')))
       if (f.startsWith(prefix) && f !== name) rmSync(dir.at(f), { force: true });
   } catch {
     // A cache is an optimisation: a full disk or a read-only /tmp costs the next start its compile, nothing else.
-    rmSync(dir.at(tmp), { force: true });
+    // Only this run's own temp file is removed (never another process's of the same pid in another namespace).
+    if (created)
+      try {
+        rmSync(dir.at(tmp), { force: true });
+      } catch {
+        // nothing more to do
+      }
   }
 }
 
